@@ -1,0 +1,83 @@
+/**
+ * Plan data: what the planner produces and the executor runs. A Plan is a set of Fetches (one
+ * subgraph request each) with dependencies, plus a Shape that turns the merged subgraph data into
+ * the client's response. Plans are immutable and cached per (document, operation, @include/@skip
+ * variable values).
+ */
+import type { ArgumentNode, GraphQLOutputType } from 'graphql';
+import type { Subgraph } from './supergraph.js';
+
+/** One field of a subgraph selection, stored in the merged data under `storeKey` (its alias). */
+export interface SelField {
+  storeKey: string;
+  name: string;
+  args: readonly ArgumentNode[];
+  sel?: SubSel;
+}
+
+/** A subgraph selection: fields of the parent type plus fragments per concrete type. */
+export interface SubSel {
+  fields: Map<string, SelField>;
+  fragments: Map<string, SubSel>;
+}
+
+/** How to read a representation (key + required fields) out of the merged data. */
+export interface ReprField {
+  name: string;
+  storeKey: string;
+  children?: ReprField[];
+  /** For fields under an inline fragment of a field set: only objects of these types. */
+  typeCondition?: string;
+}
+
+export interface EntityTarget {
+  /** __typename sent in the representation (the interface name for @interfaceObject types). */
+  reprTypename: string;
+  fields: ReprField[];
+}
+
+export interface Fetch {
+  id: number;
+  subgraph: Subgraph;
+  kind: 'root' | 'entity';
+  operationType: 'query' | 'mutation';
+  /** Under the root operation type (root) or under `_entities` (entity). */
+  sel: SubSel;
+  /** Store path of the objects an entity fetch completes (lists are walked implicitly). */
+  path: string[];
+  /** concrete typename -> representation recipe (entity fetches). */
+  targets: Map<string, EntityTarget>;
+  deps: Set<Fetch>;
+  variables: Set<string>;
+  /** Printed query text, set when planning completes. */
+  query: string;
+}
+
+export type ShapeField =
+  | { kind: 'typename'; responseKey: string }
+  /** Copied as-is from the store (introspection answered by graphql-js). */
+  | { kind: 'raw'; responseKey: string }
+  | {
+      kind: 'field';
+      responseKey: string;
+      storeKey: string;
+      parentType: string;
+      fieldName: string;
+      type: GraphQLOutputType;
+      shape?: Shape;
+    };
+
+/** Per concrete runtime type, the client's fields in order. Computed lazily per type. */
+export interface Shape {
+  /** Static type at this position (object, interface or union name). */
+  typeName: string;
+  fieldsFor(typeName: string): ShapeField[];
+}
+
+export interface Plan {
+  operationType: 'query' | 'mutation';
+  fetches: Fetch[];
+  shape: Shape;
+  /** Root fields answered by introspection (executed by graphql-js against the client schema). */
+  introspection: { responseKeys: string[]; document: import('graphql').DocumentNode } | undefined;
+}

@@ -1,0 +1,442 @@
+/**
+ * The query planner. Hand-written because it is the product's core: it turns a client operation
+ * into subgraph Fetches over the execution config's datasources.
+ *
+ * Method: walk the client selection per concrete runtime type, starting in the subgraph that owns
+ * each root field. A field the current subgraph resolves joins the current fetch; any other field
+ * opens (or joins) an entity fetch to a subgraph that resolves it, keyed by (parent fetch, path,
+ * subgraph), so every object at one path for one subgraph goes in one `_entities` request. The
+ * parent fetch is extended with the key fields and any @requires fields (planned the same way, so
+ * requirements that live in a third subgraph become fetches of their own and dependencies).
+ *
+ * Invariants: a client field is stored under its response key; a field the planner adds for keys
+ * or requirements is stored under its name unless the client uses that response key for another
+ * field, then under `__edfs_<name>`. Both rules are pure functions of the client selection, so
+ * every fetch agrees on where a value lives.
+ */
+import {
+  Kind,
+  getNamedType,
+  isCompositeType,
+  isObjectType,
+  isAbstractType,
+  print,
+  type ArgumentNode,
+  type FieldNode,
+  type GraphQLCompositeType,
+  type GraphQLObjectType,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+  type ValueNode,
+  type VariableDefinitionNode,
+} from 'graphql';
+import { collectFields, subSelections, type Fragments } from './collect.js';
+import type { EntityTarget, Fetch, Plan, ReprField, SelField, SubSel } from './plan.js';
+import { buildShape } from './shape.js';
+import type { Subgraph, Supergraph } from './supergraph.js';
+
+export class PlanError extends Error {
+  override name = 'PlanError';
+}
+
+type Provided = Map<string, Provided>;
+type ClientFields = Map<string, FieldNode[]> | undefined;
+
+interface Mode {
+  internal: boolean;
+  /** Client fields at this level, so internal fields never take a response key the client uses. */
+  client: ClientFields;
+  /** Entity fetches that must not be joined (the fetch whose requirements are being planned). */
+  exclude: Set<Fetch>;
+}
+
+const CLIENT: Mode = { internal: false, client: undefined, exclude: new Set() };
+
+export function newSubSel(): SubSel {
+  return { fields: new Map(), fragments: new Map() };
+}
+
+function providedFrom(set: SelectionSetNode | undefined, into: Provided = new Map()): Provided {
+  if (!set) return into;
+  for (const sel of set.selections) {
+    if (sel.kind === Kind.FIELD) {
+      const child = into.get(sel.name.value) ?? new Map();
+      into.set(sel.name.value, providedFrom(sel.selectionSet, child));
+    } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+      providedFrom(sel.selectionSet, into);
+    }
+  }
+  return into;
+}
+
+function collectVariables(value: ValueNode, out: Set<string>): void {
+  if (value.kind === Kind.VARIABLE) out.add(value.name.value);
+  else if (value.kind === Kind.LIST) value.values.forEach((v) => collectVariables(v, out));
+  else if (value.kind === Kind.OBJECT) value.fields.forEach((f) => collectVariables(f.value, out));
+}
+
+/** Where an internal (planner-added) field lives in the merged data. */
+export function internalStoreKey(name: string, client: ClientFields): string {
+  const clash = client?.get(name);
+  if (!clash) return name;
+  const node = clash[0]!;
+  return node.name.value === name && (node.arguments?.length ?? 0) === 0 ? name : `__edfs_${name}`;
+}
+
+export function planOperation(
+  supergraph: Supergraph,
+  operation: OperationDefinitionNode,
+  fragments: Fragments,
+  variables: Record<string, unknown>,
+): Plan {
+  return new Planner(supergraph, operation, fragments, variables).plan();
+}
+
+class Planner {
+  private readonly fetches: Fetch[] = [];
+  private readonly entityFetches = new Map<string, Fetch[]>();
+  private readonly schema;
+
+  constructor(
+    private readonly supergraph: Supergraph,
+    private readonly operation: OperationDefinitionNode,
+    private readonly fragments: Fragments,
+    private readonly variables: Record<string, unknown>,
+  ) {
+    this.schema = supergraph.schema;
+  }
+
+  plan(): Plan {
+    const opType = this.operation.operation;
+    if (opType === 'subscription') throw new PlanError('subscriptions are served over WebSocket, SSE or multipart, not plain HTTP');
+    const rootType = opType === 'query' ? this.schema.getQueryType() : this.schema.getMutationType();
+    if (!rootType) throw new PlanError(`the schema has no ${opType} type`);
+    const fields = collectFields(this.schema, rootType, [this.operation.selectionSet], this.fragments, this.variables);
+    const introspectionKeys: string[] = [];
+    let previous: Fetch | undefined;
+    for (const [key, nodes] of fields) {
+      const name = nodes[0]!.name.value;
+      if (name === '__typename') continue;
+      if (name === '__schema' || name === '__type') {
+        introspectionKeys.push(key);
+        continue;
+      }
+      const candidates = this.supergraph.subgraphs.filter(
+        (s) => s.kind === 'graphql' && s.fields.get(rootType.name)?.has(name),
+      );
+      if (candidates.length === 0) throw new PlanError(`no subgraph resolves the root field ${rootType.name}.${name}`);
+      let fetch: Fetch;
+      if (opType === 'mutation') {
+        // Mutation root fields run in order: consecutive fields of one subgraph share a request
+        // (the subgraph runs them serially); a new subgraph waits for everything planned so far.
+        const sub = previous && candidates.includes(previous.subgraph) ? previous.subgraph : candidates[0]!;
+        if (previous && previous.subgraph === sub) fetch = previous;
+        else {
+          fetch = this.newFetch(sub, 'root', 'mutation', []);
+          for (const f of this.fetches) if (f !== fetch) fetch.deps.add(f);
+        }
+        previous = fetch;
+      } else {
+        const existing = this.fetches.find((f) => f.kind === 'root' && candidates.includes(f.subgraph));
+        fetch = existing ?? this.newFetch(candidates[0]!, 'root', 'query', []);
+      }
+      this.planField(fetch, fetch.subgraph, rootType, key, nodes, fetch.sel, [], undefined, { ...CLIENT, client: fields });
+    }
+    for (const f of this.fetches) f.query = this.printFetch(f);
+    const introspection =
+      introspectionKeys.length > 0 ? { responseKeys: introspectionKeys, document: this.introspectionDocument(introspectionKeys, fields) } : undefined;
+    return {
+      operationType: opType,
+      fetches: this.fetches,
+      shape: buildShape(this.supergraph.clientSchema, rootType.name, [this.operation.selectionSet], this.fragments, this.variables),
+      introspection,
+    };
+  }
+
+  private introspectionDocument(keys: string[], fields: Map<string, FieldNode[]>) {
+    const selections = keys.flatMap((k) => fields.get(k) ?? []);
+    return {
+      kind: Kind.DOCUMENT,
+      definitions: [
+        { ...this.operation, selectionSet: { kind: Kind.SELECTION_SET, selections } },
+        ...Object.values(this.fragments),
+      ],
+    } as import('graphql').DocumentNode;
+  }
+
+  private newFetch(subgraph: Subgraph, kind: Fetch['kind'], operationType: Fetch['operationType'], path: string[]): Fetch {
+    const fetch: Fetch = {
+      id: this.fetches.length,
+      subgraph,
+      kind,
+      operationType,
+      sel: newSubSel(),
+      path,
+      targets: new Map(),
+      deps: new Set(),
+      variables: new Set(),
+      query: '',
+    };
+    this.fetches.push(fetch);
+    return fetch;
+  }
+
+  /** The concrete types an object at a position of `type` can have when `subgraph` returns it. */
+  private concreteTypes(subgraph: Subgraph, type: GraphQLCompositeType): readonly GraphQLObjectType[] {
+    if (isObjectType(type)) return [type];
+    const possible = this.schema.getPossibleTypes(type);
+    const own = subgraph.schema;
+    if (!own) return possible.filter((t) => subgraph.fields.has(t.name) || subgraph.keys.has(t.name));
+    const ownAbstract = own.getType(type.name);
+    return possible.filter((t) => {
+      const ownType = own.getType(t.name);
+      if (!ownType || !isObjectType(ownType)) return false;
+      if (ownAbstract && isAbstractType(ownAbstract)) return own.isSubType(ownAbstract, ownType);
+      return true;
+    });
+  }
+
+  private canResolve(subgraph: Subgraph, typeName: string, field: string, provided: Provided | undefined): boolean {
+    const own = subgraph.fields.get(typeName) ?? subgraph.fields.get(subgraph.interfaceObjectOf.get(typeName) ?? '');
+    if (own?.has(field)) return true;
+    if (provided?.has(field) && subgraph.external.get(typeName)?.has(field)) return true;
+    return false;
+  }
+
+  private planSelection(
+    fetch: Fetch,
+    subgraph: Subgraph,
+    type: GraphQLCompositeType,
+    selectionSets: readonly SelectionSetNode[],
+    sub: SubSel,
+    path: string[],
+    provided: Provided | undefined,
+    mode: Mode,
+    touched: Set<Fetch>,
+  ): void {
+    for (const concrete of this.concreteTypes(subgraph, type)) {
+      const target = isObjectType(type) ? sub : fragmentOf(sub, typeInSubgraph(subgraph, concrete.name));
+      const fields = collectFields(this.schema, concrete, selectionSets, this.fragments, this.variables);
+      const levelMode = mode.internal ? mode : { ...mode, client: fields };
+      for (const [key, nodes] of fields)
+        this.planField(fetch, subgraph, concrete, key, nodes, target, path, provided, levelMode, touched);
+    }
+  }
+
+  private planField(
+    fetch: Fetch,
+    subgraph: Subgraph,
+    type: GraphQLObjectType,
+    responseKey: string,
+    nodes: FieldNode[],
+    target: SubSel,
+    path: string[],
+    provided: Provided | undefined,
+    mode: Mode,
+    touched: Set<Fetch> = new Set(),
+    requiresMet = false,
+  ): void {
+    const node = nodes[0]!;
+    const name = node.name.value;
+    if (name === '__typename') return;
+    const def = type.getFields()[name];
+    if (!def) throw new PlanError(`type ${type.name} has no field "${name}"`);
+    // A field with @requires is only resolvable through `_entities`, with the required fields in
+    // the representation, even in the subgraph that defines it.
+    const needsRequires = !requiresMet && subgraph.requires.has(`${type.name}.${name}`);
+    if (needsRequires || !this.canResolve(subgraph, type.name, name, provided)) {
+      this.planEntityJump(fetch, subgraph, type, responseKey, nodes, target, path, provided, mode, touched);
+      return;
+    }
+    const storeKey = mode.internal ? internalStoreKey(name, mode.client) : responseKey;
+    let field = target.fields.get(storeKey);
+    if (!field) {
+      field = { storeKey, name, args: mode.internal ? [] : (node.arguments ?? []) };
+      target.fields.set(storeKey, field);
+      for (const arg of field.args) collectVariables(arg.value, fetch.variables);
+    }
+    touched.add(fetch);
+    const named = getNamedType(def.type);
+    if (!isCompositeType(named)) return;
+    field.sel ??= newSubSel();
+    const childProvided = providedFrom(subgraph.provides.get(`${type.name}.${name}`), new Map(provided?.get(name) ?? []));
+    const childMode: Mode = mode.internal
+      ? { ...mode, client: this.nestedClientFields(mode.client, storeKey, named) }
+      : mode;
+    this.planSelection(fetch, subgraph, named, subSelections(nodes), field.sel, [...path, storeKey], childProvided, childMode, touched);
+  }
+
+  /** Client fields below `storeKey` (when the client selects the same field), for internal nesting. */
+  private nestedClientFields(client: ClientFields, storeKey: string, type: GraphQLCompositeType): ClientFields {
+    const nodes = client?.get(storeKey);
+    if (!nodes || !isObjectType(type)) return undefined;
+    return collectFields(this.schema, type, subSelections(nodes), this.fragments, this.variables);
+  }
+
+  private planEntityJump(
+    fetch: Fetch,
+    subgraph: Subgraph,
+    type: GraphQLObjectType,
+    responseKey: string,
+    nodes: FieldNode[],
+    target: SubSel,
+    path: string[],
+    provided: Provided | undefined,
+    mode: Mode,
+    touched: Set<Fetch>,
+  ): void {
+    const name = nodes[0]!.name.value;
+    const candidates = this.supergraph.subgraphs.filter(
+      (s) =>
+        (s !== subgraph || s.requires.has(`${type.name}.${name}`)) &&
+        s.kind === 'graphql' &&
+        this.canResolve(s, type.name, name, undefined) &&
+        this.resolvableKeys(s, type.name).length > 0,
+    );
+    if (candidates.length === 0)
+      throw new PlanError(
+        `cannot plan ${type.name}.${name}: subgraph "${subgraph.name}" does not resolve it and no other subgraph can fetch ${type.name} by key`,
+      );
+    const pathKey = path.join('.');
+    const reuse = candidates
+      .map((s) => this.entityFetches.get(`${fetch.id}|${pathKey}|${s.name}`)?.find((f) => !mode.exclude.has(f)))
+      .find((f) => f !== undefined);
+    const chosen =
+      reuse?.subgraph ??
+      candidates.find((s) => this.resolvableKeys(s, type.name).some((k) => this.keyIsLocal(subgraph, type, k.fields))) ??
+      candidates[0]!;
+    let entity = reuse ?? this.entityFetches.get(`${fetch.id}|${pathKey}|${chosen.name}`)?.find((f) => !mode.exclude.has(f));
+    if (!entity) {
+      entity = this.newFetch(chosen, 'entity', 'query', path);
+      entity.deps.add(fetch);
+      const list = this.entityFetches.get(`${fetch.id}|${pathKey}|${chosen.name}`) ?? [];
+      list.push(entity);
+      this.entityFetches.set(`${fetch.id}|${pathKey}|${chosen.name}`, list);
+    }
+    const client = mode.client;
+    const exclude = new Set([...mode.exclude, entity]);
+    const internal = (set: SelectionSetNode): ReprField[] => {
+      const deps = new Set<Fetch>();
+      this.planSelection(fetch, subgraph, type, [set], target, path, provided, { internal: true, client, exclude }, deps);
+      for (const d of deps) if (d !== entity) entity!.deps.add(d);
+      return this.reprFields(set, type, client);
+    };
+    let entityTarget = entity.targets.get(type.name);
+    if (!entityTarget) {
+      const keys = this.resolvableKeys(chosen, type.name);
+      const key = keys.find((k) => this.keyIsLocal(subgraph, type, k.fields)) ?? keys[0]!;
+      entityTarget = { reprTypename: typeInSubgraph(chosen, type.name), fields: internal(key.fields) } satisfies EntityTarget;
+      entity.targets.set(type.name, entityTarget);
+    }
+    const requires = chosen.requires.get(`${type.name}.${name}`);
+    if (requires) mergeRepr(entityTarget.fields, internal(requires));
+    const inner = fragmentOf(entity.sel, entityTarget.reprTypename);
+    this.planField(entity, chosen, type, responseKey, nodes, inner, path, undefined, mode, touched, true);
+  }
+
+  /** Where each key/required field lives in the merged data (mirrors internal planning). */
+  private reprFields(set: SelectionSetNode, type: GraphQLObjectType, client: ClientFields, typeCondition?: string): ReprField[] {
+    const out: ReprField[] = [];
+    for (const sel of set.selections) {
+      if (sel.kind === Kind.FIELD) {
+        const storeKey = internalStoreKey(sel.name.value, client);
+        const field: ReprField = { name: sel.name.value, storeKey };
+        if (typeCondition) field.typeCondition = typeCondition;
+        if (sel.selectionSet) {
+          const child = getNamedType(type.getFields()[sel.name.value]?.type);
+          if (child && isObjectType(child))
+            field.children = this.reprFields(sel.selectionSet, child, this.nestedClientFields(client, storeKey, child));
+          else if (child && isAbstractType(child))
+            field.children = this.schema
+              .getPossibleTypes(child)
+              .flatMap((t) => this.reprFields(sel.selectionSet!, t, undefined, t.name))
+              .filter((f, i, all) => all.findIndex((g) => g.storeKey === f.storeKey && g.typeCondition === f.typeCondition) === i);
+        }
+        out.push(field);
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        const cond = sel.typeCondition?.name.value;
+        const condType = cond ? this.schema.getType(cond) : type;
+        if (condType && isObjectType(condType)) out.push(...this.reprFields(sel.selectionSet, condType, client, cond));
+      }
+    }
+    return out;
+  }
+
+  private resolvableKeys(subgraph: Subgraph, typeName: string) {
+    const own = subgraph.keys.get(typeName) ?? [];
+    const viaInterface = subgraph.interfaceObjectOf.get(typeName);
+    const keys = own.length > 0 ? own : viaInterface ? (subgraph.keys.get(viaInterface) ?? []) : [];
+    return keys.filter((k) => k.resolvable);
+  }
+
+  /** Whether `subgraph` can supply every field of `set` on `type` without another fetch. */
+  private keyIsLocal(subgraph: Subgraph, type: GraphQLObjectType, set: SelectionSetNode): boolean {
+    for (const sel of set.selections) {
+      if (sel.kind !== Kind.FIELD) continue;
+      const name = sel.name.value;
+      const isKeyOf = (subgraph.keys.get(type.name) ?? []).some((k) =>
+        k.fields.selections.some((s) => s.kind === Kind.FIELD && s.name.value === name),
+      );
+      if (!this.canResolve(subgraph, type.name, name, undefined) && !isKeyOf) return false;
+      if (sel.selectionSet) {
+        const child = getNamedType(type.getFields()[name]?.type);
+        if (!child || !isObjectType(child) || !this.keyIsLocal(subgraph, child, sel.selectionSet)) return false;
+      }
+    }
+    return true;
+  }
+
+  private printFetch(fetch: Fetch): string {
+    const defs = this.operation.variableDefinitions ?? [];
+    const used = defs.filter((d) => fetch.variables.has(d.variable.name.value));
+    const varDefs = used.map((d: VariableDefinitionNode) => `$${d.variable.name.value}: ${print(d.type)}`);
+    const opName = this.operation.name ? ` ${this.operation.name.value}__${safeName(fetch.subgraph.name)}__${fetch.id}` : '';
+    if (fetch.kind === 'root') {
+      const head = varDefs.length ? `(${varDefs.join(', ')})` : '';
+      return `${fetch.operationType}${opName}${head} ${printSubSel(fetch.sel, false)}`;
+    }
+    const reprVar = defs.some((d) => d.variable.name.value === 'representations') ? '_edfs_representations' : 'representations';
+    const head = [`$${reprVar}: [_Any!]!`, ...varDefs].join(', ');
+    return `query${opName}(${head}) { _entities(representations: $${reprVar}) ${printSubSel(fetch.sel, true)} }`;
+  }
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^_0-9A-Za-z]/g, '_');
+}
+
+function typeInSubgraph(subgraph: Subgraph, typeName: string): string {
+  return subgraph.interfaceObjectOf.get(typeName) ?? typeName;
+}
+
+function fragmentOf(sub: SubSel, typeName: string): SubSel {
+  let frag = sub.fragments.get(typeName);
+  if (!frag) sub.fragments.set(typeName, (frag = newSubSel()));
+  return frag;
+}
+
+function mergeRepr(into: ReprField[], more: ReprField[]): void {
+  for (const f of more) {
+    const existing = into.find((e) => e.storeKey === f.storeKey && e.typeCondition === f.typeCondition);
+    if (!existing) into.push(f);
+    else if (f.children) mergeRepr((existing.children ??= []), f.children);
+  }
+}
+
+function printArgs(args: readonly ArgumentNode[]): string {
+  return args.length ? `(${args.map((a) => print(a)).join(', ')})` : '';
+}
+
+export function printSubSel(sub: SubSel, typename: boolean): string {
+  const parts: string[] = typename ? ['__typename'] : [];
+  for (const f of sub.fields.values()) {
+    const alias = f.storeKey !== f.name ? `${f.storeKey}: ` : '';
+    parts.push(`${alias}${f.name}${printArgs(f.args)}${f.sel ? ' ' + printSubSel(f.sel, true) : ''}`);
+  }
+  for (const [type, frag] of sub.fragments) {
+    if (frag.fields.size === 0 && frag.fragments.size === 0) continue;
+    parts.push(`... on ${type} ${printSubSel(frag, false)}`);
+  }
+  return `{ ${parts.join(' ')} }`;
+}
+

@@ -1,0 +1,198 @@
+/**
+ * Shape: the client's view of the response. Subgraph data is merged into one store (with extra
+ * key/requirement fields and internal aliases); the shape walks it in the client's field order,
+ * keeps only what the client asked for, answers __typename, and applies GraphQL null propagation.
+ * Field lists per runtime type are computed once per plan, on first use.
+ */
+import {
+  getNamedType,
+  getNullableType,
+  isAbstractType,
+  isCompositeType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  type GraphQLOutputType,
+  type GraphQLSchema,
+  type SelectionSetNode,
+} from 'graphql';
+import type { GraphQLFormattedError } from 'graphql';
+import { collectFields, subSelections, type Fragments } from './collect.js';
+import type { Shape, ShapeField } from './plan.js';
+
+export function buildShape(
+  schema: GraphQLSchema,
+  typeName: string,
+  selectionSets: readonly SelectionSetNode[],
+  fragments: Fragments,
+  variables: Record<string, unknown>,
+): Shape {
+  const cache = new Map<string, ShapeField[]>();
+  return {
+    typeName,
+    fieldsFor(runtimeType: string): ShapeField[] {
+      let fields = cache.get(runtimeType);
+      if (fields) return fields;
+      const type = schema.getType(runtimeType);
+      fields = [];
+      if (type && isObjectType(type)) {
+        for (const [key, nodes] of collectFields(schema, type, selectionSets, fragments, variables)) {
+          const name = nodes[0]!.name.value;
+          if (name === '__typename') {
+            fields.push({ kind: 'typename', responseKey: key });
+            continue;
+          }
+          if (name === '__schema' || name === '__type') {
+            fields.push({ kind: 'raw', responseKey: key });
+            continue;
+          }
+          const def = type.getFields()[name];
+          if (!def) continue;
+          const named = getNamedType(def.type);
+          fields.push({
+            kind: 'field',
+            responseKey: key,
+            storeKey: key,
+            parentType: type.name,
+            fieldName: name,
+            type: def.type,
+            shape: isCompositeType(named)
+              ? buildShape(schema, named.name, subSelections(nodes), fragments, variables)
+              : undefined,
+          });
+        }
+      }
+      cache.set(runtimeType, fields);
+      return fields;
+    },
+  };
+}
+
+/** Objects whose fetch failed: missing fields there are explained by the fetch error already. */
+export const FAILED = Symbol('edfs.fetchFailed');
+
+const PROPAGATE = Symbol('propagate');
+/** Linked response path: allocated per field, turned into an array only for errors. */
+type Path = { prev: Path; key: string | number } | undefined;
+
+export function pathToArray(path: Path): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (let p = path; p; p = p.prev) out.push(p.key);
+  return out.reverse();
+}
+
+export interface ShapeContext {
+  schema: GraphQLSchema;
+  errors: GraphQLFormattedError[];
+  /** "a.0.b" for every prefix of every error path already reported. */
+  errorPrefixes: Set<string>;
+}
+
+export function errorPrefixes(errors: readonly GraphQLFormattedError[]): Set<string> {
+  const set = new Set<string>();
+  for (const e of errors) {
+    if (!e.path) continue;
+    for (let i = 1; i <= e.path.length; i++) set.add(e.path.slice(0, i).join('.'));
+  }
+  return set;
+}
+
+/** Returns the client data for the root object, or null when null propagated to the root. */
+export function shapeRoot(ctx: ShapeContext, shape: Shape, root: Record<string, unknown>, rootTypeName: string) {
+  const out = shapeObject(ctx, shape, root, rootTypeName, undefined);
+  return out === PROPAGATE ? null : out;
+}
+
+function shapeObject(
+  ctx: ShapeContext,
+  shape: Shape,
+  obj: Record<string, unknown>,
+  runtimeType: string,
+  path: Path,
+): Record<string, unknown> | typeof PROPAGATE {
+  const out: Record<string, unknown> = {};
+  const failed = (obj as Record<symbol, unknown>)[FAILED] === true;
+  for (const field of shape.fieldsFor(runtimeType)) {
+    if (field.kind === 'typename') {
+      out[field.responseKey] = runtimeType;
+      continue;
+    }
+    if (field.kind === 'raw') {
+      out[field.responseKey] = obj[field.responseKey] ?? null;
+      continue;
+    }
+    const fieldPath: Path = { prev: path, key: field.responseKey };
+    const value = completeValue(ctx, field, field.type, obj[field.storeKey], fieldPath, failed);
+    if (value === PROPAGATE) return PROPAGATE;
+    out[field.responseKey] = value;
+  }
+  return out;
+}
+
+function completeValue(
+  ctx: ShapeContext,
+  field: Extract<ShapeField, { kind: 'field' }>,
+  type: GraphQLOutputType,
+  value: unknown,
+  path: Path,
+  parentFailed: boolean,
+): unknown {
+  if (isNonNullType(type)) {
+    const inner = completeValue(ctx, field, type.ofType, value, path, parentFailed);
+    if (inner !== null && inner !== undefined) return inner;
+    {
+      const arr = pathToArray(path);
+      if (!parentFailed && !ctx.errorPrefixes.has(arr.join('.'))) {
+        ctx.errors.push({
+          message: `Cannot return null for non-nullable field ${field.parentType}.${field.fieldName}.`,
+          path: arr,
+        });
+        addPrefixes(ctx, arr);
+      }
+      return PROPAGATE;
+    }
+  }
+  if (value === null || value === undefined) return null;
+  if (value === PROPAGATE) return PROPAGATE;
+  const nullable = getNullableType(type);
+  if (isListType(nullable)) {
+    if (!Array.isArray(value)) return invalid(ctx, field, path, 'a list');
+    const itemType = nullable.ofType as GraphQLOutputType;
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const item = completeValue(ctx, field, itemType, value[i], { prev: path, key: i }, false);
+      if (item === PROPAGATE) return null;
+      out[i] = item;
+    }
+    return out;
+  }
+  if (isCompositeType(nullable)) {
+    if (typeof value !== 'object' || Array.isArray(value)) return invalid(ctx, field, path, 'an object');
+    const obj = value as Record<string, unknown>;
+    let runtime = nullable.name;
+    if (isAbstractType(nullable)) {
+      const t = obj.__typename;
+      const resolved = typeof t === 'string' ? ctx.schema.getType(t) : undefined;
+      if (!resolved || !isObjectType(resolved) || !ctx.schema.isSubType(nullable, resolved))
+        return invalid(ctx, field, path, `a possible type of ${nullable.name} (got __typename ${JSON.stringify(t)})`);
+      runtime = resolved.name;
+    }
+    const shaped = shapeObject(ctx, field.shape!, obj, runtime, path);
+    return shaped === PROPAGATE ? null : shaped;
+  }
+  return value;
+}
+
+function invalid(ctx: ShapeContext, field: Extract<ShapeField, { kind: 'field' }>, path: Path, expected: string): null {
+  const arr = pathToArray(path);
+  ctx.errors.push({
+    message: `Subgraph returned an invalid value for ${field.parentType}.${field.fieldName}: expected ${expected}.`,
+    path: arr,
+  });
+  addPrefixes(ctx, arr);
+  return null;
+}
+
+function addPrefixes(ctx: ShapeContext, path: (string | number)[]): void {
+  for (let i = 1; i <= path.length; i++) ctx.errorPrefixes.add(path.slice(0, i).join('.'));
+}
