@@ -1,0 +1,134 @@
+/**
+ * Federation micro-benchmark: plan time and execution overhead per query for a 3-hop query
+ * (reviews -> products -> inventory) with the subgraphs on loopback. The baseline issues the
+ * same three subgraph requests directly (pre-built queries, same HTTP client), so the difference
+ * is what the router adds: parsing/validation cache lookups, planning, representation building,
+ * merging and response shaping.
+ */
+import http from 'node:http';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { parse, graphql, type GraphQLSchema } from 'graphql';
+import { Pool } from 'undici';
+import { createGateway, planOperation } from '@edfs/router';
+import { composeSupergraph } from '@edfs/operator';
+import { median, percentile, sample, table } from './stats.js';
+
+const LINK = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key", "@shareable"])\n';
+const N = 20;
+
+const subgraphs = {
+  reviews: {
+    sdl: `${LINK}type Query { topReviews(first: Int = ${N}): [Review!]! }
+type Review @key(fields: "id") { id: ID! body: String! product: Product! }
+type Product @key(fields: "upc") { upc: ID! }`,
+    resolvers: {
+      Query: {
+        topReviews: (_: unknown, { first }: { first: number }) =>
+          Array.from({ length: first }, (_, i) => ({ id: `r${i}`, body: `review ${i}`, product: { upc: `p${i % 10}` } })),
+      },
+    },
+  },
+  products: {
+    sdl: `${LINK}type Product @key(fields: "upc") { upc: ID! name: String! price: Int! }`,
+    resolvers: {
+      Product: { __resolveReference: (r: { upc: string }) => ({ upc: r.upc, name: `Product ${r.upc}`, price: 10 }) },
+    },
+  },
+  inventory: {
+    sdl: `${LINK}type Product @key(fields: "upc") { upc: ID! stock: Stock! }
+type Stock { available: Int! warehouse: String! }`,
+    resolvers: {
+      Product: { __resolveReference: (r: { upc: string }) => ({ upc: r.upc, stock: { available: 3, warehouse: 'west' } }) },
+    },
+  },
+};
+
+const QUERY = `query Top { topReviews { id body product { name price stock { available warehouse } } } }`;
+
+async function serve(schema: GraphQLSchema): Promise<{ url: string; server: http.Server }> {
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', async () => {
+      const { query, variables } = JSON.parse(body);
+      const result = await graphql({ schema, source: query, variableValues: variables });
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(result));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${addr.port}/graphql`, server };
+}
+
+export async function runFederationBench(): Promise<Record<string, unknown>> {
+  const running: Record<string, { url: string; server: http.Server }> = {};
+  for (const [name, def] of Object.entries(subgraphs))
+    running[name] = await serve(buildSubgraphSchema({ typeDefs: parse(def.sdl), resolvers: def.resolvers as never }));
+  const composed = composeSupergraph(
+    Object.entries(subgraphs).map(([name, def]) => ({ name, routingUrl: running[name]!.url, sdl: def.sdl })),
+  );
+  if (!composed.ok) throw new Error(composed.errors.map((e) => e.message).join('\n'));
+  const gateway = createGateway(composed.config);
+  const document = parse(QUERY);
+  const operation = document.definitions[0] as never;
+
+  const planUs = await sample(2000, 200, () => planOperation(gateway.supergraph, operation, {}, {}));
+  const prepareUs = await sample(2000, 200, () => gateway.prepare({ query: QUERY }));
+  const check = await gateway.execute({ query: QUERY });
+  if (check.errors) throw new Error(`benchmark query failed: ${JSON.stringify(check.errors)}`);
+
+  // Baseline: the same three requests, pre-built, sent directly with a keep-alive pool.
+  const pools = Object.fromEntries(Object.entries(running).map(([n, r]) => [n, { pool: new Pool(new URL(r.url).origin), path: '/graphql' }]));
+  const post = async (name: string, query: string, variables: unknown) => {
+    const { pool, path } = pools[name]!;
+    const res = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    return (await res.body.json()) as { data: Record<string, any> };
+  };
+  const direct = async () => {
+    const r1 = await post('reviews', '{ topReviews { __typename id body product { __typename upc } } }', {});
+    const upcs = [...new Set(r1.data.topReviews.map((r: any) => r.product.upc))].map((upc) => ({ __typename: 'Product', upc }));
+    const q = 'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { name price } } }';
+    const q2 = 'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { stock { available warehouse } } } }';
+    await Promise.all([post('products', q, { representations: upcs }), post('inventory', q2, { representations: upcs })]);
+  };
+  const ITER = 1500;
+  // Interleave the two to share the machine's noise fairly.
+  const routerUs: number[] = [];
+  const directUs: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    directUs.push(...(await sample(ITER / 5, 50, direct)));
+    routerUs.push(...(await sample(ITER / 5, 50, () => gateway.execute({ query: QUERY }))));
+  }
+  const fetches = (gateway.prepare({ query: QUERY }) as { kind: string }).kind;
+  void fetches;
+  await gateway.close();
+  await Promise.all(Object.values(pools).map((p) => p.pool.close()));
+  for (const r of Object.values(running)) r.server.close();
+
+  const result = {
+    query: QUERY,
+    reviews: N,
+    plan_us_median: median(planUs),
+    prepare_cached_us_median: median(prepareUs),
+    router_execute_us_median: median(routerUs),
+    router_execute_us_p99: percentile(routerUs, 99),
+    direct_us_median: median(directUs),
+    direct_us_p99: percentile(directUs, 99),
+    overhead_us_median: median(routerUs) - median(directUs),
+    ratio_router_to_direct: median(routerUs) / median(directUs),
+  };
+  console.log('\nFederation: 3-hop query (reviews -> products + inventory), 20 reviews, 10 distinct products');
+  console.log(
+    table([
+      ['measure', 'median µs', 'p99 µs'],
+      ['plan (uncached)', result.plan_us_median, percentile(planUs, 99)],
+      ['prepare (cached plan)', result.prepare_cached_us_median, percentile(prepareUs, 99)],
+      ['direct subgraph calls (baseline)', result.direct_us_median, result.direct_us_p99],
+      ['router execute (in-process)', result.router_execute_us_median, result.router_execute_us_p99],
+      ['router overhead per query', result.overhead_us_median, ''],
+    ]),
+  );
+  console.log(`router/direct ratio: ${result.ratio_router_to_direct.toFixed(2)}x`);
+  return result;
+}
