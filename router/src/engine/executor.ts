@@ -102,7 +102,15 @@ async function runFetch(
   if (Array.isArray(entities)) {
     for (const g of byIndex) {
       const entity = entities[g.index];
-      if (entity && typeof entity === 'object') for (const t of g.targets) deepMerge(t.obj, entity as Obj);
+      if (!entity || typeof entity !== 'object') {
+        // A null entity with errors: its missing fields are explained by those errors already.
+        if (response.errors?.length) for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
+        continue;
+      }
+      for (const t of g.targets) {
+        if (fetch.resolvesTypename && typeof (entity as Obj).__typename === 'string') t.obj.__typename = (entity as Obj).__typename;
+        deepMerge(t.obj, entity as Obj);
+      }
     }
   } else if (!response.errors?.length) {
     errors.push(fetchError(subgraph.name, 'the response has no _entities list', firstPath));

@@ -49,6 +49,8 @@ export interface Fetch {
   targets: Map<string, EntityTarget>;
   deps: Set<Fetch>;
   variables: Set<string>;
+  /** Resolves the concrete __typename of @interfaceObject entities (overwrites __typename). */
+  resolvesTypename?: boolean;
   /** Printed query text, set when planning completes. */
   query: string;
 }

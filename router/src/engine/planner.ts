@@ -24,6 +24,8 @@ import {
   type ArgumentNode,
   type FieldNode,
   type GraphQLCompositeType,
+  type GraphQLInterfaceType,
+  isInterfaceType,
   type GraphQLObjectType,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -40,6 +42,8 @@ export class PlanError extends Error {
 }
 
 type Provided = Map<string, Provided>;
+
+const IMPOSSIBLE = 1000;
 type ClientFields = Map<string, FieldNode[]> | undefined;
 
 interface Mode {
@@ -129,7 +133,10 @@ class Planner {
       if (opType === 'mutation') {
         // Mutation root fields run in order: consecutive fields of one subgraph share a request
         // (the subgraph runs them serially); a new subgraph waits for everything planned so far.
-        const sub = previous && candidates.includes(previous.subgraph) ? previous.subgraph : candidates[0]!;
+        const sub =
+          previous && candidates.includes(previous.subgraph) && this.cost(previous.subgraph, rootType, nodes) < IMPOSSIBLE
+            ? previous.subgraph
+            : this.cheapest(candidates, rootType, nodes);
         if (previous && previous.subgraph === sub) fetch = previous;
         else {
           fetch = this.newFetch(sub, 'root', 'mutation', []);
@@ -137,8 +144,12 @@ class Planner {
         }
         previous = fetch;
       } else {
-        const existing = this.fetches.find((f) => f.kind === 'root' && candidates.includes(f.subgraph));
-        fetch = existing ?? this.newFetch(candidates[0]!, 'root', 'query', []);
+        const best = this.cheapest(candidates, rootType, nodes);
+        const bestCost = this.cost(best, rootType, nodes);
+        const existing = this.fetches.find(
+          (f) => f.kind === 'root' && candidates.includes(f.subgraph) && this.cost(f.subgraph, rootType, nodes) <= bestCost,
+        );
+        fetch = existing ?? this.newFetch(best, 'root', 'query', []);
       }
       this.planField(fetch, fetch.subgraph, rootType, key, nodes, fetch.sel, [], undefined, { ...CLIENT, client: fields });
     }
@@ -214,6 +225,10 @@ class Planner {
     mode: Mode,
     touched: Set<Fetch>,
   ): void {
+    if (isInterfaceType(type) && subgraph.schema && isObjectType(subgraph.schema.getType(type.name))) {
+      this.planInterfaceObject(fetch, subgraph, type, selectionSets, sub, path, provided, mode, touched);
+      return;
+    }
     for (const concrete of this.concreteTypes(subgraph, type)) {
       const target = isObjectType(type) ? sub : fragmentOf(sub, typeInSubgraph(subgraph, concrete.name));
       const fields = collectFields(this.schema, concrete, selectionSets, this.fragments, this.variables);
@@ -244,7 +259,13 @@ class Planner {
     // A field with @requires is only resolvable through `_entities`, with the required fields in
     // the representation, even in the subgraph that defines it.
     const needsRequires = !requiresMet && subgraph.requires.has(`${type.name}.${name}`);
-    if (needsRequires || !this.canResolve(subgraph, type.name, name, provided)) {
+    let jump = needsRequires || !this.canResolve(subgraph, type.name, name, provided);
+    if (!jump && !requiresMet && isCompositeType(getNamedType(def.type)) && this.cost(subgraph, type, nodes, provided) >= IMPOSSIBLE) {
+      // The subtree holds fields this subgraph cannot reach (value types owned elsewhere): fetch
+      // the field from a subgraph that resolves all of it, through the parent entity.
+      jump = this.entityCandidates(subgraph, type, name).some((s) => this.cost(s, type, nodes) < IMPOSSIBLE);
+    }
+    if (jump) {
       this.planEntityJump(fetch, subgraph, type, responseKey, nodes, target, path, provided, mode, touched);
       return;
     }
@@ -264,6 +285,57 @@ class Planner {
       ? { ...mode, client: this.nestedClientFields(mode.client, storeKey, named) }
       : mode;
     this.planSelection(fetch, subgraph, named, subSelections(nodes), field.sel, [...path, storeKey], childProvided, childMode, touched);
+  }
+
+  /**
+   * `subgraph` knows interface `type` only as an @interfaceObject, so its objects arrive with the
+   * interface as __typename. A fetch to a subgraph that owns the interface entity resolves the
+   * concrete type; fields of concrete types are fetched through that fetch.
+   */
+  private planInterfaceObject(
+    fetch: Fetch,
+    subgraph: Subgraph,
+    type: GraphQLInterfaceType,
+    selectionSets: readonly SelectionSetNode[],
+    sub: SubSel,
+    path: string[],
+    provided: Provided | undefined,
+    mode: Mode,
+    touched: Set<Fetch>,
+  ): void {
+    const owner = this.supergraph.subgraphs.find(
+      (s) =>
+        s.kind === 'graphql' &&
+        (s.raw.entityInterfaces ?? []).some((e) => e.interfaceTypeName === type.name) &&
+        this.resolvableKeys(s, type.name).length > 0,
+    );
+    if (!owner) throw new PlanError(`cannot resolve the concrete type of ${type.name}: no subgraph owns it as an entity interface`);
+    const pathKey = `${fetch.id}|${path.join('.')}|${owner.name}|typename`;
+    let resolver = this.entityFetches.get(pathKey)?.[0];
+    if (!resolver) {
+      resolver = this.newFetch(owner, 'entity', 'query', path);
+      resolver.resolvesTypename = true;
+      this.entityFetches.set(pathKey, [resolver]);
+      const key = this.resolvableKeys(owner, type.name)[0]!;
+      const deps = new Set<Fetch>();
+      const keyFields = collectFields(this.schema, type as unknown as GraphQLObjectType, [key.fields], this.fragments, this.variables);
+      for (const [k, nodes] of keyFields)
+        this.planField(fetch, subgraph, type as unknown as GraphQLObjectType, k, nodes, sub, path, provided, { ...mode, internal: true }, deps);
+      for (const d of deps) resolver.deps.add(d);
+      resolver.targets.set(type.name, { reprTypename: type.name, fields: this.reprFields(key.fields, type as unknown as GraphQLObjectType, mode.internal ? mode.client : undefined) });
+    }
+    for (const concrete of this.schema.getPossibleTypes(type)) {
+      const fields = collectFields(this.schema, concrete, selectionSets, this.fragments, this.variables);
+      const levelMode = mode.internal ? mode : { ...mode, client: fields };
+      for (const [key, nodes] of fields) {
+        const name = nodes[0]!.name.value;
+        if (name === '__typename') continue;
+        if (type.getFields()[name] && this.canResolve(subgraph, type.name, name, provided))
+          this.planField(fetch, subgraph, type as unknown as GraphQLObjectType, key, nodes, sub, path, provided, levelMode, touched);
+        else
+          this.planField(resolver, owner, concrete, key, nodes, fragmentOf(resolver.sel, concrete.name), path, undefined, levelMode, touched);
+      }
+    }
   }
 
   /** Client fields below `storeKey` (when the client selects the same field), for internal nesting. */
@@ -286,13 +358,9 @@ class Planner {
     touched: Set<Fetch>,
   ): void {
     const name = nodes[0]!.name.value;
-    const candidates = this.supergraph.subgraphs.filter(
-      (s) =>
-        (s !== subgraph || s.requires.has(`${type.name}.${name}`)) &&
-        s.kind === 'graphql' &&
-        this.canResolve(s, type.name, name, undefined) &&
-        this.resolvableKeys(s, type.name).length > 0,
-    );
+    const all = this.entityCandidates(subgraph, type, name);
+    const possible = all.filter((s) => this.cost(s, type, nodes) < IMPOSSIBLE);
+    const candidates = possible.length > 0 ? possible : all;
     if (candidates.length === 0)
       throw new PlanError(
         `cannot plan ${type.name}.${name}: subgraph "${subgraph.name}" does not resolve it and no other subgraph can fetch ${type.name} by key`,
@@ -360,6 +428,51 @@ class Planner {
       }
     }
     return out;
+  }
+
+  private entityCandidates(subgraph: Subgraph, type: GraphQLObjectType, name: string): Subgraph[] {
+    return this.supergraph.subgraphs.filter(
+      (s) =>
+        (s !== subgraph || s.requires.has(`${type.name}.${name}`)) &&
+        s.kind === 'graphql' &&
+        this.canResolve(s, type.name, name, undefined) &&
+        this.resolvableKeys(s, type.name).length > 0,
+    );
+  }
+
+  private cheapest(candidates: Subgraph[], type: GraphQLObjectType, nodes: FieldNode[]): Subgraph {
+    let best = candidates[0]!;
+    let bestCost = Infinity;
+    for (const c of candidates) {
+      const cost = this.cost(c, type, nodes);
+      if (cost < bestCost) [best, bestCost] = [c, cost];
+    }
+    return best;
+  }
+
+  /**
+   * Rough cost of resolving field `nodes` of `type` in `subgraph`: 0 when it resolves the whole
+   * subtree, +1 per entity jump, IMPOSSIBLE per field no subgraph can reach from there.
+   */
+  private cost(subgraph: Subgraph, type: GraphQLObjectType, nodes: FieldNode[], provided?: Provided, depth = 0): number {
+    const name = nodes[0]!.name.value;
+    if (name === '__typename') return 0;
+    if (!this.canResolve(subgraph, type.name, name, provided)) {
+      return this.supergraph.subgraphs.some(
+        (s) => s !== subgraph && this.canResolve(s, type.name, name, undefined) && this.resolvableKeys(s, type.name).length > 0,
+      )
+        ? 1
+        : IMPOSSIBLE;
+    }
+    const named = getNamedType(type.getFields()[name]?.type);
+    if (!named || !isCompositeType(named) || depth > 8) return 0;
+    const childProvided = providedFrom(subgraph.provides.get(`${type.name}.${name}`), new Map(provided?.get(name) ?? []));
+    let total = 0;
+    for (const concrete of this.concreteTypes(subgraph, named)) {
+      for (const [, child] of collectFields(this.schema, concrete, subSelections(nodes), this.fragments, this.variables))
+        total += this.cost(subgraph, concrete, child, childProvided, depth + 1);
+    }
+    return total;
   }
 
   private resolvableKeys(subgraph: Subgraph, typeName: string) {

@@ -1,0 +1,436 @@
+/**
+ * The one loader of `router.yaml`: YAML -> environment expansion -> JSON Schema validation ->
+ * value checks -> defaults. Every problem is reported at once, one line each, naming the file and
+ * the key to fix (`router.yaml: events.providers.nats[0].url: must be a string`).
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parseDocument } from 'yaml';
+import { expandEnv, pathKey, protectReferences, type Env, type References } from './env.js';
+import { routerConfigSchema, type Schema } from './schema.js';
+import type {
+  HostPort,
+  KafkaProviderConfig,
+  KafkaProviderFile,
+  NatsAuthentication,
+  NatsProviderConfig,
+  NatsProviderFile,
+  RouterConfig,
+  RouterConfigFile,
+} from './types.js';
+import { parseByteSize, parseDuration, parseHostPort, type Parsed } from './units.js';
+
+export const DEFAULTS = {
+  listenAddr: 'localhost:3002',
+  graphqlPath: '/graphql',
+  logLevel: 'info',
+  metricsListenAddr: '0.0.0.0:8088',
+  metricsPath: '/metrics',
+  maxRequestBodySize: '5MB',
+} as const;
+
+export interface ConfigIssue {
+  /** Key path as written in the file, e.g. `events.providers.nats[0].url`; empty for the whole file. */
+  path: string;
+  message: string;
+}
+
+export class RouterConfigError extends Error {
+  override name = 'RouterConfigError';
+  constructor(
+    readonly source: string,
+    readonly issues: ConfigIssue[],
+  ) {
+    super(issues.map((i) => `${source}: ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n'));
+  }
+}
+
+export interface ParseOptions {
+  /** Variables for `${NAME}` expansion; default `process.env`. */
+  env?: Env;
+  /** Directory relative paths are resolved against; default the working directory. */
+  baseDir?: string;
+  /** Names the configuration in messages; default `router.yaml`. */
+  source?: string;
+}
+
+/** Reads and resolves a `router.yaml`; relative paths in it are relative to its directory. */
+export async function loadRouterConfig(
+  path: string,
+  options: Omit<ParseOptions, 'baseDir' | 'source'> = {},
+): Promise<RouterConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new RouterConfigError(path, [{ path: '', message: `cannot read file: ${(err as Error).message}` }]);
+  }
+  return parseRouterConfig(text, { ...options, source: path, baseDir: dirname(resolve(path)) });
+}
+
+export function parseRouterConfig(text: string, options: ParseOptions = {}): RouterConfig {
+  const source = options.source ?? 'router.yaml';
+  const { text: yaml, references } = protectReferences(text);
+  const doc = parseDocument(yaml, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const lines = yaml.split('\n');
+    const restore = (t: string) =>
+      t.replace(references.placeholder, (_m, i: string) => references.byIndex[Number(i)]!.text);
+    throw new RouterConfigError(
+      source,
+      doc.errors.map((e) => {
+        const message = restore(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
+        if (!e.linePos) return { path: '', message };
+        const { line, col } = e.linePos[0];
+        // Placeholders change the length of a line, so a column is only given where there are none.
+        references.placeholder.lastIndex = 0;
+        const exact = !references.placeholder.test(lines[line - 1] ?? '');
+        return { path: '', message: `line ${line}${exact ? `, column ${col}` : ''}: ${message}` };
+      }),
+    );
+  }
+  return resolveConfig(doc.toJS() ?? {}, options, references);
+}
+
+/**
+ * Validates and resolves an already parsed configuration object (the `router.yaml` shape). This is
+ * `parseRouterConfig` without the YAML step, for configurations built in code.
+ */
+export function resolveRouterConfig(raw: unknown, options: ParseOptions = {}): RouterConfig {
+  return resolveConfig(raw, options);
+}
+
+function resolveConfig(raw: unknown, options: ParseOptions, references?: References): RouterConfig {
+  const source = options.source ?? 'router.yaml';
+  const baseDir = resolve(options.baseDir ?? process.cwd());
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new RouterConfigError(source, [
+      { path: '', message: 'expected a mapping of settings at the top level' },
+    ]);
+
+  const expansion = expandEnv(dropNulls(raw), options.env ?? process.env, references);
+  if (expansion.issues.length > 0)
+    throw new RouterConfigError(
+      source,
+      expansion.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+    );
+  const data = coerceWholeReferences(expansion.value, routerConfigSchema, [], expansion.wholeValueRefs);
+
+  if (!validate(data)) throw new RouterConfigError(source, schemaIssues(validate.errors ?? []));
+  return normalize(data as unknown as RouterConfigFile, source, baseDir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema validation
+
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
+const validate = ajv.compile(routerConfigSchema);
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  boolean: 'a boolean (true or false)',
+  integer: 'an integer',
+  number: 'a number',
+};
+
+function schemaIssues(errors: ErrorObject[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const at = pointerToSegments(e.instancePath);
+    const parent = e.parentSchema as Schema | undefined;
+    let issue: ConfigIssue;
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const key = (e.params as { additionalProperty: string }).additionalProperty;
+        const allowed = Object.keys(parent?.properties ?? {});
+        const guess = closest(key, allowed);
+        issue = {
+          path: formatPath([...at, key]),
+          message: `unknown key${guess ? ` (did you mean "${guess}"?)` : ''}; allowed keys here: ${allowed.join(', ')}`,
+        };
+        break;
+      }
+      case 'required': {
+        const key = (e.params as { missingProperty: string }).missingProperty;
+        const path = formatPath([...at, key]);
+        issue = { path, message: `is required${REQUIRED_HINTS[path] ?? ''}` };
+        break;
+      }
+      case 'type': {
+        const type = String((e.params as { type: string }).type);
+        issue = { path: formatPath(at), message: `must be ${TYPE_NAMES[type] ?? type}` };
+        break;
+      }
+      case 'enum':
+        issue = {
+          path: formatPath(at),
+          message: `must be one of ${(parent?.enum ?? []).map((v) => JSON.stringify(v)).join(', ')} (got ${JSON.stringify(e.data)})`,
+        };
+        break;
+      case 'minProperties':
+      case 'maxProperties':
+        issue = {
+          path: formatPath(at),
+          message: `must set exactly one of: ${Object.keys(parent?.properties ?? {}).join(', ')}`,
+        };
+        break;
+      case 'minItems':
+      case 'minLength':
+        issue = { path: formatPath(at), message: 'must not be empty' };
+        break;
+      default:
+        issue = { path: formatPath(at), message: e.message ?? 'is invalid' };
+    }
+    const key = `${issue.path}\n${issue.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      issues.push(issue);
+    }
+  }
+  return issues;
+}
+
+const REQUIRED_HINTS: Record<string, string> = {
+  execution_config:
+    ' (the composed execution config to serve, e.g. execution_config: { file: { path: ./config.json } }; create one with "edfs compose")',
+  'execution_config.file': ' (e.g. execution_config: { file: { path: ./config.json } })',
+};
+
+/** A value that was exactly `${NAME}` takes the type the schema wants there ("true" -> true). */
+function coerceWholeReferences(
+  value: unknown,
+  schema: Schema | undefined,
+  path: (string | number)[],
+  refs: Set<string>,
+): unknown {
+  if (!schema) return value;
+  if (typeof value === 'string' && refs.has(pathKey(path))) {
+    if (schema.type === 'boolean' && /^(true|false)$/i.test(value)) return value.toLowerCase() === 'true';
+    if ((schema.type === 'integer' || schema.type === 'number') && /^-?\d+(\.\d+)?$/.test(value))
+      return Number(value);
+    return value;
+  }
+  if (Array.isArray(value))
+    return value.map((v, i) => coerceWholeReferences(v, schema.items, [...path, i], refs));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value))
+      out[k] = coerceWholeReferences(v, schema.properties?.[k], [...path, k], refs);
+    return out;
+  }
+  return value;
+}
+
+/** An empty YAML key (`events:`) means "not set", as it does for Cosmo. */
+function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = dropNulls(v);
+    return out;
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values, cross-field rules and defaults
+
+function normalize(file: RouterConfigFile, source: string, baseDir: string): RouterConfig {
+  const issues: ConfigIssue[] = [];
+  function check<T>(path: string, parsed: Parsed<T>, fallback: T): T {
+    if (parsed.ok) return parsed.value;
+    issues.push({ path, message: parsed.message });
+    return fallback;
+  }
+  const urlPath = (path: string, value: string): string => {
+    if (!value.startsWith('/'))
+      issues.push({ path, message: `must start with "/" (got ${JSON.stringify(value)})` });
+    return value;
+  };
+  const filePath = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const noAddress: HostPort = { host: '', port: 0 };
+
+  const listenAddr = check('listen_addr', parseHostPort(file.listen_addr ?? DEFAULTS.listenAddr), noAddress);
+  const prometheusFile = file.telemetry?.metrics?.prometheus ?? {};
+  const prometheus = {
+    enabled: prometheusFile.enabled ?? true,
+    listenAddr: check(
+      'telemetry.metrics.prometheus.listen_addr',
+      parseHostPort(prometheusFile.listen_addr ?? DEFAULTS.metricsListenAddr),
+      noAddress,
+    ),
+    path: urlPath('telemetry.metrics.prometheus.path', prometheusFile.path ?? DEFAULTS.metricsPath),
+  };
+  if (prometheus.enabled && listenAddr.port !== 0 && listenAddr.port === prometheus.listenAddr.port)
+    issues.push({
+      path: 'telemetry.metrics.prometheus.listen_addr',
+      message: `port ${listenAddr.port} is already used by listen_addr; metrics need their own port`,
+    });
+
+  const timeoutText = file.traffic_shaping?.all?.request_timeout;
+  let requestTimeoutMs: number | undefined;
+  if (timeoutText !== undefined) {
+    const parsed = parseDuration(timeoutText);
+    requestTimeoutMs = check('traffic_shaping.all.request_timeout', parsed, 0);
+    if (parsed.ok && parsed.value === 0)
+      issues.push({ path: 'traffic_shaping.all.request_timeout', message: 'must be greater than zero' });
+  }
+
+  const nats = (file.events?.providers?.nats ?? []).map((p, i) =>
+    natsProvider(p, `events.providers.nats[${i}]`, filePath, issues),
+  );
+  const kafka = (file.events?.providers?.kafka ?? []).map((p, i) =>
+    kafkaProvider(p, `events.providers.kafka[${i}]`, issues),
+  );
+  const ids = new Map<string, string>();
+  for (const [kind, list] of [
+    ['nats', nats],
+    ['kafka', kafka],
+  ] as const)
+    list.forEach((p, i) => {
+      const path = `events.providers.${kind}[${i}].id`;
+      const first = ids.get(p.id);
+      if (first)
+        issues.push({
+          path,
+          message: `duplicate provider id ${JSON.stringify(p.id)} (already used by ${first})`,
+        });
+      else ids.set(p.id, path.slice(0, -'.id'.length));
+    });
+
+  const config: RouterConfig = {
+    source,
+    baseDir,
+    listenAddr,
+    graphqlPath: urlPath('graphql_path', file.graphql_path ?? DEFAULTS.graphqlPath),
+    logLevel: file.log_level ?? DEFAULTS.logLevel,
+    playground: { enabled: file.playground?.enabled ?? true },
+    executionConfig: {
+      file: {
+        path: filePath(file.execution_config.file.path),
+        watch: file.execution_config.file.watch ?? true,
+      },
+    },
+    events: { providers: { nats, kafka } },
+    telemetry: { metrics: { prometheus } },
+    trafficShaping: {
+      all: requestTimeoutMs === undefined ? {} : { requestTimeoutMs },
+      router: {
+        maxRequestBodySizeBytes: check(
+          'traffic_shaping.router.max_request_body_size',
+          parseByteSize(file.traffic_shaping?.router?.max_request_body_size ?? DEFAULTS.maxRequestBodySize),
+          0,
+        ),
+      },
+    },
+  };
+  if (issues.length > 0) throw new RouterConfigError(source, issues);
+  return config;
+}
+
+const NATS_URL = /^(?:(?:nats|tls|ws|wss):\/\/[^\s,]+|memory:\/\/[^\s,]*|[^\s,:/]+:\d+)$/;
+
+function natsProvider(
+  p: NatsProviderFile,
+  at: string,
+  filePath: (p: string) => string,
+  issues: ConfigIssue[],
+): NatsProviderConfig {
+  if (!p.url.split(',').every((u) => NATS_URL.test(u.trim())))
+    issues.push({
+      path: `${at}.url`,
+      message: `must be a NATS server URL such as "nats://localhost:4222" (or "memory://" for the in-process broker); got ${JSON.stringify(p.url)}`,
+    });
+  const out: NatsProviderConfig = { id: p.id, url: p.url };
+  const a = p.authentication;
+  let auth: NatsAuthentication | undefined;
+  if (a?.token !== undefined) auth = { kind: 'token', token: a.token };
+  else if (a?.user_info) auth = { kind: 'user_info', ...a.user_info };
+  else if (a?.creds_file !== undefined) auth = { kind: 'creds_file', path: filePath(a.creds_file) };
+  else if (a?.nkey_seed !== undefined) auth = { kind: 'nkey', seed: a.nkey_seed };
+  if (auth) out.authentication = auth;
+  const tls = p.tls;
+  if (tls && (tls.enabled ?? true)) {
+    if ((tls.cert_file === undefined) !== (tls.key_file === undefined))
+      issues.push({
+        path: `${at}.tls`,
+        message: 'cert_file and key_file go together (a client certificate needs its key)',
+      });
+    out.tls = {};
+    if (tls.cert_file !== undefined) out.tls.certFile = filePath(tls.cert_file);
+    if (tls.key_file !== undefined) out.tls.keyFile = filePath(tls.key_file);
+    if (tls.ca_file !== undefined) out.tls.caFile = filePath(tls.ca_file);
+  }
+  return out;
+}
+
+function kafkaProvider(p: KafkaProviderFile, at: string, issues: ConfigIssue[]): KafkaProviderConfig {
+  p.brokers.forEach((b, i) => {
+    const parsed = parseHostPort(b);
+    if (!parsed.ok || parsed.value.port === 0)
+      issues.push({
+        path: `${at}.brokers[${i}]`,
+        message: `must be "host:port" such as "localhost:9092" (got ${JSON.stringify(b)})`,
+      });
+  });
+  const out: KafkaProviderConfig = {
+    id: p.id,
+    brokers: [...p.brokers],
+    tls: { enabled: p.tls?.enabled ?? false },
+  };
+  const a = p.authentication;
+  if (a?.sasl_plain) out.authentication = { mechanism: 'plain', ...a.sasl_plain };
+  else if (a?.sasl_scram) {
+    const { mechanism = 'SCRAM-SHA-512', username, password } = a.sasl_scram;
+    out.authentication = {
+      mechanism: mechanism === 'SCRAM-SHA-256' ? 'scram-sha-256' : 'scram-sha-512',
+      username,
+      password,
+    };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths and suggestions
+
+function pointerToSegments(pointer: string): (string | number)[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+/** `['events', 'providers', 'nats', 0, 'url']` -> `events.providers.nats[0].url`. */
+export function formatPath(segments: readonly (string | number)[]): string {
+  let out = '';
+  for (const s of segments) out += typeof s === 'number' ? `[${s}]` : out === '' ? s : `.${s}`;
+  return out;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,111 @@
+/**
+ * The JSON Schema of `router.yaml`: structure and types only. Every object is closed
+ * (`additionalProperties: false`), so a misspelled key fails at start instead of being ignored.
+ * Value formats (durations, addresses, paths) and cross-field rules are checked by the loader,
+ * which can word those errors better than a pattern could.
+ *
+ * To add a section, write it with `section({...})` and add it to `routerConfigSchema`'s
+ * properties; add its fields to `RouterConfigFile` and its resolved form to `RouterConfig`.
+ */
+
+export interface Schema {
+  type?: 'object' | 'array' | 'string' | 'boolean' | 'integer' | 'number';
+  properties?: Record<string, Schema>;
+  required?: string[];
+  additionalProperties?: false;
+  items?: Schema;
+  enum?: readonly string[];
+  minItems?: number;
+  minLength?: number;
+  minProperties?: number;
+  maxProperties?: number;
+  description?: string;
+}
+
+/** A closed object: unknown keys are errors. */
+export function section(
+  properties: Record<string, Schema>,
+  extra: Omit<Schema, 'type' | 'properties'> = {},
+): Schema {
+  return { type: 'object', additionalProperties: false, properties, ...extra };
+}
+
+const string: Schema = { type: 'string' };
+const nonEmptyString: Schema = { type: 'string', minLength: 1 };
+const boolean: Schema = { type: 'boolean' };
+const listOf = (items: Schema, minItems?: number): Schema =>
+  minItems === undefined ? { type: 'array', items } : { type: 'array', items, minItems };
+/** Go-style duration string: "500ms", "10s", "1m30s". */
+const duration: Schema = { type: 'string', description: 'duration' };
+/** "host:port", ":port" or "[ipv6]:port". */
+const address: Schema = { type: 'string', description: 'address' };
+const credentials = (extra: Record<string, Schema> = {}): Schema =>
+  section({ username: nonEmptyString, password: string, ...extra }, { required: ['username', 'password'] });
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const natsProvider = section(
+  {
+    id: nonEmptyString,
+    url: nonEmptyString,
+    authentication: section(
+      {
+        token: string,
+        user_info: credentials(),
+        creds_file: nonEmptyString,
+        nkey_seed: nonEmptyString,
+      },
+      { minProperties: 1, maxProperties: 1 },
+    ),
+    tls: section({
+      enabled: boolean,
+      cert_file: nonEmptyString,
+      key_file: nonEmptyString,
+      ca_file: nonEmptyString,
+    }),
+  },
+  { required: ['id', 'url'] },
+);
+
+const kafkaProvider = section(
+  {
+    id: nonEmptyString,
+    brokers: listOf(address, 1),
+    authentication: section(
+      {
+        sasl_plain: credentials(),
+        sasl_scram: credentials({ mechanism: { type: 'string', enum: ['SCRAM-SHA-256', 'SCRAM-SHA-512'] } }),
+      },
+      { minProperties: 1, maxProperties: 1 },
+    ),
+    tls: section({ enabled: boolean }),
+  },
+  { required: ['id', 'brokers'] },
+);
+
+export const routerConfigSchema: Schema = section(
+  {
+    version: { type: 'string', enum: ['1'] },
+    listen_addr: address,
+    graphql_path: string,
+    log_level: { type: 'string', enum: LOG_LEVELS },
+    playground: section({ enabled: boolean }),
+    execution_config: section(
+      { file: section({ path: nonEmptyString, watch: boolean }, { required: ['path'] }) },
+      { required: ['file'] },
+    ),
+    events: section({
+      providers: section({ nats: listOf(natsProvider), kafka: listOf(kafkaProvider) }),
+    }),
+    telemetry: section({
+      metrics: section({
+        prometheus: section({ enabled: boolean, listen_addr: address, path: string }),
+      }),
+    }),
+    traffic_shaping: section({
+      all: section({ request_timeout: duration }),
+      router: section({ max_request_body_size: { type: 'string', description: 'byte size' } }),
+    }),
+  },
+  { required: ['execution_config'] },
+);

@@ -1,0 +1,200 @@
+/**
+ * Starting and stopping a router: configuration -> logger and metrics -> execution config and
+ * gateway -> HTTP server -> metrics server. Anything that fails on the way stops what was already
+ * started and reports which setting to fix. `close()` drains in order: unready, stop accepting,
+ * finish in-flight requests, then release the gateway's subgraph connections.
+ */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { loadRouterConfig } from './config/load.js';
+import type { Env } from './config/env.js';
+import type { HostPort, RouterConfig } from './config/types.js';
+import { createGateway, loadExecutionConfig, type Gateway } from './engine/gateway.js';
+import { createLogger } from './observability/logger.js';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js';
+import { createRouterMetrics, type RouterMetrics } from './observability/metrics.js';
+import { connectableHost } from './server/address.js';
+import { buildRouterServer } from './server/app.js';
+import { GatewayHolder } from './server/gateway-holder.js';
+import { Readiness } from './server/readiness.js';
+
+export interface StartRouterOptions {
+  /** Default: a logger at the configuration's `log_level`. */
+  logger?: Logger;
+  /** Variables for `${NAME}` in the configuration file; default `process.env`. */
+  env?: Env;
+  /** Default: a new registry for this router. */
+  metrics?: RouterMetrics;
+  /** Serve this execution config instead of reading `execution_config.file` (tests, the demo). */
+  executionConfig?: unknown;
+}
+
+export interface RunningRouter {
+  /** The GraphQL endpoint, with the port actually bound (`listen_addr` may say port 0). */
+  url: string;
+  /** `http://host:port` of the router, for the health endpoints. */
+  baseUrl: string;
+  /** The metrics endpoint; absent when Prometheus metrics are disabled. */
+  metricsUrl?: string;
+  app: FastifyInstance;
+  config: RouterConfig;
+  logger: Logger;
+  metrics: RouterMetrics;
+  readiness: Readiness;
+  gateway: GatewayHolder;
+  close(): Promise<void>;
+}
+
+export async function startRouter(
+  configOrPath: string | RouterConfig,
+  options: StartRouterOptions = {},
+): Promise<RunningRouter> {
+  const config =
+    typeof configOrPath === 'string'
+      ? await loadRouterConfig(configOrPath, { env: options.env })
+      : configOrPath;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const metrics = options.metrics ?? createRouterMetrics();
+
+  const gateway = new GatewayHolder(await buildGateway(config, options, metrics, logger));
+  const readiness = new Readiness();
+  readiness.register('execution_config', () => (gateway.current ? true : 'no execution config loaded'));
+
+  let app: FastifyInstance | undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    app = await buildRouterServer({ config, gateway, metrics, readiness, logger });
+    await listen(app, config.listenAddr, 'listen_addr');
+    const prometheus = config.telemetry.metrics.prometheus;
+    if (prometheus.enabled) {
+      metricsServer = await startMetricsServer({
+        metrics,
+        listenAddr: prometheus.listenAddr,
+        path: prometheus.path,
+        logger,
+      }).catch((err: unknown) => {
+        throw listenError(err, prometheus.listenAddr, 'telemetry.metrics.prometheus.listen_addr');
+      });
+    }
+  } catch (err) {
+    await app?.close();
+    await gateway.close();
+    throw err;
+  }
+
+  const address = app.server.address() as AddressInfo;
+  const baseUrl = `http://${connectableHost(address)}:${address.port}`;
+  const server = app;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `${baseUrl}${config.graphqlPath}`,
+    baseUrl,
+    metricsUrl: metricsServer?.url,
+    app: server,
+    config,
+    logger,
+    metrics,
+    readiness,
+    gateway,
+    close() {
+      closing ??= (async () => {
+        readiness.markShuttingDown();
+        await server.close();
+        await metricsServer?.close();
+        await gateway.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+async function buildGateway(
+  config: RouterConfig,
+  options: StartRouterOptions,
+  metrics: RouterMetrics,
+  logger: Logger,
+): Promise<Gateway> {
+  const path = config.executionConfig.file.path;
+  const executionConfig = options.executionConfig ?? (await loadExecutionConfig(path));
+  const source = options.executionConfig === undefined ? `execution config ${path}` : 'execution config';
+  try {
+    return createGateway(executionConfig, {
+      subgraphTimeoutMs: config.trafficShaping.all.requestTimeoutMs,
+      onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
+      logger,
+    });
+  } catch (err) {
+    const message = (err as Error).message;
+    throw new Error(
+      message.includes(path) ? message : `${source}: ${message.replace(/^execution config:\s*/, '')}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+async function listen(app: FastifyInstance, address: HostPort, key: string): Promise<void> {
+  try {
+    await app.listen({ host: address.host, port: address.port });
+  } catch (err) {
+    throw listenError(err, address, key);
+  }
+}
+
+function listenError(err: unknown, address: HostPort, key: string): Error {
+  const code = (err as { code?: string }).code;
+  const where = `${address.host}:${address.port}`;
+  const reason =
+    code === 'EADDRINUSE'
+      ? 'the port is already in use'
+      : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+        ? 'no such address on this machine'
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : (err as Error).message;
+  return new Error(`${key} ${where}: cannot listen: ${reason}`, { cause: err });
+}
+
+/**
+ * Runs a router until SIGINT or SIGTERM, then shuts it down cleanly (a second signal exits at
+ * once). Resolves when the router has stopped; rejects when it cannot start.
+ */
+export async function runRouter(configPath: string): Promise<void> {
+  const router = await startRouter(configPath);
+  const { logger } = router;
+  logger.info(
+    {
+      url: router.url,
+      metricsUrl: router.metricsUrl,
+      executionConfig: router.config.executionConfig.file.path,
+    },
+    `router listening on ${router.url}${router.metricsUrl ? `, metrics on ${router.metricsUrl}` : ''}`,
+  );
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without waiting for in-flight requests');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      router.close().then(
+        () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          logger.info('router stopped');
+          resolve();
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,254 @@
+/**
+ * GraphQL over HTTP (queries and mutations): `POST path` with a JSON body and `GET path?query=`.
+ * Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` answers request errors
+ * with 4xx, `application/json` with 200; GET never runs a mutation (405). Every error, including a
+ * body fastify itself cannot parse, is answered as `{"errors":[{"message": ...}]}`.
+ *
+ * The plugin reaches the engine only through `Gateway.prepare`, read from the holder once per
+ * request, so the execution config can be replaced while the server runs.
+ */
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { GraphQLFormattedError } from 'graphql';
+import type { GraphQLRequest, RequestContext } from '../engine/types.js';
+import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
+import type { GatewayHolder } from './gateway-holder.js';
+import {
+  APPLICATION_JSON,
+  GRAPHQL_RESPONSE_JSON,
+  negotiateResponseType,
+  prefersHtml,
+  type ResponseMediaType,
+} from './media-type.js';
+
+export interface GraphqlHttpOptions {
+  /** Where GraphQL is served, e.g. `/graphql`. */
+  path: string;
+  gateway: GatewayHolder;
+  metrics: RouterMetrics;
+  /** The GraphiQL page for `GET path` from a browser; absent when the playground is disabled. */
+  playgroundHtml?: () => string | Promise<string>;
+}
+
+/** A problem with the HTTP request itself: it never reached the engine. */
+class RequestError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const operationTypes = new WeakMap<FastifyRequest, HttpOperationType>();
+/** GraphiQL page views: same path, but not GraphQL requests. */
+const pageViews = new WeakSet<FastifyRequest>();
+
+export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
+  const { path, gateway, metrics } = options;
+
+  // Our own JSON parser, so a malformed body is answered as a GraphQL error naming the problem.
+  // text/plain (fastify's other default) is refused: it would let a cross-site form post GraphQL.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') {
+      done(
+        new RequestError(
+          400,
+          'Request body is empty: expected a JSON object such as {"query": "{ __typename }"}.',
+        ),
+      );
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new RequestError(400, `Request body is not valid JSON: ${(err as Error).message}.`));
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const mediaType = negotiateResponseType(request.headers.accept) ?? APPLICATION_JSON;
+    if (error instanceof RequestError)
+      return sendErrors(reply, error.statusCode, mediaType, error.message, error.headers);
+    switch (error.code) {
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendErrors(
+          reply,
+          415,
+          mediaType,
+          `Unsupported content type ${JSON.stringify(request.headers['content-type'] ?? '')}: send GraphQL requests as application/json.`,
+        );
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendErrors(
+          reply,
+          413,
+          mediaType,
+          `Request body is too large (limit: traffic_shaping.router.max_request_body_size).`,
+        );
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendErrors(
+          reply,
+          400,
+          mediaType,
+          'Request body length does not match its Content-Length header.',
+        );
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)
+      return sendErrors(reply, error.statusCode, mediaType, error.message);
+    request.log.error({ err: error }, 'GraphQL request failed');
+    return sendErrors(reply, 500, mediaType, 'Internal server error.');
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    if (pageViews.has(request)) return;
+    const operationType = operationTypes.get(request) ?? 'unknown';
+    metrics.httpRequests.inc({ operation_type: operationType, status: String(reply.statusCode) });
+    metrics.httpRequestDuration.observe({ operation_type: operationType }, reply.elapsedTime / 1000);
+  });
+
+  app.post(path, async (request, reply) => {
+    const body = request.body;
+    if (body === undefined)
+      throw new RequestError(
+        400,
+        'Request body is missing: expected a JSON object such as {"query": "{ __typename }"}.',
+      );
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new RequestError(400, 'Request body must be a JSON object such as {"query": "{ __typename }"}.');
+    return handle(request, reply, readParams(body as Record<string, unknown>, false));
+  });
+
+  app.get(path, async (request, reply) => {
+    const params = request.query as Record<string, unknown>;
+    if (options.playgroundHtml && prefersHtml(request.headers.accept)) {
+      pageViews.add(request);
+      return reply.type('text/html; charset=utf-8').send(await options.playgroundHtml());
+    }
+    return handle(request, reply, readParams(params, true));
+  });
+
+  app.route({
+    method: ['PUT', 'PATCH', 'DELETE'],
+    url: path,
+    handler: async () => {
+      throw new RequestError(405, 'GraphQL requests use POST (or GET for queries).', { allow: 'GET, POST' });
+    },
+  });
+
+  async function handle(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    params: GraphQLRequest,
+  ): Promise<FastifyReply> {
+    const mediaType = negotiateResponseType(request.headers.accept);
+    if (!mediaType)
+      throw new RequestError(
+        406,
+        `Not acceptable: this endpoint answers ${GRAPHQL_RESPONSE_JSON} or ${APPLICATION_JSON} (Accept was ${JSON.stringify(request.headers.accept)}).`,
+      );
+    const current = gateway.current;
+    if (!current) return sendErrors(reply, 503, mediaType, 'The router has no execution config loaded yet.');
+
+    const prepared = current.prepare(params);
+    if (prepared.kind === 'errors')
+      return sendResult(reply, mediaType === GRAPHQL_RESPONSE_JSON ? 400 : 200, mediaType, {
+        errors: prepared.errors,
+      });
+
+    operationTypes.set(request, prepared.operationKind);
+    if (request.method === 'GET' && prepared.operationKind === 'mutation')
+      throw new RequestError(
+        405,
+        'Can only perform a mutation operation from a POST request (this was a GET).',
+        {
+          allow: 'POST',
+        },
+      );
+    if (prepared.operationKind === 'subscription')
+      throw new RequestError(
+        400,
+        `Subscriptions need a streaming transport: open a WebSocket on ${path} (graphql-transport-ws).`,
+      );
+
+    const result = await prepared.execute(requestContext(request, reply));
+    return sendResult(reply, 200, mediaType, result);
+  }
+};
+
+function readParams(source: Record<string, unknown>, fromQueryString: boolean): GraphQLRequest {
+  const where = fromQueryString ? 'query parameter' : 'field';
+  const single = (name: string): unknown => {
+    const value = source[name];
+    if (Array.isArray(value) && fromQueryString)
+      throw new RequestError(400, `The "${name}" query parameter must be given once.`);
+    return value;
+  };
+  const query = single('query');
+  if (query === undefined || query === null)
+    throw new RequestError(
+      400,
+      fromQueryString
+        ? 'Missing "query" query parameter: send GET ?query={ __typename } (or POST a JSON body).'
+        : 'Missing "query" field: expected a JSON object such as {"query": "{ __typename }"}.',
+    );
+  if (typeof query !== 'string') throw new RequestError(400, `The "query" ${where} must be a string.`);
+  if (query.trim() === '') throw new RequestError(400, `The "query" ${where} is empty.`);
+
+  const operationName = single('operationName');
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
+    throw new RequestError(400, `The "operationName" ${where} must be a string.`);
+
+  const request: GraphQLRequest = {
+    query,
+    operationName: (operationName as string | null | undefined) ?? null,
+  };
+  for (const name of ['variables', 'extensions'] as const) {
+    let value = single(name);
+    if (fromQueryString && typeof value === 'string' && value !== '') {
+      try {
+        value = JSON.parse(value);
+      } catch (err) {
+        throw new RequestError(
+          400,
+          `The "${name}" query parameter is not valid JSON: ${(err as Error).message}.`,
+        );
+      }
+    }
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value !== 'object' || Array.isArray(value))
+      throw new RequestError(400, `The "${name}" ${where} must be a JSON object.`);
+    request[name] = value as Record<string, unknown>;
+  }
+  return request;
+}
+
+function requestContext(request: FastifyRequest, reply: FastifyReply): RequestContext {
+  // Abort the work for a client that went away before its answer.
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error('client closed the connection'));
+  });
+  return { headers: request.headers, signal: controller.signal };
+}
+
+function sendResult(
+  reply: FastifyReply,
+  status: number,
+  mediaType: ResponseMediaType,
+  result: { data?: unknown; errors?: readonly GraphQLFormattedError[] },
+): FastifyReply {
+  return reply.code(status).type(`${mediaType}; charset=utf-8`).send(JSON.stringify(result));
+}
+
+function sendErrors(
+  reply: FastifyReply,
+  status: number,
+  mediaType: ResponseMediaType,
+  message: string,
+  headers: Record<string, string> = {},
+): FastifyReply {
+  for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+  return sendResult(reply, status, mediaType, { errors: [{ message }] });
+}

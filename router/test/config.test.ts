@@ -1,0 +1,315 @@
+import { describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadRouterConfig, parseRouterConfig, RouterConfigError } from '../src/config/load.js';
+
+const minimal = 'execution_config: { file: { path: ./config.json } }\n';
+
+function parse(yaml: string, env: Record<string, string> = {}) {
+  return parseRouterConfig(yaml, { env, baseDir: '/srv/router' });
+}
+
+function errorOf(yaml: string, env: Record<string, string> = {}): RouterConfigError {
+  try {
+    parse(yaml, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(RouterConfigError);
+    return err as RouterConfigError;
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('router.yaml defaults', () => {
+  it('a file with only execution_config gets every default', () => {
+    const config = parse(minimal);
+    expect(config.listenAddr).toEqual({ host: 'localhost', port: 3002 });
+    expect(config.graphqlPath).toBe('/graphql');
+    expect(config.playground).toEqual({ enabled: true });
+    expect(config.executionConfig.file).toEqual({ path: '/srv/router/config.json', watch: true });
+    expect(config.events.providers).toEqual({ nats: [], kafka: [] });
+    expect(config.telemetry.metrics.prometheus).toEqual({
+      enabled: true,
+      listenAddr: { host: '0.0.0.0', port: 8088 },
+      path: '/metrics',
+    });
+    expect(config.logLevel).toBe('info');
+    expect(config.trafficShaping.all.requestTimeoutMs).toBeUndefined();
+    expect(config.trafficShaping.router.maxRequestBodySizeBytes).toBe(5_000_000);
+  });
+
+  it('an empty section (`events:`) counts as not set', () => {
+    expect(parse(`${minimal}events:\nplayground:\n`).events.providers.nats).toEqual([]);
+  });
+
+  it('the example of the design document loads', () => {
+    const config = parse(
+      `listen_addr: "0.0.0.0:3002"
+graphql_path: /graphql
+playground: { enabled: true }
+execution_config: { file: { path: ./config.json, watch: true } }
+events:
+  providers:
+    nats:
+      - id: default
+        url: nats://localhost:4222
+        authentication: { token: \${NATS_TOKEN} }
+    kafka:
+      - id: my-kafka
+        brokers: ["localhost:9092"]
+        authentication: { sasl_plain: { username: u, password: \${KAFKA_PASSWORD} } }
+        tls: { enabled: false }
+telemetry: { metrics: { prometheus: { enabled: true, listen_addr: "0.0.0.0:8088", path: /metrics } } }
+`,
+      { NATS_TOKEN: 's3cret', KAFKA_PASSWORD: 'pw' },
+    );
+    expect(config.events.providers.nats).toEqual([
+      { id: 'default', url: 'nats://localhost:4222', authentication: { kind: 'token', token: 's3cret' } },
+    ]);
+    expect(config.events.providers.kafka).toEqual([
+      {
+        id: 'my-kafka',
+        brokers: ['localhost:9092'],
+        authentication: { mechanism: 'plain', username: 'u', password: 'pw' },
+        tls: { enabled: false },
+      },
+    ]);
+  });
+
+  it('durations and sizes use Cosmo notation', () => {
+    const config = parse(
+      `${minimal}traffic_shaping: { all: { request_timeout: 1m30s }, router: { max_request_body_size: 1MiB } }\n`,
+    );
+    expect(config.trafficShaping.all.requestTimeoutMs).toBe(90_000);
+    expect(config.trafficShaping.router.maxRequestBodySizeBytes).toBe(1024 * 1024);
+    expect(
+      parse(`${minimal}traffic_shaping: { all: { request_timeout: 500ms } }\n`).trafficShaping.all,
+    ).toEqual({
+      requestTimeoutMs: 500,
+    });
+  });
+
+  it('listen_addr accepts port 0 (a free port), ":port" and IPv6', () => {
+    expect(parse(`${minimal}listen_addr: "127.0.0.1:0"\n`).listenAddr).toEqual({
+      host: '127.0.0.1',
+      port: 0,
+    });
+    expect(parse(`${minimal}listen_addr: ":4000"\n`).listenAddr).toEqual({ host: '0.0.0.0', port: 4000 });
+    expect(parse(`${minimal}listen_addr: "[::1]:4000"\n`).listenAddr).toEqual({ host: '::1', port: 4000 });
+  });
+
+  it('NATS and Kafka credentials are normalized for their clients, file paths made absolute', () => {
+    const config = parse(`${minimal}events:
+  providers:
+    nats:
+      - { id: a, url: "memory://", authentication: { user_info: { username: u, password: p } } }
+      - { id: b, url: "nats://n1:4222,nats://n2:4222", authentication: { creds_file: ./user.creds }, tls: { ca_file: ca.pem } }
+    kafka:
+      - { id: c, brokers: ["k1:9092", "k2:9092"], authentication: { sasl_scram: { username: u, password: p, mechanism: SCRAM-SHA-256 } }, tls: { enabled: true } }
+`);
+    const [a, b] = config.events.providers.nats;
+    expect(a?.authentication).toEqual({ kind: 'user_info', username: 'u', password: 'p' });
+    expect(b?.authentication).toEqual({ kind: 'creds_file', path: '/srv/router/user.creds' });
+    expect(b?.tls).toEqual({ caFile: '/srv/router/ca.pem' });
+    expect(config.events.providers.kafka[0]?.authentication).toEqual({
+      mechanism: 'scram-sha-256',
+      username: 'u',
+      password: 'p',
+    });
+    expect(config.events.providers.kafka[0]?.tls).toEqual({ enabled: true });
+  });
+});
+
+describe('router.yaml environment expansion', () => {
+  it('expands ${NAME} anywhere in a value and ${NAME:-default} when unset', () => {
+    const config = parse(
+      `${minimal}listen_addr: "\${HOST:-127.0.0.1}:\${PORT}"
+events: { providers: { nats: [ { id: n, url: "nats://\${NATS_HOST}:4222", authentication: { token: "\${NATS_TOKEN}" } } ] } }
+`,
+      { PORT: '4000', NATS_HOST: 'broker', NATS_TOKEN: 'a#b: c' },
+    );
+    expect(config.listenAddr).toEqual({ host: '127.0.0.1', port: 4000 });
+    expect(config.events.providers.nats[0]).toMatchObject({
+      url: 'nats://broker:4222',
+      // a secret with YAML syntax in it stays one value
+      authentication: { kind: 'token', token: 'a#b: c' },
+    });
+  });
+
+  it('a value that is exactly one variable takes the type the key needs', () => {
+    const config = parse(`${minimal}playground: { enabled: \${PLAYGROUND} }\n`, { PLAYGROUND: 'false' });
+    expect(config.playground.enabled).toBe(false);
+  });
+
+  it('$${ writes a literal ${', () => {
+    const config = parse(
+      `${minimal}events: { providers: { nats: [ { id: n, url: "memory://", authentication: { token: "$\${X}" } } ] } }\n`,
+    );
+    expect(config.events.providers.nats[0]?.authentication).toEqual({ kind: 'token', token: '${X}' });
+  });
+
+  it('an unset variable is an error naming the variable and the key', () => {
+    const err = errorOf(`${minimal}events:
+  providers:
+    nats:
+      - id: default
+        url: nats://localhost:4222
+        authentication: { token: \${NATS_TOKEN} }
+`);
+    expect(err.message).toBe(
+      'router.yaml: events.providers.nats[0].authentication.token: environment variable NATS_TOKEN is not set (set it, or write ${NATS_TOKEN:-default} for a fallback)',
+    );
+  });
+});
+
+describe('router.yaml errors name the key to fix', () => {
+  it('an unknown top-level key is named, with the allowed keys and a suggestion', () => {
+    const err = errorOf(`${minimal}listen_adr: ":3002"\n`);
+    expect(err.issues).toHaveLength(1);
+    expect(err.message).toContain('router.yaml: listen_adr: unknown key (did you mean "listen_addr"?)');
+    expect(err.message).toContain(
+      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, execution_config, events, telemetry, traffic_shaping',
+    );
+  });
+
+  it('an unknown nested key is named by its full path', () => {
+    const err = errorOf(
+      `${minimal}events: { providers: { nats: [ { id: a, url: "nats://x:4222", uri: "nats://y:4222" } ] } }\n`,
+    );
+    expect(err.message).toBe(
+      'router.yaml: events.providers.nats[0].uri: unknown key (did you mean "url"?); allowed keys here: id, url, authentication, tls',
+    );
+  });
+
+  it('a value of the wrong type is named with the type it must have', () => {
+    const err = errorOf(`${minimal}events: { providers: { nats: [ { id: a, url: 5 } ] } }\n`);
+    expect(err.message).toBe('router.yaml: events.providers.nats[0].url: must be a string');
+    expect(errorOf(`${minimal}playground: { enabled: "yes" }\n`).message).toBe(
+      'router.yaml: playground.enabled: must be a boolean (true or false)',
+    );
+    expect(errorOf(`${minimal}events: { providers: { kafka: { id: k } } }\n`).message).toBe(
+      'router.yaml: events.providers.kafka: must be a list',
+    );
+  });
+
+  it('a missing execution_config says what to put there', () => {
+    const err = errorOf('listen_addr: ":3002"\n');
+    expect(err.message).toMatch(
+      /^router\.yaml: execution_config: is required \(the composed execution config to serve/,
+    );
+    expect(errorOf('').message).toMatch(/execution_config: is required/);
+    expect(errorOf('execution_config: { file: {} }\n').message).toBe(
+      'router.yaml: execution_config.file.path: is required',
+    );
+  });
+
+  it('duplicate provider ids are refused, across NATS and Kafka too', () => {
+    const err = errorOf(`${minimal}events:
+  providers:
+    nats:
+      - { id: main, url: "nats://a:4222" }
+      - { id: main, url: "nats://b:4222" }
+    kafka:
+      - { id: main, brokers: ["k:9092"] }
+`);
+    expect(err.issues).toEqual([
+      {
+        path: 'events.providers.nats[1].id',
+        message: 'duplicate provider id "main" (already used by events.providers.nats[0])',
+      },
+      {
+        path: 'events.providers.kafka[0].id',
+        message: 'duplicate provider id "main" (already used by events.providers.nats[0])',
+      },
+    ]);
+  });
+
+  it('bad values are named with what was expected', () => {
+    expect(errorOf(`${minimal}listen_addr: localhost\n`).message).toBe(
+      'router.yaml: listen_addr: must be "host:port" such as "0.0.0.0:3002", ":3002" or "[::1]:3002" (got "localhost")',
+    );
+    expect(errorOf(`${minimal}traffic_shaping: { all: { request_timeout: 10 seconds } }\n`).message).toBe(
+      'router.yaml: traffic_shaping.all.request_timeout: must be a duration such as "500ms", "10s" or "1m30s" (got "10 seconds")',
+    );
+    expect(errorOf(`${minimal}graphql_path: graphql\n`).message).toBe(
+      'router.yaml: graphql_path: must start with "/" (got "graphql")',
+    );
+    expect(errorOf(`${minimal}log_level: verbose\n`).message).toBe(
+      'router.yaml: log_level: must be one of "trace", "debug", "info", "warn", "error", "fatal", "silent" (got "verbose")',
+    );
+    expect(
+      errorOf(`${minimal}events: { providers: { nats: [ { id: a, url: "http://x" } ] } }\n`).message,
+    ).toMatch(/^router\.yaml: events\.providers\.nats\[0\]\.url: must be a NATS server URL/);
+    expect(errorOf(`${minimal}events: { providers: { kafka: [ { id: k, brokers: [] } ] } }\n`).message).toBe(
+      'router.yaml: events.providers.kafka[0].brokers: must not be empty',
+    );
+  });
+
+  it('two authentication methods at once are refused', () => {
+    const err = errorOf(
+      `${minimal}events: { providers: { nats: [ { id: a, url: "nats://x:4222", authentication: { token: t, creds_file: c } } ] } }\n`,
+    );
+    expect(err.message).toBe(
+      'router.yaml: events.providers.nats[0].authentication: must set exactly one of: token, user_info, creds_file, nkey_seed',
+    );
+  });
+
+  it('metrics cannot share the router port', () => {
+    expect(errorOf(`${minimal}listen_addr: ":8088"\n`).message).toBe(
+      'router.yaml: telemetry.metrics.prometheus.listen_addr: port 8088 is already used by listen_addr; metrics need their own port',
+    );
+  });
+
+  it('every problem is reported at once, one line each', () => {
+    const err = errorOf(`${minimal}graphql_path: 5\nplayground: { enable: true }\n`);
+    expect(err.message.split('\n')).toEqual([
+      'router.yaml: graphql_path: must be a string',
+      'router.yaml: playground.enable: unknown key (did you mean "enabled"?); allowed keys here: enabled',
+    ]);
+  });
+
+  it('a YAML syntax error names the line', () => {
+    const err = errorOf('execution_config: { file: { path: ./config.json }\nlisten_addr: [\n');
+    expect(err.message).toMatch(/^router\.yaml: line \d+, column \d+: /);
+    expect(errorOf(`${minimal}${minimal}`).message).toMatch(/Map keys must be unique/);
+  });
+});
+
+describe('loading router.yaml from a file', () => {
+  it('resolves execution_config.file.path against the directory of router.yaml', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'edfs-config-'));
+    try {
+      await mkdir(join(dir, 'conf'));
+      await writeFile(
+        join(dir, 'conf', 'router.yaml'),
+        'execution_config: { file: { path: ../graphs/config.json } }\n',
+      );
+      await writeFile(
+        join(dir, 'conf', 'abs.yaml'),
+        'execution_config: { file: { path: /etc/edfs/config.json } }\n',
+      );
+      const config = await loadRouterConfig(join(dir, 'conf', 'router.yaml'));
+      expect(config.executionConfig.file.path).toBe(join(dir, 'graphs', 'config.json'));
+      expect(config.baseDir).toBe(join(dir, 'conf'));
+      expect((await loadRouterConfig(join(dir, 'conf', 'abs.yaml'))).executionConfig.file.path).toBe(
+        '/etc/edfs/config.json',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('errors name the file as given', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'edfs-config-'));
+    try {
+      const file = join(dir, 'router.yaml');
+      await writeFile(file, 'execution_config: { file: { path: ./c.json } }\nplaygrund: {}\n');
+      await expect(loadRouterConfig(file)).rejects.toThrow(`${file}: playgrund: unknown key`);
+      await expect(loadRouterConfig(join(dir, 'missing.yaml'))).rejects.toThrow(
+        `${join(dir, 'missing.yaml')}: cannot read file: ENOENT`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
