@@ -1,0 +1,62 @@
+/**
+ * The one interface every broker adapter implements (memory, nats, kafka), so the trigger registry
+ * and the publish/request resolvers never know which broker they talk to. Payloads are raw bytes:
+ * decoding and validation of events happen once per event in the engine, not per adapter.
+ *
+ * Invariants: `subscribe` resolves only once the broker subscription is established (or rejects
+ * with an error naming the subject/stream to fix); a subscription's `onMessage` is never called
+ * after `close()` resolves; a provider never throws from a callback into the caller.
+ */
+
+/** What one trigger listens to. Subjects/topics are already rendered (no templates). */
+export interface SubscribeSpec {
+  /** NATS subjects (may contain `*`/`>`) or Kafka topics. */
+  subjects: string[];
+  /** NATS JetStream: bind a durable consumer instead of a core subscription. */
+  stream?: { streamName: string; consumerName: string; consumerInactiveThresholdSeconds?: number };
+}
+
+export interface BrokerMessage {
+  /** The subject/topic the message arrived on. */
+  subject: string;
+  data: Uint8Array;
+}
+
+export interface BrokerSubscription {
+  close(): Promise<void>;
+}
+
+export interface ProviderStatus {
+  /** true when connected; otherwise a short reason ("reconnecting to nats://...:4222"). */
+  ready: true | string;
+}
+
+export interface EventProvider {
+  readonly id: string;
+  readonly kind: 'memory' | 'nats' | 'kafka';
+  /** Connects (idempotent). Rejects with an error naming the provider id and URL. */
+  connect(): Promise<void>;
+  subscribe(
+    spec: SubscribeSpec,
+    onMessage: (message: BrokerMessage) => void,
+    /** Called when the subscription ends by itself (stream deleted, permission revoked...). */
+    onError: (error: Error) => void,
+  ): Promise<BrokerSubscription>;
+  publish(subject: string, data: Uint8Array): Promise<void>;
+  /** Request/reply: resolves with the reply's bytes, rejects on timeout or no responders. */
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  status(): ProviderStatus;
+  close(): Promise<void>;
+}
+
+/** Raised by providers for errors a user must fix (bad subject, missing stream, auth). */
+export class ProviderError extends Error {
+  override name = 'ProviderError';
+  constructor(
+    readonly providerId: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`provider "${providerId}": ${message}`, options);
+  }
+}
