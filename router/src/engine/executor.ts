@@ -10,6 +10,7 @@ import type { ExecutionResult } from './types.js';
 import type { Fetch, Plan, ReprField, EntityTarget } from './plan.js';
 import { FAILED, errorPrefixes, shapeRoot } from './shape.js';
 import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
+import { projectEvent, runPublish, runRequest, type EventBus } from './event-fields.js';
 import type { Supergraph } from './supergraph.js';
 
 type Obj = Record<string, unknown>;
@@ -20,6 +21,19 @@ export interface ExecuteOptions {
   supergraph: Supergraph;
   onSubgraphRequest?: (subgraph: string) => void;
   headers?: Record<string, string>;
+  /** Brokers, for publish and request fields. */
+  events?: EventBus;
+  /**
+   * Subscriptions: the event, already checked (`checkEventData`), as the subscription field's data.
+   */
+  event?: unknown;
+  /**
+   * Requests shared by several executions of one event (one per subscription group): identical
+   * subgraph requests (same subgraph, same body) are sent once and their response reused.
+   */
+  dedupe?: Map<string, Promise<SubgraphResponse>>;
+  /** Sees the merged subgraph data before it is shaped (subscription filters read it). */
+  onStore?: (store: Record<string, unknown>) => void;
 }
 
 export async function executePlan(
@@ -41,7 +55,14 @@ export async function executePlan(
   };
   await Promise.all(plan.fetches.map(run));
   if (introspection) Object.assign(store, introspection);
-  const rootType = plan.operationType === 'mutation' ? options.supergraph.clientSchema.getMutationType() : options.supergraph.clientSchema.getQueryType();
+  options.onStore?.(store);
+  const schema = options.supergraph.clientSchema;
+  const rootType =
+    plan.operationType === 'mutation'
+      ? schema.getMutationType()
+      : plan.operationType === 'subscription'
+        ? schema.getSubscriptionType()
+        : schema.getQueryType();
   const ctx = { schema: options.supergraph.clientSchema, errors, errorPrefixes: errorPrefixes(errors) };
   const data = shapeRoot(ctx, plan.shape, store, rootType!.name);
   return errors.length > 0 ? { errors, data } : { data };
@@ -57,6 +78,10 @@ async function runFetch(
   const vars: Record<string, unknown> = {};
   for (const name of fetch.variables) if (name in variables) vars[name] = variables[name];
   const subgraph = fetch.subgraph;
+  if (fetch.event) {
+    await runEventFetch(fetch, store, variables, errors, options);
+    return;
+  }
   if (fetch.kind === 'root') {
     const rootPath = [...fetch.sel.fields.keys()].slice(0, 1);
     const response = await send(fetch, vars, options, errors, rootPath);
@@ -128,6 +153,34 @@ async function runFetch(
   }
 }
 
+async function runEventFetch(
+  fetch: Fetch,
+  store: Obj,
+  variables: Record<string, unknown>,
+  errors: GraphQLFormattedError[],
+  options: ExecuteOptions,
+): Promise<void> {
+  const event = fetch.event!;
+  const root = fetch.sel.fields.get(event.responseKey);
+  const storeKey = root?.storeKey ?? event.responseKey;
+  const schema = options.supergraph.schema;
+  const path = [event.responseKey];
+  try {
+    if (event.type === 'subscribe') {
+      store[storeKey] = projectEvent(options.event, root?.sel);
+    } else if (!options.events) {
+      errors.push({ message: `${event.parentType}.${event.fieldName}: no event providers are configured`, path });
+    } else if (event.type === 'publish') {
+      const { success } = await runPublish(schema, fetch, variables, options.events);
+      store[storeKey] = projectEvent({ __typename: 'edfs__PublishResult', success }, root?.sel);
+    } else {
+      store[storeKey] = projectEvent(await runRequest(schema, fetch, variables, options.events), root?.sel);
+    }
+  } catch (err) {
+    errors.push({ message: (err as Error).message, path, extensions: { code: 'EVENT_SOURCE_FAILED' } });
+  }
+}
+
 async function send(
   fetch: Fetch,
   variables: Record<string, unknown>,
@@ -136,10 +189,16 @@ async function send(
   pathForErrors: RespPath,
 ): Promise<SubgraphResponse | undefined> {
   const subgraph = fetch.subgraph;
-  options.onSubgraphRequest?.(subgraph.name);
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
-    return await options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, options.headers);
+    const dedupeKey = options.dedupe ? `${subgraph.name}\n${body}` : undefined;
+    const shared = dedupeKey ? options.dedupe!.get(dedupeKey) : undefined;
+    // Each execution merges into (and so mutates) what it gets: later users get their own copy.
+    if (shared) return structuredClone(await shared);
+    options.onSubgraphRequest?.(subgraph.name);
+    const request = options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, options.headers);
+    if (dedupeKey) options.dedupe!.set(dedupeKey, request);
+    return await request;
   } catch (err) {
     const reason = err instanceof SubgraphFetchError ? err.message : `Failed to fetch from subgraph "${subgraph.name}": ${(err as Error).message}`;
     errors.push({ message: reason, path: pathForErrors, extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph.name } });

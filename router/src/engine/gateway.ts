@@ -27,7 +27,9 @@ import type { Plan } from './plan.js';
 import { PlanError, planOperation } from './planner.js';
 import { SubgraphClient } from './subgraph-client.js';
 import { buildSupergraph, type Supergraph } from './supergraph.js';
-import type { ExecutionResult, GraphQLRequest, PreparedRequest, RequestContext } from './types.js';
+import type { ExecutionResult, GraphQLRequest, PreparedRequest, PreparedSubscription, RequestContext } from './types.js';
+import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
+import type { SubgraphResponse } from './subgraph-client.js';
 
 export { loadExecutionConfig } from '../execution-config/load.js';
 
@@ -38,6 +40,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Parsed documents kept (by text). */
   documentCacheSize?: number;
+  /** Brokers for event-driven publish and request fields. */
+  events?: EventBus;
 }
 
 export interface Gateway {
@@ -127,9 +131,42 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     }
     if (Array.isArray(plan)) return { kind: 'errors', errors: plan };
     const ready = plan;
+    const executeOptions = {
+      client,
+      supergraph,
+      onSubgraphRequest: options.onSubgraphRequest,
+      events: options.events,
+    };
+    let subscription: PreparedSubscription | undefined;
+    if (ready.subscription) {
+      const source = ready.subscription;
+      const eventFetch = ready.fetches.find((f) => f.event === source)!;
+      const sel = eventSelection(eventFetch);
+      let args: Record<string, unknown>;
+      try {
+        args = eventArguments(supergraph.schema, source, variables);
+      } catch (err) {
+        return { kind: 'errors', errors: [{ message: (err as Error).message }] };
+      }
+      subscription = {
+        plan: ready,
+        variables,
+        source,
+        args,
+        check: (event) => checkEventData(supergraph.schema, source, sel, event),
+        resolve: (event, dedupe, onStore) =>
+          executePlan(ready, variables, {
+            ...executeOptions,
+            event,
+            dedupe: dedupe as Map<string, Promise<SubgraphResponse>> | undefined,
+            onStore,
+          }),
+      };
+    }
     return {
       kind: 'operation',
       operationKind: operation.operation,
+      subscription,
       execute: async (ctx?: RequestContext) => {
         let introspection: Record<string, unknown> | undefined;
         if (ready.introspection) {
@@ -142,12 +179,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
           introspection = (result.data ?? {}) as Record<string, unknown>;
         }
         void ctx;
-        return executePlan(
-          ready,
-          variables,
-          { client, supergraph, onSubgraphRequest: options.onSubgraphRequest },
-          introspection,
-        );
+        return executePlan(ready, variables, executeOptions, introspection);
       },
     };
   }

@@ -36,9 +36,33 @@ export interface EntityTarget {
   fields: ReprField[];
 }
 
+/**
+ * A root field served by an event-driven subgraph (EDFS) instead of HTTP: subscribe (the event is
+ * the field's data), publish (the field's data is `{ success }`) or request (the reply is the data).
+ */
+export interface EventSource {
+  type: 'subscribe' | 'publish' | 'request';
+  providerKind: 'nats' | 'kafka';
+  providerId: string;
+  /** Subject/topic templates (`{{ args.x }}`), rendered per request from `args`. */
+  subjects: string[];
+  stream?: { streamName: string; consumerName: string; consumerInactiveThresholdSeconds?: number };
+  /** Root type and field, e.g. Subscription.messageAdded. */
+  parentType: string;
+  fieldName: string;
+  responseKey: string;
+  args: readonly ArgumentNode[];
+  /** Named return type (object, interface or union). */
+  returnType: string;
+  /** `@openfed__subscriptionFilter` condition from the field configuration, as JSON. */
+  filter?: unknown;
+}
+
 export interface Fetch {
   id: number;
   subgraph: Subgraph;
+  /** Set for event-driven root fields: the executor talks to a broker instead of HTTP. */
+  event?: EventSource;
   kind: 'root' | 'entity';
   operationType: 'query' | 'mutation';
   /** Under the root operation type (root) or under `_entities` (entity). */
@@ -77,7 +101,9 @@ export interface Shape {
 }
 
 export interface Plan {
-  operationType: 'query' | 'mutation';
+  operationType: 'query' | 'mutation' | 'subscription';
+  /** Subscriptions: the event source of the single root field (its fetch is seeded per event). */
+  subscription?: EventSource;
   fetches: Fetch[];
   shape: Shape;
   /** Root fields answered by introspection (executed by graphql-js against the client schema). */

@@ -16,6 +16,7 @@
  */
 import {
   Kind,
+  parse,
   getNamedType,
   isCompositeType,
   isObjectType,
@@ -33,9 +34,9 @@ import {
   type VariableDefinitionNode,
 } from 'graphql';
 import { collectFields, subSelections, type Fragments } from './collect.js';
-import type { EntityTarget, Fetch, Plan, ReprField, SelField, SubSel } from './plan.js';
+import type { EntityTarget, EventSource, Fetch, Plan, ReprField, SelField, SubSel } from './plan.js';
 import { buildShape } from './shape.js';
-import type { Subgraph, Supergraph } from './supergraph.js';
+import type { EventField, Subgraph, Supergraph } from './supergraph.js';
 
 export class PlanError extends Error {
   override name = 'PlanError';
@@ -112,12 +113,13 @@ class Planner {
 
   plan(): Plan {
     const opType = this.operation.operation;
-    if (opType === 'subscription') throw new PlanError('subscriptions are served over WebSocket, SSE or multipart, not plain HTTP');
-    const rootType = opType === 'query' ? this.schema.getQueryType() : this.schema.getMutationType();
+    const rootType =
+      opType === 'query' ? this.schema.getQueryType() : opType === 'mutation' ? this.schema.getMutationType() : this.schema.getSubscriptionType();
     if (!rootType) throw new PlanError(`the schema has no ${opType} type`);
     const fields = collectFields(this.schema, rootType, [this.operation.selectionSet], this.fragments, this.variables);
     const introspectionKeys: string[] = [];
     let previous: Fetch | undefined;
+    let subscription: EventSource | undefined;
     for (const [key, nodes] of fields) {
       const name = nodes[0]!.name.value;
       if (name === '__typename') continue;
@@ -125,43 +127,102 @@ class Planner {
         introspectionKeys.push(key);
         continue;
       }
-      const candidates = this.supergraph.subgraphs.filter(
-        (s) => s.kind === 'graphql' && s.fields.get(rootType.name)?.has(name),
-      );
-      if (candidates.length === 0) throw new PlanError(`no subgraph resolves the root field ${rootType.name}.${name}`);
+      const eventField = this.supergraph.eventFields.get(`${rootType.name}.${name}`);
       let fetch: Fetch;
-      if (opType === 'mutation') {
-        // Mutation root fields run in order: consecutive fields of one subgraph share a request
-        // (the subgraph runs them serially); a new subgraph waits for everything planned so far.
-        const sub =
-          previous && candidates.includes(previous.subgraph) && this.cost(previous.subgraph, rootType, nodes) < IMPOSSIBLE
-            ? previous.subgraph
-            : this.cheapest(candidates, rootType, nodes);
-        if (previous && previous.subgraph === sub) fetch = previous;
-        else {
-          fetch = this.newFetch(sub, 'root', 'mutation', []);
-          for (const f of this.fetches) if (f !== fetch) fetch.deps.add(f);
-        }
-        previous = fetch;
-      } else {
-        const best = this.cheapest(candidates, rootType, nodes);
-        const bestCost = this.cost(best, rootType, nodes);
-        const existing = this.fetches.find(
-          (f) => f.kind === 'root' && candidates.includes(f.subgraph) && this.cost(f.subgraph, rootType, nodes) <= bestCost,
+      if (eventField) {
+        // Each event-driven root field is its own broker operation; in a mutation it still runs in order.
+        fetch = this.newFetch(eventField.subgraph, 'root', opType === 'mutation' ? 'mutation' : 'query', []);
+        if (opType === 'mutation') for (const f of this.fetches) if (f !== fetch) fetch.deps.add(f);
+        fetch.event = this.eventSource(eventField, rootType, key, nodes);
+        if (opType === 'subscription') subscription = fetch.event;
+        previous = undefined;
+      } else if (opType === 'subscription') {
+        throw new PlanError(
+          `${rootType.name}.${name} is not event-driven: subscriptions are served from brokers (@edfs__natsSubscribe, @edfs__kafkaSubscribe)`,
         );
-        fetch = existing ?? this.newFetch(best, 'root', 'query', []);
+      } else {
+        fetch = this.httpRootFetch(opType, rootType, name, nodes, previous);
+        if (opType === 'mutation') previous = fetch;
       }
       this.planField(fetch, fetch.subgraph, rootType, key, nodes, fetch.sel, [], undefined, { ...CLIENT, client: fields });
+      if (fetch.event?.filter !== undefined) this.planFilterFields(fetch, fetch.event, nodes);
     }
     for (const f of this.fetches) f.query = this.printFetch(f);
     const introspection =
       introspectionKeys.length > 0 ? { responseKeys: introspectionKeys, document: this.introspectionDocument(introspectionKeys, fields) } : undefined;
     return {
       operationType: opType,
+      subscription,
       fetches: this.fetches,
       shape: buildShape(this.supergraph.clientSchema, rootType.name, [this.operation.selectionSet], this.fragments, this.variables),
       introspection,
     };
+  }
+
+  /** The subgraph fetch for an HTTP root field (queries share a fetch per subgraph; mutations run in order). */
+  private httpRootFetch(
+    opType: 'query' | 'mutation',
+    rootType: GraphQLObjectType,
+    name: string,
+    nodes: FieldNode[],
+    previous: Fetch | undefined,
+  ): Fetch {
+    const candidates = this.supergraph.subgraphs.filter((s) => s.kind === 'graphql' && s.fields.get(rootType.name)?.has(name));
+    if (candidates.length === 0) throw new PlanError(`no subgraph resolves the root field ${rootType.name}.${name}`);
+    if (opType === 'mutation') {
+      // Mutation root fields run in order: consecutive fields of one subgraph share a request
+      // (the subgraph runs them serially); a new subgraph waits for everything planned so far.
+      const sub =
+        previous && candidates.includes(previous.subgraph) && this.cost(previous.subgraph, rootType, nodes) < IMPOSSIBLE
+          ? previous.subgraph
+          : this.cheapest(candidates, rootType, nodes);
+      if (previous && previous.subgraph === sub) return previous;
+      const fetch = this.newFetch(sub, 'root', 'mutation', []);
+      for (const f of this.fetches) if (f !== fetch) fetch.deps.add(f);
+      return fetch;
+    }
+    const best = this.cheapest(candidates, rootType, nodes);
+    const bestCost = this.cost(best, rootType, nodes);
+    const existing = this.fetches.find(
+      (f) => f.kind === 'root' && !f.event && candidates.includes(f.subgraph) && this.cost(f.subgraph, rootType, nodes) <= bestCost,
+    );
+    return existing ?? this.newFetch(best, 'root', 'query', []);
+  }
+
+  private eventSource(field: EventField, rootType: GraphQLObjectType, responseKey: string, nodes: FieldNode[]): EventSource {
+    const node = nodes[0]!;
+    const def = rootType.getFields()[node.name.value]!;
+    return {
+      type: field.type,
+      providerKind: field.providerKind,
+      providerId: field.providerId,
+      subjects: field.subjects,
+      stream: field.stream,
+      parentType: rootType.name,
+      fieldName: node.name.value,
+      responseKey,
+      args: node.arguments ?? [],
+      returnType: getNamedType(def.type).name,
+      filter: this.supergraph.subscriptionFilters.get(`${rootType.name}.${node.name.value}`),
+    };
+  }
+
+  /**
+   * The fields a subscription filter reads must be in the resolved data even when the client does
+   * not select them: plan them as internal fields (stored under their name, or `__edfs_<name>` when
+   * the client uses that response key for something else).
+   */
+  private planFilterFields(fetch: Fetch, event: EventSource, nodes: FieldNode[]): void {
+    const paths = filterFieldPaths(event.filter);
+    if (paths.length === 0) return;
+    const type = this.schema.getType(event.returnType);
+    if (!type || !isCompositeType(type)) return;
+    const text = paths.map((p) => p.reduceRight((inner, name) => (inner ? `${name} { ${inner} }` : name), '')).join(' ');
+    const set = parseFieldSetText(text, `the subscription filter of ${event.parentType}.${event.fieldName}`);
+    const target = fetch.sel.fields.get(event.responseKey)?.sel;
+    if (!target) return;
+    const client = isObjectType(type) ? collectFields(this.schema, type, subSelections(nodes), this.fragments, this.variables) : undefined;
+    this.planSelection(fetch, fetch.subgraph, type, [set], target, [event.responseKey], undefined, { internal: true, client, exclude: new Set() }, new Set());
   }
 
   private introspectionDocument(keys: string[], fields: Map<string, FieldNode[]>) {
@@ -511,6 +572,32 @@ class Planner {
     const reprVar = defs.some((d) => d.variable.name.value === 'representations') ? '_edfs_representations' : 'representations';
     const head = [`$${reprVar}: [_Any!]!`, ...varDefs].join(', ');
     return `query${opName}(${head}) { _entities(representations: $${reprVar}) ${printSubSel(fetch.sel, true)} }`;
+  }
+}
+
+/** Every `fieldPath` in a subscription filter condition, whatever its nesting (AND/OR/NOT/IN). */
+export function filterFieldPaths(condition: unknown): string[][] {
+  const out: string[][] = [];
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (v && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        if (k === 'fieldPath' && Array.isArray(child) && child.every((x) => typeof x === 'string')) out.push(child as string[]);
+        else if (k === 'fieldPath' && typeof child === 'string') out.push(child.split('.'));
+        else visit(child);
+      }
+    }
+  };
+  visit(condition);
+  return out;
+}
+
+function parseFieldSetText(text: string, what: string): SelectionSetNode {
+  try {
+    const doc = parse(`{ ${text} }`, { noLocation: true });
+    return (doc.definitions[0] as OperationDefinitionNode).selectionSet;
+  } catch (err) {
+    throw new PlanError(`${what}: invalid field path: ${(err as Error).message}`);
   }
 }
 

@@ -40,7 +40,21 @@ export interface Subgraph {
   readonly raw: DataSourceConfigurationJson;
 }
 
+/** An EDFS root field: which broker operation serves it (from `customEvents`). */
+export interface EventField {
+  subgraph: Subgraph;
+  type: 'subscribe' | 'publish' | 'request';
+  providerKind: 'nats' | 'kafka';
+  providerId: string;
+  subjects: string[];
+  stream?: { streamName: string; consumerName: string; consumerInactiveThresholdSeconds?: number };
+}
+
 export interface Supergraph {
+  /** "Type.field" -> the event source serving that root field. */
+  readonly eventFields: Map<string, EventField>;
+  /** "Type.field" -> `@openfed__subscriptionFilter` condition (execution config JSON). */
+  readonly subscriptionFilters: Map<string, unknown>;
   /** Full router schema (includes @inaccessible parts the planner may need). */
   readonly schema: GraphQLSchema;
   /** What clients see: validation and introspection run against this one. */
@@ -132,5 +146,44 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
       raw: ds,
     } satisfies Subgraph;
   });
-  return { schema, clientSchema, subgraphs, byName: new Map(subgraphs.map((s) => [s.name, s])) };
+  const eventFields = new Map<string, EventField>();
+  for (const subgraph of subgraphs) {
+    const events = subgraph.raw.customEvents;
+    const entries = [
+      ...(events?.nats ?? []).map((e) => ({ kind: 'nats' as const, e, subjects: e.subjects ?? [], stream: e.streamConfiguration })),
+      ...(events?.kafka ?? []).map((e) => ({ kind: 'kafka' as const, e, subjects: e.topics ?? [], stream: undefined })),
+    ];
+    for (const { kind, e, subjects, stream } of entries) {
+      const c = e.engineEventConfiguration ?? {};
+      if (!c.typeName || !c.fieldName) continue;
+      // protobuf JSON omits the enum's zero value (PUBLISH).
+      const type = c.type === 'SUBSCRIBE' ? 'subscribe' : c.type === 'REQUEST' ? 'request' : 'publish';
+      eventFields.set(`${c.typeName}.${c.fieldName}`, {
+        subgraph,
+        type,
+        providerKind: kind,
+        providerId: c.providerId ?? 'default',
+        subjects,
+        stream:
+          stream?.streamName && stream.consumerName
+            ? {
+                streamName: stream.streamName,
+                consumerName: stream.consumerName,
+                consumerInactiveThresholdSeconds: stream.consumerInactiveThreshold,
+              }
+            : undefined,
+      });
+    }
+  }
+  const subscriptionFilters = new Map<string, unknown>();
+  for (const fc of engine.fieldConfigurations ?? [])
+    if (fc.subscriptionFilterCondition) subscriptionFilters.set(`${fc.typeName}.${fc.fieldName}`, fc.subscriptionFilterCondition);
+  return {
+    schema,
+    clientSchema,
+    subgraphs,
+    byName: new Map(subgraphs.map((s) => [s.name, s])),
+    eventFields,
+    subscriptionFilters,
+  };
 }

@@ -3,6 +3,7 @@
  * spec-shaped GraphQL result comes out. Nothing here knows about transports.
  */
 import type { GraphQLFormattedError } from 'graphql';
+import type { EventSource, Plan } from './plan.js';
 
 export interface GraphQLRequest {
   query: string;
@@ -20,6 +21,8 @@ export interface ExecutionResult {
 export interface RequestContext {
   headers?: Record<string, string | string[] | undefined>;
   signal?: AbortSignal;
+  /** The `connection_init` payload of a WebSocket client (graphql-transport-ws). */
+  connectionParams?: Record<string, unknown>;
 }
 
 export type OperationKind = 'query' | 'mutation' | 'subscription';
@@ -31,4 +34,34 @@ export type OperationKind = 'query' | 'mutation' | 'subscription';
  */
 export type PreparedRequest =
   | { kind: 'errors'; errors: GraphQLFormattedError[] }
-  | { kind: 'operation'; operationKind: OperationKind; execute(ctx?: RequestContext): Promise<ExecutionResult> };
+  | {
+      kind: 'operation';
+      operationKind: OperationKind;
+      execute(ctx?: RequestContext): Promise<ExecutionResult>;
+      /** Set for subscriptions: what the subscription engine needs to serve it from a broker. */
+      subscription?: PreparedSubscription;
+    };
+
+/**
+ * A validated, planned subscription. `plan` and `variables` identify its group: subscriptions with
+ * the same plan object and the same variables get identical results for every event.
+ */
+export interface PreparedSubscription {
+  plan: Plan;
+  variables: Record<string, unknown>;
+  source: EventSource;
+  /** The field's coerced arguments (for subject templates and filters). */
+  args: Record<string, unknown>;
+  /** Why `event` cannot be this subscription's data, or undefined when it can. */
+  check(event: unknown): string | undefined;
+  /**
+   * Resolves one checked event into the client's result (entity fetches and shaping). `dedupe`
+   * is shared by all groups resolving the same event, so identical subgraph requests go once.
+   */
+  resolve(
+    event: unknown,
+    dedupe?: Map<string, Promise<unknown>>,
+    /** Receives the merged subgraph data (with internal fields, e.g. for filters) before shaping. */
+    onStore?: (store: Record<string, unknown>) => void,
+  ): Promise<ExecutionResult>;
+}

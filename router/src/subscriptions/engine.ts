@@ -1,0 +1,323 @@
+/**
+ * The subscription engine: Triggers, Groups and fan-out. Hand-written because it is the product's
+ * reason to exist (no library shares broker subscriptions and per-event work across clients).
+ *
+ * - A Trigger is one broker subscription, keyed by (provider, rendered subjects, stream). It lives
+ *   while at least one client subscription holds it (plus an optional grace period), however many
+ *   clients and selections share it.
+ * - A Group is the set of client subscriptions of one Trigger with the same plan and variables:
+ *   per event, a Group checks, filters, resolves and serializes once; every client of the Group
+ *   gets the same string. Entity fetches of one event are deduplicated across Groups.
+ * - Events are delivered to a Group in the order they arrived, even though resolutions overlap;
+ *   a Group with more than `maxPendingEvents` unresolved events drops new ones (counted), so a
+ *   slow subgraph cannot grow memory without bound.
+ *
+ * Invariants: `router_engine_triggers` equals the number of live Triggers; every started
+ * subscription decrements `router_engine_subscriptions` exactly once; nothing here throws into a
+ * broker callback, and a bad event reaches only the subscriptions it was for, as a GraphQL error.
+ */
+import type { GraphQLFormattedError } from 'graphql';
+import type { Logger } from 'pino';
+import type { BrokerMessage, BrokerSubscription, EventProvider, SubscribeSpec } from '../events/provider.js';
+import { compileFilter, type CompiledFilter } from '../events/filter.js';
+import { eventSubjects } from '../engine/event-fields.js';
+import type { ExecutionResult, PreparedSubscription } from '../engine/types.js';
+import type { RouterMetrics } from '../observability/metrics.js';
+import type { ResultSink, Started } from './service.js';
+
+export interface SubscriptionEngineOptions {
+  providers: Map<string, EventProvider>;
+  metrics: RouterMetrics;
+  logger: Logger;
+  /** Keep an unused Trigger this long before unsubscribing from the broker (0 = at once). */
+  triggerGracePeriodMs?: number;
+  /** Unresolved events a Group may hold before it drops new ones. */
+  maxPendingEvents?: number;
+}
+
+interface Member {
+  sink: ResultSink;
+}
+
+class Group {
+  readonly members = new Set<Member>();
+  private tail: Promise<void> = Promise.resolve();
+  private pending = 0;
+  /** The filter with this Group's arguments bound, and the field paths it reads. */
+  private readonly filter: { matches: (data: unknown) => boolean; paths: string[][] } | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly prepared: PreparedSubscription,
+    filter: CompiledFilter | undefined,
+    private readonly engine: SubscriptionEngine,
+  ) {
+    this.filter = filter && { matches: filter.bind(prepared.args), paths: filter.fieldPaths() };
+  }
+
+  /** Starts the work for one event; delivery waits for the events before it. */
+  accept(event: unknown, subject: string, dedupe: Map<string, Promise<unknown>>, received: number): void {
+    const { metrics } = this.engine;
+    if (this.pending >= this.engine.maxPendingEvents) {
+      metrics.droppedMessages.inc({ reason: 'backlog' }, this.members.size);
+      return;
+    }
+    const problem = this.prepared.check(event);
+    let work: Promise<string | undefined>;
+    if (problem) {
+      metrics.droppedMessages.inc({ reason: 'invalid_event' });
+      this.engine.logger.warn({ subject, problem }, 'invalid event: delivered as an error to its subscribers');
+      work = Promise.resolve(invalidEventPayload(subject, problem));
+    } else {
+      work = this.resolve(event, dedupe);
+    }
+    this.pending++;
+    this.tail = this.tail
+      .then(() => work)
+      .then(
+        (json) => {
+          this.pending--;
+          if (json !== undefined) this.fanOut(json, received);
+        },
+        (err: unknown) => {
+          this.pending--;
+          this.engine.logger.error({ err, subject }, 'resolving an event failed');
+          this.fanOut(errorPayload(`resolving the event on subject "${subject}" failed`), received);
+        },
+      );
+  }
+
+  private async resolve(event: unknown, dedupe: Map<string, Promise<unknown>>): Promise<string | undefined> {
+    const filter = this.filter;
+    if (filter) {
+      // Decide on the event alone when it carries every field the filter reads: no subgraph call.
+      const view = filterView(event, filter.paths);
+      if (view !== undefined && !filter.matches(view)) return undefined;
+      if (view === undefined) {
+        let store: Record<string, unknown> | undefined;
+        const result = await this.prepared.resolve(event, dedupe, (s) => (store = s));
+        const data = store?.[this.prepared.source.responseKey];
+        if (!filter.matches(filterView(data, filter.paths, true) ?? {})) return undefined;
+        return JSON.stringify(result);
+      }
+    }
+    return JSON.stringify(await this.prepared.resolve(event, dedupe));
+  }
+
+  private fanOut(json: string, received: number): void {
+    for (const member of this.members) member.sink.next(json);
+    this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
+  }
+}
+
+class Trigger {
+  readonly groups = new Map<string, Group>();
+  refs = 0;
+  subscription: BrokerSubscription | undefined;
+  ready: Promise<void>;
+  closed = false;
+  graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly provider: EventProvider,
+    readonly spec: SubscribeSpec,
+    private readonly engine: SubscriptionEngine,
+  ) {
+    this.ready = provider
+      .subscribe(
+        spec,
+        (message) => this.onMessage(message),
+        (error) => this.fail(error),
+      )
+      .then((sub) => {
+        if (this.closed) void sub.close();
+        else this.subscription = sub;
+      });
+    this.ready.catch((error: unknown) => this.fail(error as Error));
+  }
+
+  private onMessage(message: BrokerMessage): void {
+    const received = performance.now();
+    const { metrics } = this.engine;
+    metrics.eventsReceived.inc({ provider_id: this.provider.id });
+    let event: unknown;
+    try {
+      event = JSON.parse(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength).toString('utf8'));
+    } catch {
+      metrics.droppedMessages.inc({ reason: 'invalid_json' });
+      this.engine.logger.warn({ subject: message.subject }, 'invalid event: not JSON');
+      const json = invalidEventPayload(message.subject, 'the event is not valid JSON');
+      for (const group of this.groups.values()) for (const m of group.members) m.sink.next(json);
+      return;
+    }
+    const dedupe = new Map<string, Promise<unknown>>();
+    for (const group of this.groups.values()) group.accept(event, message.subject, dedupe, received);
+  }
+
+  /** The broker subscription failed or ended: every client of this Trigger gets the error. */
+  fail(error: Error): void {
+    if (this.closed) return;
+    this.engine.logger.warn({ err: error, trigger: this.key }, 'trigger failed');
+    const errors = [{ message: error.message, extensions: { code: 'EVENT_SOURCE_FAILED' } }];
+    const members = [...this.groups.values()].flatMap((g) => [...g.members]);
+    this.engine.dropTrigger(this);
+    for (const m of members) this.engine.endMember(m, () => m.sink.error(errors));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.graceTimer);
+    await this.ready.catch(() => undefined);
+    await this.subscription?.close().catch((err: unknown) => this.engine.logger.warn({ err, trigger: this.key }, 'closing a broker subscription failed'));
+  }
+}
+
+export class SubscriptionEngine {
+  private readonly triggers = new Map<string, Trigger>();
+  /** Each live client subscription, with how to detach it. */
+  private readonly members = new Map<Member, { trigger: Trigger; group: Group }>();
+  readonly metrics: RouterMetrics;
+  readonly logger: Logger;
+  readonly maxPendingEvents: number;
+  private readonly gracePeriodMs: number;
+  private readonly filters = new WeakMap<object, CompiledFilter>();
+
+  constructor(private readonly options: SubscriptionEngineOptions) {
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.maxPendingEvents = options.maxPendingEvents ?? 1024;
+    this.gracePeriodMs = options.triggerGracePeriodMs ?? 0;
+  }
+
+  /** Live Triggers (for tests and the status page). */
+  get triggerCount(): number {
+    return this.triggers.size;
+  }
+
+  subscribe(prepared: PreparedSubscription, sink: ResultSink): Started {
+    const source = prepared.source;
+    const provider = this.options.providers.get(source.providerId);
+    if (!provider)
+      return fail(
+        `${source.parentType}.${source.fieldName} uses event provider "${source.providerId}", which is not configured (add it under events.providers.${source.providerKind} in router.yaml)`,
+      );
+    if ((provider.kind === 'kafka') !== (source.providerKind === 'kafka'))
+      return fail(`event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`);
+    let subjects: string[];
+    let filter: CompiledFilter | undefined;
+    try {
+      subjects = eventSubjects(source, prepared.args);
+      filter = this.filterFor(source);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    const spec: SubscribeSpec = { subjects: [...new Set(subjects)].sort(), stream: source.stream };
+    const triggerKey = JSON.stringify([provider.id, spec.subjects, spec.stream ?? null]);
+    let trigger = this.triggers.get(triggerKey);
+    if (!trigger) {
+      trigger = new Trigger(triggerKey, provider, spec, this);
+      this.triggers.set(triggerKey, trigger);
+      this.metrics.engineTriggers.inc();
+    }
+    clearTimeout(trigger.graceTimer);
+    trigger.graceTimer = undefined;
+    const groupKey = groupKeyOf(prepared);
+    let group = trigger.groups.get(groupKey);
+    if (!group) trigger.groups.set(groupKey, (group = new Group(groupKey, prepared, filter, this)));
+    const member: Member = { sink };
+    group.members.add(member);
+    trigger.refs++;
+    this.members.set(member, { trigger, group });
+    this.metrics.engineSubscriptions.inc();
+    return { ok: true, stop: () => this.endMember(member) };
+  }
+
+  /** Detaches a client subscription (idempotent); `then` runs after detaching, if it was live. */
+  endMember(member: Member, then?: () => void): void {
+    const entry = this.members.get(member);
+    if (!entry) return;
+    this.members.delete(member);
+    this.metrics.engineSubscriptions.dec();
+    const { trigger, group } = entry;
+    group.members.delete(member);
+    if (group.members.size === 0 && trigger.groups.get(group.key) === group) trigger.groups.delete(group.key);
+    trigger.refs--;
+    if (trigger.refs === 0 && !trigger.closed) {
+      if (this.gracePeriodMs > 0) trigger.graceTimer = setTimeout(() => this.dropTrigger(trigger), this.gracePeriodMs);
+      else this.dropTrigger(trigger);
+    }
+    then?.();
+  }
+
+  dropTrigger(trigger: Trigger): void {
+    if (this.triggers.get(trigger.key) !== trigger) return;
+    this.triggers.delete(trigger.key);
+    this.metrics.engineTriggers.dec();
+    void trigger.close();
+  }
+
+  /** Ends every subscription with `complete` and closes every broker subscription. */
+  async close(): Promise<void> {
+    for (const member of [...this.members.keys()]) this.endMember(member, () => member.sink.complete());
+    await Promise.all([...this.triggers.values()].map((t) => (this.dropTrigger(t), t.close())));
+  }
+
+  private filterFor(source: PreparedSubscription['source']): CompiledFilter | undefined {
+    if (source.filter === undefined || source.filter === null) return undefined;
+    const condition = source.filter as object;
+    let compiled = this.filters.get(condition);
+    if (!compiled)
+      this.filters.set(condition, (compiled = compileFilter(condition, { field: `${source.parentType}.${source.fieldName}` })));
+    return compiled;
+  }
+}
+
+function fail(message: string): Started {
+  return { ok: false, errors: [{ message }] };
+}
+
+/** Same plan object and same variables: the same result for every event. */
+const planIds = new WeakMap<object, number>();
+let nextPlanId = 1;
+function groupKeyOf(prepared: PreparedSubscription): string {
+  let id = planIds.get(prepared.plan);
+  if (id === undefined) planIds.set(prepared.plan, (id = nextPlanId++));
+  return `${id}:${JSON.stringify(prepared.variables)}`;
+}
+
+function invalidEventPayload(subject: string, problem: string): string {
+  return JSON.stringify({
+    data: null,
+    errors: [{ message: `invalid event on subject "${subject}": ${problem}`, extensions: { code: 'INVALID_EVENT' } }],
+  } satisfies ExecutionResult);
+}
+
+function errorPayload(message: string): string {
+  const errors: GraphQLFormattedError[] = [{ message }];
+  return JSON.stringify({ data: null, errors });
+}
+
+/**
+ * The values a filter reads, as a plain object of field names. From the event itself (`stored`
+ * false: field names) or from the resolved store (`stored` true: internal fields may live under
+ * `__edfs_<name>`). Undefined when a path is missing.
+ */
+function filterView(data: unknown, paths: string[][], stored = false): Record<string, unknown> | undefined {
+  const view: Record<string, unknown> = {};
+  for (const path of paths) {
+    let value: unknown = data;
+    let out: Record<string, unknown> = view;
+    for (let i = 0; i < path.length; i++) {
+      const name = path[i]!;
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+      const obj = value as Record<string, unknown>;
+      value = stored && `__edfs_${name}` in obj ? obj[`__edfs_${name}`] : obj[name];
+      if (value === undefined) return undefined;
+      if (i === path.length - 1) out[name] = value;
+      else out = (out[name] ??= {}) as Record<string, unknown>;
+    }
+  }
+  return view;
+}
