@@ -18,6 +18,12 @@ import { connectableHost } from './server/address.js';
 import { buildRouterServer } from './server/app.js';
 import { GatewayHolder } from './server/gateway-holder.js';
 import { Readiness } from './server/readiness.js';
+import { providerBus } from './events/bus.js';
+import type { EventProvider } from './events/provider.js';
+import { createProviders } from './events/providers.js';
+import type { EventBus } from './engine/event-fields.js';
+import { SubscriptionEngine } from './subscriptions/engine.js';
+import { createOperationService } from './subscriptions/operations.js';
 
 export interface StartRouterOptions {
   /** Default: a logger at the configuration's `log_level`. */
@@ -43,7 +49,14 @@ export interface RunningRouter {
   metrics: RouterMetrics;
   readiness: Readiness;
   gateway: GatewayHolder;
+  engine: SubscriptionEngine;
+  /** The event providers by id (memory, NATS, Kafka). */
+  providers: Map<string, EventProvider>;
   close(): Promise<void>;
+}
+
+async function closeProviders(providers: Map<string, EventProvider>): Promise<void> {
+  await Promise.all([...providers.values()].map((p) => p.close().catch(() => undefined)));
 }
 
 export async function startRouter(
@@ -57,14 +70,31 @@ export async function startRouter(
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? createRouterMetrics();
 
-  const gateway = new GatewayHolder(await buildGateway(config, options, metrics, logger));
+  const providers = createProviders(config.events.providers, { logger });
+  const gateway = new GatewayHolder(await buildGateway(config, options, metrics, logger, providerBus(providers)));
   const readiness = new Readiness();
   readiness.register('execution_config', () => (gateway.current ? true : 'no execution config loaded'));
+  for (const provider of providers.values())
+    readiness.register(`provider ${provider.id}`, () => provider.status().ready);
+  const engine = new SubscriptionEngine({
+    providers,
+    metrics,
+    logger,
+    triggerGracePeriodMs: config.subscriptions.triggerGracePeriodMs,
+  });
 
   let app: FastifyInstance | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
-    app = await buildRouterServer({ config, gateway, metrics, readiness, logger });
+    // Brokers are connected before the router takes traffic; a provider that cannot connect
+    // keeps retrying in the background and holds /health/ready at not ready.
+    await Promise.all(
+      [...providers.values()].map((p) =>
+        p.connect().catch((err: unknown) => logger.warn({ err, provider: p.id }, 'event provider not connected yet')),
+      ),
+    );
+    const operations = createOperationService(gateway, engine, logger);
+    app = await buildRouterServer({ config, gateway, metrics, readiness, logger, operations });
     await listen(app, config.listenAddr, 'listen_addr');
     const prometheus = config.telemetry.metrics.prometheus;
     if (prometheus.enabled) {
@@ -78,7 +108,9 @@ export async function startRouter(
       });
     }
   } catch (err) {
+    await engine.close();
     await app?.close();
+    await closeProviders(providers);
     await gateway.close();
     throw err;
   }
@@ -97,11 +129,15 @@ export async function startRouter(
     metrics,
     readiness,
     gateway,
+    engine,
+    providers,
     close() {
       closing ??= (async () => {
         readiness.markShuttingDown();
+        await engine.close();
         await server.close();
         await metricsServer?.close();
+        await closeProviders(providers);
         await gateway.close();
       })();
       return closing;
@@ -114,6 +150,7 @@ async function buildGateway(
   options: StartRouterOptions,
   metrics: RouterMetrics,
   logger: Logger,
+  events: EventBus,
 ): Promise<Gateway> {
   const path = config.executionConfig.file.path;
   const executionConfig = options.executionConfig ?? (await loadExecutionConfig(path));
@@ -123,6 +160,7 @@ async function buildGateway(
       subgraphTimeoutMs: config.trafficShaping.all.requestTimeoutMs,
       onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
       logger,
+      events,
     });
   } catch (err) {
     const message = (err as Error).message;
