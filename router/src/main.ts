@@ -5,6 +5,7 @@
  * finish in-flight requests, then release the gateway's subgraph connections.
  */
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadRouterConfig } from './config/load.js';
@@ -70,7 +71,9 @@ export async function startRouter(
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? createRouterMetrics();
 
-  const providers = createProviders(config.events.providers, { logger });
+  // Durable JetStream consumers are per router instance, so every replica sees every event.
+  const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port}`;
+  const providers = createProviders(config.events.providers, { logger, nats: { instanceId } });
   const gateway = new GatewayHolder(await buildGateway(config, options, metrics, logger, providerBus(providers)));
   const readiness = new Readiness();
   readiness.register('execution_config', () => (gateway.current ? true : 'no execution config loaded'));
@@ -134,8 +137,9 @@ export async function startRouter(
     close() {
       closing ??= (async () => {
         readiness.markShuttingDown();
-        await engine.close();
+        // Sockets first (1001 "going away", so clients reconnect elsewhere), then the triggers.
         await server.close();
+        await engine.close();
         await metricsServer?.close();
         await closeProviders(providers);
         await gateway.close();

@@ -120,6 +120,108 @@ telemetry: { metrics: { prometheus: { enabled: true, listen_addr: "0.0.0.0:8088"
   });
 });
 
+describe('router.yaml: websocket and subscriptions', () => {
+  it('defaults: WebSocket on, 10s to initialise, no server pings, 1MiB frames and send buffers', () => {
+    const config = parse(minimal);
+    expect(config.websocket).toEqual({
+      enabled: true,
+      connectionInitTimeoutMs: 10_000,
+      keepaliveIntervalMs: 0,
+      maxConnections: 10_000,
+      maxSubscriptionsPerConnection: 100,
+      maxFrameSizeBytes: 1024 * 1024,
+    });
+    expect(config.subscriptions).toEqual({
+      sendBufferLimitBytes: 1024 * 1024,
+      sseKeepaliveIntervalMs: 12_000,
+      triggerGracePeriodMs: 0,
+    });
+  });
+
+  it('durations, sizes and counts resolve to milliseconds, bytes and numbers', () => {
+    const config = parse(
+      `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
+subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, trigger_grace_period: 1m }
+`,
+    );
+    expect(config.websocket).toEqual({
+      enabled: false,
+      connectionInitTimeoutMs: 3000,
+      keepaliveIntervalMs: 15_000,
+      maxConnections: 50_000,
+      maxSubscriptionsPerConnection: 20,
+      maxFrameSizeBytes: 65_536,
+    });
+    expect(config.subscriptions).toEqual({
+      sendBufferLimitBytes: 4_000_000,
+      sseKeepaliveIntervalMs: 0,
+      triggerGracePeriodMs: 60_000,
+    });
+  });
+
+  it('a count given as an environment variable is a number', () => {
+    expect(
+      parse(`${minimal}websocket: { max_connections: \${MAX_CONNS} }\n`, { MAX_CONNS: '250' }).websocket
+        .maxConnections,
+    ).toBe(250);
+  });
+
+  it('a bad value in each key is named with what was expected', () => {
+    const message = (yaml: string) => errorOf(`${minimal}${yaml}\n`).message;
+    expect(message('websocket: { enabled: "yes" }')).toBe(
+      'router.yaml: websocket.enabled: must be a boolean (true or false)',
+    );
+    expect(message('websocket: { connection_init_timeout: 10 }')).toBe(
+      'router.yaml: websocket.connection_init_timeout: must be a string',
+    );
+    expect(message('websocket: { connection_init_timeout: soon }')).toBe(
+      'router.yaml: websocket.connection_init_timeout: must be a duration such as "500ms", "10s" or "1m30s" (got "soon")',
+    );
+    expect(message('websocket: { connection_init_timeout: 0s }')).toBe(
+      'router.yaml: websocket.connection_init_timeout: must be greater than zero',
+    );
+    expect(message('websocket: { keepalive_interval: -5s }')).toBe(
+      'router.yaml: websocket.keepalive_interval: must be a duration such as "500ms", "10s" or "1m30s" (got "-5s")',
+    );
+    expect(message('websocket: { max_connections: 0 }')).toBe(
+      'router.yaml: websocket.max_connections: must be at least 1 (got 0)',
+    );
+    expect(message('websocket: { max_connections: 1.5 }')).toBe(
+      'router.yaml: websocket.max_connections: must be an integer',
+    );
+    expect(message('websocket: { max_subscriptions_per_connection: "many" }')).toBe(
+      'router.yaml: websocket.max_subscriptions_per_connection: must be an integer',
+    );
+    expect(message('websocket: { max_subscriptions_per_connection: -1 }')).toBe(
+      'router.yaml: websocket.max_subscriptions_per_connection: must be at least 1 (got -1)',
+    );
+    expect(message('websocket: { max_frame_size: 1 megabyte }')).toBe(
+      'router.yaml: websocket.max_frame_size: must be a size such as "5MB" or "512KiB" (got "1 megabyte")',
+    );
+    expect(message('websocket: { max_frame_size: 0B }')).toBe(
+      'router.yaml: websocket.max_frame_size: must be greater than zero',
+    );
+    expect(message('websocket: { max_conections: 5 }')).toMatch(
+      /^router\.yaml: websocket\.max_conections: unknown key \(did you mean "max_connections"\?\)/,
+    );
+    expect(message('subscriptions: { send_buffer_limit: lots }')).toBe(
+      'router.yaml: subscriptions.send_buffer_limit: must be a size such as "5MB" or "512KiB" (got "lots")',
+    );
+    expect(message('subscriptions: { send_buffer_limit: 0 }')).toBe(
+      'router.yaml: subscriptions.send_buffer_limit: must be a string',
+    );
+    expect(message('subscriptions: { sse_keepalive_interval: 12 }')).toBe(
+      'router.yaml: subscriptions.sse_keepalive_interval: must be a string',
+    );
+    expect(message('subscriptions: { sse_keepalive_interval: 12 sec }')).toBe(
+      'router.yaml: subscriptions.sse_keepalive_interval: must be a duration such as "500ms", "10s" or "1m30s" (got "12 sec")',
+    );
+    expect(message('subscriptions: { trigger_grace_period: later }')).toBe(
+      'router.yaml: subscriptions.trigger_grace_period: must be a duration such as "500ms", "10s" or "1m30s" (got "later")',
+    );
+  });
+});
+
 describe('router.yaml environment expansion', () => {
   it('expands ${NAME} anywhere in a value and ${NAME:-default} when unset', () => {
     const config = parse(
@@ -168,7 +270,7 @@ describe('router.yaml errors name the key to fix', () => {
     expect(err.issues).toHaveLength(1);
     expect(err.message).toContain('router.yaml: listen_adr: unknown key (did you mean "listen_addr"?)');
     expect(err.message).toContain(
-      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, execution_config, events, telemetry, traffic_shaping',
+      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, execution_config, events, telemetry, traffic_shaping, websocket, subscriptions',
     );
   });
 

@@ -28,6 +28,20 @@ export const DEFAULTS = {
   metricsListenAddr: '0.0.0.0:8088',
   metricsPath: '/metrics',
   maxRequestBodySize: '5MB',
+  websocket: {
+    connectionInitTimeout: '10s',
+    // Like graphql-ws: the server does not ping unless asked to; clients ping if they care.
+    keepaliveInterval: '0s',
+    maxConnections: 10_000,
+    maxSubscriptionsPerConnection: 100,
+    maxFrameSize: '1MiB',
+  },
+  subscriptions: {
+    sendBufferLimit: '1MiB',
+    // graphql-sse's interval: below the idle timeout of common proxies (nginx: 60s).
+    sseKeepaliveInterval: '12s',
+    triggerGracePeriod: '0s',
+  },
 } as const;
 
 export interface ConfigIssue {
@@ -280,6 +294,61 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
       issues.push({ path: 'traffic_shaping.all.request_timeout', message: 'must be greater than zero' });
   }
 
+  /** A duration in ms; `positive` refuses zero (a timeout of zero would fire at once). */
+  const duration = (path: string, text: string, positive = false): number => {
+    const parsed = parseDuration(text);
+    const value = check(path, parsed, 0);
+    if (parsed.ok && positive && value === 0) issues.push({ path, message: 'must be greater than zero' });
+    return value;
+  };
+  const size = (path: string, text: string): number => {
+    const parsed = parseByteSize(text);
+    const value = check(path, parsed, 0);
+    if (parsed.ok && value === 0) issues.push({ path, message: 'must be greater than zero' });
+    return value;
+  };
+  const atLeastOne = (path: string, value: number): number => {
+    if (value < 1) issues.push({ path, message: `must be at least 1 (got ${value})` });
+    return value;
+  };
+
+  const ws = file.websocket ?? {};
+  const wsDefaults = DEFAULTS.websocket;
+  const websocket = {
+    enabled: ws.enabled ?? true,
+    connectionInitTimeoutMs: duration(
+      'websocket.connection_init_timeout',
+      ws.connection_init_timeout ?? wsDefaults.connectionInitTimeout,
+      true,
+    ),
+    keepaliveIntervalMs: duration(
+      'websocket.keepalive_interval',
+      ws.keepalive_interval ?? wsDefaults.keepaliveInterval,
+    ),
+    maxConnections: atLeastOne('websocket.max_connections', ws.max_connections ?? wsDefaults.maxConnections),
+    maxSubscriptionsPerConnection: atLeastOne(
+      'websocket.max_subscriptions_per_connection',
+      ws.max_subscriptions_per_connection ?? wsDefaults.maxSubscriptionsPerConnection,
+    ),
+    maxFrameSizeBytes: size('websocket.max_frame_size', ws.max_frame_size ?? wsDefaults.maxFrameSize),
+  };
+  const subs = file.subscriptions ?? {};
+  const subsDefaults = DEFAULTS.subscriptions;
+  const subscriptions = {
+    sendBufferLimitBytes: size(
+      'subscriptions.send_buffer_limit',
+      subs.send_buffer_limit ?? subsDefaults.sendBufferLimit,
+    ),
+    sseKeepaliveIntervalMs: duration(
+      'subscriptions.sse_keepalive_interval',
+      subs.sse_keepalive_interval ?? subsDefaults.sseKeepaliveInterval,
+    ),
+    triggerGracePeriodMs: duration(
+      'subscriptions.trigger_grace_period',
+      subs.trigger_grace_period ?? subsDefaults.triggerGracePeriod,
+    ),
+  };
+
   const nats = (file.events?.providers?.nats ?? []).map((p, i) =>
     natsProvider(p, `events.providers.nats[${i}]`, filePath, issues),
   );
@@ -327,6 +396,8 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
         ),
       },
     },
+    websocket,
+    subscriptions,
   };
   if (issues.length > 0) throw new RouterConfigError(source, issues);
   return config;

@@ -37,6 +37,9 @@ const listOf = (items: Schema, minItems?: number): Schema =>
   minItems === undefined ? { type: 'array', items } : { type: 'array', items, minItems };
 /** Go-style duration string: "500ms", "10s", "1m30s". */
 const duration: Schema = { type: 'string', description: 'duration' };
+/** "5MB", "512KiB". */
+const byteSize: Schema = { type: 'string', description: 'byte size' };
+const integer: Schema = { type: 'integer' };
 /** "host:port", ":port" or "[ipv6]:port". */
 const address: Schema = { type: 'string', description: 'address' };
 const credentials = (extra: Record<string, Schema> = {}): Schema =>
@@ -104,7 +107,20 @@ export const routerConfigSchema: Schema = section(
     }),
     traffic_shaping: section({
       all: section({ request_timeout: duration }),
-      router: section({ max_request_body_size: { type: 'string', description: 'byte size' } }),
+      router: section({ max_request_body_size: byteSize }),
+    }),
+    websocket: section({
+      enabled: boolean,
+      connection_init_timeout: duration,
+      keepalive_interval: duration,
+      max_connections: integer,
+      max_subscriptions_per_connection: integer,
+      max_frame_size: byteSize,
+    }),
+    subscriptions: section({
+      send_buffer_limit: byteSize,
+      sse_keepalive_interval: duration,
+      trigger_grace_period: duration,
     }),
   },
   { required: ['execution_config'] },

@@ -36,6 +36,19 @@ export interface RouterConfigFile {
     all?: { request_timeout?: string };
     router?: { max_request_body_size?: string };
   };
+  websocket?: {
+    enabled?: boolean;
+    connection_init_timeout?: string;
+    keepalive_interval?: string;
+    max_connections?: number;
+    max_subscriptions_per_connection?: number;
+    max_frame_size?: string;
+  };
+  subscriptions?: {
+    send_buffer_limit?: string;
+    sse_keepalive_interval?: string;
+    trigger_grace_period?: string;
+  };
 }
 
 export interface NatsProviderFile {
@@ -84,6 +97,33 @@ export interface RouterConfig {
     /** Rules for client requests to the router. */
     router: { maxRequestBodySizeBytes: number };
   };
+  websocket: WebSocketConfig;
+  subscriptions: SubscriptionsConfig;
+}
+
+/** Subscriptions over WebSocket (graphql-transport-ws). */
+export interface WebSocketConfig {
+  enabled: boolean;
+  /** A connection that sends no `connection_init` within this time is closed (4408). */
+  connectionInitTimeoutMs: number;
+  /** Server pings every this often and closes a connection that missed a pong; 0 = no pings. */
+  keepaliveIntervalMs: number;
+  /** Open WebSocket connections per router; upgrades beyond it are refused with 503. */
+  maxConnections: number;
+  /** Active operations per connection; a subscribe beyond it gets an error message. */
+  maxSubscriptionsPerConnection: number;
+  /** Largest message a client may send; a bigger one closes the connection (1009). */
+  maxFrameSizeBytes: number;
+}
+
+/** Delivery to subscription clients, whatever their protocol. */
+export interface SubscriptionsConfig {
+  /** A client whose unsent bytes exceed this is a slow consumer and is disconnected. */
+  sendBufferLimitBytes: number;
+  /** Comment lines on SSE streams every this often, so proxies keep them open; 0 = none. */
+  sseKeepaliveIntervalMs: number;
+  /** How long a broker subscription outlives its last client, for a quick resubscribe. */
+  triggerGracePeriodMs: number;
 }
 
 export interface PrometheusConfig {

@@ -1,17 +1,22 @@
 /**
  * The router's HTTP surface, assembled from plugins: GraphQL over HTTP (with GraphiQL on the same
- * path for browsers), the GraphiQL assets and the health endpoints. Metrics are not here: they are
- * served on their own port (observability/metrics-server).
+ * path for browsers), the GraphiQL assets and the health endpoints. With an `OperationService`,
+ * the same path also streams operations: WebSocket upgrades (graphql-transport-ws) and requests
+ * for `text/event-stream` (GraphQL over SSE). Metrics are not here: they are served on their own
+ * port (observability/metrics-server).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { RouterConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
+import type { OperationService } from '../subscriptions/service.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import { graphqlHttpPlugin } from './graphql-http.js';
 import { healthPlugin } from './health.js';
 import { playgroundAssetsPlugin, renderPlayground } from './playground.js';
 import type { Readiness } from './readiness.js';
+import { createEventStreamHandler, type EventStreamHandler } from './sse.js';
+import { websocketPlugin } from './websocket.js';
 
 export interface RouterServerOptions {
   config: RouterConfig;
@@ -19,10 +24,15 @@ export interface RouterServerOptions {
   metrics: RouterMetrics;
   readiness: Readiness;
   logger: Logger;
+  /**
+   * Runs operations for streaming clients (subscriptions over WebSocket and SSE). Without it the
+   * router serves GraphQL over HTTP only.
+   */
+  operations?: OperationService;
 }
 
 export async function buildRouterServer(options: RouterServerOptions): Promise<FastifyInstance> {
-  const { config, gateway, metrics, readiness, logger } = options;
+  const { config, gateway, metrics, readiness, logger, operations } = options;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request is too much for a router; failures are logged where they happen.
@@ -37,7 +47,37 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     playgroundHtml = () => html;
     await app.register(playgroundAssetsPlugin);
   }
-  await app.register(graphqlHttpPlugin, { path: config.graphqlPath, gateway, metrics, playgroundHtml });
+
+  let eventStream: EventStreamHandler | undefined;
+  if (operations) {
+    const sendBufferLimitBytes = config.subscriptions.sendBufferLimitBytes;
+    eventStream = createEventStreamHandler({
+      operations,
+      metrics,
+      keepaliveIntervalMs: config.subscriptions.sseKeepaliveIntervalMs,
+      sendBufferLimitBytes,
+    });
+    // Open streams would otherwise hold `close()` until their clients leave.
+    const streams = eventStream;
+    app.addHook('preClose', async () => streams.closeAll());
+    if (config.websocket.enabled)
+      await app.register(websocketPlugin, {
+        path: config.graphqlPath,
+        operations,
+        metrics,
+        logger,
+        websocket: config.websocket,
+        sendBufferLimitBytes,
+      });
+  }
+
+  await app.register(graphqlHttpPlugin, {
+    path: config.graphqlPath,
+    gateway,
+    metrics,
+    playgroundHtml,
+    eventStream,
+  });
   await app.register(healthPlugin, { readiness });
   return app;
 }

@@ -2,7 +2,9 @@
  * GraphQL over HTTP (queries and mutations): `POST path` with a JSON body and `GET path?query=`.
  * Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` answers request errors
  * with 4xx, `application/json` with 200; GET never runs a mutation (405). Every error, including a
- * body fastify itself cannot parse, is answered as `{"errors":[{"message": ...}]}`.
+ * body fastify itself cannot parse, is answered as `{"errors":[{"message": ...}]}`. A request
+ * whose Accept header prefers `text/event-stream` is parsed here too, then served by the SSE
+ * adapter (server/sse.ts).
  *
  * The plugin reaches the engine only through `Gateway.prepare`, read from the holder once per
  * request, so the execution config can be replaced while the server runs.
@@ -12,6 +14,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from './gateway-holder.js';
+import type { EventStreamHandler } from './sse.js';
 import {
   APPLICATION_JSON,
   GRAPHQL_RESPONSE_JSON,
@@ -27,6 +30,8 @@ export interface GraphqlHttpOptions {
   metrics: RouterMetrics;
   /** The GraphiQL page for `GET path` from a browser; absent when the playground is disabled. */
   playgroundHtml?: () => string | Promise<string>;
+  /** Serves requests that ask for `text/event-stream` (GraphQL over SSE); absent = JSON only. */
+  eventStream?: EventStreamHandler;
 }
 
 /** A problem with the HTTP request itself: it never reached the engine. */
@@ -43,6 +48,8 @@ class RequestError extends Error {
 const operationTypes = new WeakMap<FastifyRequest, HttpOperationType>();
 /** GraphiQL page views: same path, but not GraphQL requests. */
 const pageViews = new WeakSet<FastifyRequest>();
+/** SSE streams: counted as connections, not as requests (their duration is the subscription's). */
+const eventStreams = new WeakSet<FastifyRequest>();
 
 export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
   const { path, gateway, metrics } = options;
@@ -102,7 +109,7 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    if (pageViews.has(request)) return;
+    if (pageViews.has(request) || eventStreams.has(request)) return;
     const operationType = operationTypes.get(request) ?? 'unknown';
     metrics.httpRequests.inc({ operation_type: operationType, status: String(reply.statusCode) });
     metrics.httpRequestDuration.observe({ operation_type: operationType }, reply.elapsedTime / 1000);
@@ -142,6 +149,10 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
     reply: FastifyReply,
     params: GraphQLRequest,
   ): Promise<FastifyReply> {
+    if (options.eventStream?.accepts(request.headers.accept)) {
+      eventStreams.add(request);
+      return options.eventStream.handle(request, reply, params);
+    }
     const mediaType = negotiateResponseType(request.headers.accept);
     if (!mediaType)
       throw new RequestError(

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { GraphQLError, parse } from 'graphql';
-import { isMain, serveSubgraph } from '../serve.js';
+import { isMain, serveSubgraph } from '../../../shared/serve.js';
 import { createUserStore } from './data.js';
 
 export const DEFAULT_PORT = 4002;

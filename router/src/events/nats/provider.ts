@@ -10,7 +10,7 @@
  * durable pull consumer per subject (created if missing, filtered on that subject), named
  * `consumerName`, or `consumerName-0`, `consumerName-1`... when there are several subjects,
  * because servers before 2.10 accept a single filter subject per consumer. A message is acked after
- * `onMessage` returns; one arriving after `close()` is left unacked, so the server redelivers it.
+ * `onMessage` returns; one arriving after `close()` is nak'ed, so the server redelivers it at once.
  *
  * Publish resolves once the server has the message (a flush round trip, shared by the publishes of
  * the same tick); request/reply tells "no responders" from "timed out".
@@ -18,6 +18,7 @@
  * Invariants: as EventProvider requires; errors are ProviderErrors naming what to fix; callbacks
  * never throw into the NATS client; `close()` stops every callback, then drains the connection.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
   connect as natsConnect,
@@ -61,6 +62,12 @@ export interface NatsProviderOptions {
   operationTimeoutMs?: number;
   /** The connection name the server shows (`nats server report connections`). */
   connectionName?: string;
+  /**
+   * Identifies this router instance (e.g. hostname and listen address). Durable consumer names get
+   * a short hash of it, as Cosmo does, so every replica consumes the whole stream instead of
+   * splitting it with the others. Unset: consumer names are used as configured.
+   */
+  instanceId?: string;
 }
 
 type StreamSpec = NonNullable<SubscribeSpec['stream']>;
@@ -87,6 +94,7 @@ export class NatsProvider implements EventProvider {
   private readonly connectTimeoutMs: number;
   private readonly operationTimeoutMs: number;
   private readonly connectionName: string;
+  private readonly instanceId: string | undefined;
 
   private nc: NatsConnection | undefined;
   private attempt: Promise<NatsConnection> | undefined;
@@ -107,6 +115,7 @@ export class NatsProvider implements EventProvider {
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     this.connectionName = options.connectionName ?? `edfs-router provider ${config.id}`;
+    this.instanceId = options.instanceId;
   }
 
   async connect(): Promise<void> {
@@ -497,7 +506,10 @@ export class NatsProvider implements EventProvider {
           `subject "${subject}" is outside JetStream stream "${streamName}" (its subjects: ${streamSubjects.map((s) => `"${s}"`).join(', ')}), so durable consumer "${consumerName}" would never receive anything; fix the field's subjects or streamName`,
         );
 
-    const names = subjects.length === 1 ? [consumerName] : subjects.map((_, i) => `${consumerName}-${i}`);
+    const base = this.instanceId
+      ? `${consumerName}-${createHash('sha256').update(this.instanceId).digest('hex').slice(0, 12)}`
+      : consumerName;
+    const names = subjects.length === 1 ? [base] : subjects.map((_, i) => `${base}-${i}`);
     for (let i = 0; i < subjects.length; i++)
       await this.ensureConsumer(
         manager,
@@ -537,8 +549,12 @@ export class NatsProvider implements EventProvider {
         const messages = await consumer.consume({
           abort_on_missing_resource: true,
           callback: (msg) => {
-            // After close the message stays unacked: the server redelivers it to a live consumer.
-            if (!open) return;
+            // After close, a nak hands the message back at once (left unacked, it would wait for the
+            // ack timeout): the next subscriber of this durable consumer gets it.
+            if (!open) {
+              msg.nak();
+              return;
+            }
             this.deliver(onMessage, msg.subject, msg.data);
             msg.ack();
           },

@@ -1,7 +1,7 @@
 /**
- * The HTTP edge shared by the chat subgraphs: GraphQL over HTTP (POST JSON, or GET ?query=) on
- * /graphql, plus GET /health for probes. Plain node:http and graphql-js; no framework, so the
- * example stays a few files a reader can take in at once.
+ * The HTTP edge shared by the example subgraphs (chat, employees): GraphQL over HTTP (POST JSON,
+ * or GET ?query=) on /graphql, plus GET /health for probes. Plain node:http and graphql-js; no
+ * framework, so an example stays a few files a reader can take in at once.
  */
 import { realpathSync } from 'node:fs';
 import { createServer } from 'node:http';

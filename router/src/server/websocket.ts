@@ -1,0 +1,201 @@
+/**
+ * The WebSocket transport: takes HTTP upgrades on the GraphQL path from the fastify server,
+ * negotiates the subprotocol and runs one protocol connection (protocols/) per socket. Everything
+ * GraphQL happens in the protocol; this file only moves frames and enforces transport limits.
+ *
+ * Invariants:
+ * - At most `maxConnections` sockets, open or still in their handshake; one more is refused with
+ *   HTTP 503 before the handshake. A slot is freed when its TCP socket closes.
+ * - `router_engine_connections` counts each protocol connection once, from open to close.
+ * - Upgrades on any other path get 404; a socket without a supported subprotocol is closed with
+ *   1002. Frames above `maxFrameSize` close the socket (1009, by `ws`).
+ * - On app close every socket gets 1001 and stops its operations; sockets that do not finish the
+ *   closing handshake within a grace period are terminated, so shutdown cannot hang on them.
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { WebSocketConfig } from '../config/types.js';
+import type { RequestContext } from '../engine/types.js';
+import type { RouterMetrics } from '../observability/metrics.js';
+import { deliveryMetrics } from '../protocols/delivery.js';
+import {
+  GRAPHQL_TRANSPORT_WS,
+  openGraphqlTransportWs,
+  type ProtocolConnection,
+  type ProtocolSocket,
+} from '../protocols/graphql-transport-ws.js';
+import type { OperationService } from '../subscriptions/service.js';
+
+export interface WebSocketOptions {
+  /** `graphql_path`: the only path that upgrades. */
+  path: string;
+  operations: OperationService;
+  metrics: RouterMetrics;
+  logger: Logger;
+  websocket: WebSocketConfig;
+  /** `subscriptions.send_buffer_limit`. */
+  sendBufferLimitBytes: number;
+}
+
+/** How long closing sockets get to answer our close frame on shutdown. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+type OpenProtocol = (socket: ProtocolSocket, context: RequestContext) => ProtocolConnection;
+
+export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app, options) => {
+  const { path, operations, metrics, websocket } = options;
+  const logger = options.logger.child({ transport: 'websocket' });
+  const hooks = deliveryMetrics(metrics);
+
+  // The subprotocols served, in order of preference. The legacy `graphql-ws`
+  // (subscriptions-transport-ws) is another entry here, with its own state machine in protocols/.
+  const protocols = new Map<string, OpenProtocol>([
+    [
+      GRAPHQL_TRANSPORT_WS,
+      (socket, context) =>
+        openGraphqlTransportWs({
+          socket,
+          operations,
+          context,
+          limits: {
+            connectionInitTimeoutMs: websocket.connectionInitTimeoutMs,
+            keepaliveIntervalMs: websocket.keepaliveIntervalMs,
+            maxSubscriptions: websocket.maxSubscriptionsPerConnection,
+            sendBufferLimitBytes: options.sendBufferLimitBytes,
+          },
+          hooks: {
+            ...hooks,
+            onClose: (code, reason) => logger.debug({ code, reason }, 'closing WebSocket connection'),
+            onInternalError: (err) => logger.error({ err }, 'WebSocket operation failed'),
+          },
+        }),
+    ],
+  ]);
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: websocket.maxFrameSizeBytes,
+    handleProtocols: (offered) => [...offered].find((p) => protocols.has(p)) ?? false,
+  });
+  const open = new Map<WebSocket, ProtocolConnection>();
+  let reserved = 0;
+  let closing = false;
+  let terminateTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // A client resetting mid-handshake is its own business, not a process crash.
+    socket.on('error', (err) => logger.debug({ err }, 'WebSocket upgrade socket error'));
+    const pathname = (req.url ?? '').split('?', 1)[0];
+    if (pathname !== path && pathname !== `${path}/`)
+      return refuse(socket, 404, `No WebSocket endpoint here: GraphQL subscriptions are on ${path}.`);
+    if (closing) return refuse(socket, 503, 'The router is shutting down.');
+    if (reserved >= websocket.maxConnections) {
+      logger.warn({ limit: websocket.maxConnections }, 'refusing WebSocket upgrade: too many connections');
+      return refuse(
+        socket,
+        503,
+        `Too many WebSocket connections (websocket.max_connections: ${websocket.maxConnections}).`,
+      );
+    }
+    reserved++;
+    socket.once('close', () => reserved--);
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
+  }
+
+  function accept(ws: WebSocket, req: IncomingMessage): void {
+    ws.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
+    const openProtocol = protocols.get(ws.protocol);
+    if (!openProtocol || closing) {
+      ws.close(
+        closing ? 1001 : 1002,
+        closing ? 'server shutting down' : `unsupported subprotocol: use ${[...protocols.keys()].join(', ')}`,
+      );
+      return;
+    }
+    // Frames queued for this socket in one turn of the event loop leave in one write: the socket
+    // is corked at the first send and uncorked on the next turn (when events arrive faster than
+    // one per turn, several frames share a syscall instead of one each).
+    const tcp = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
+    let corked = false;
+    /** Characters queued this turn: not backlog yet, so not counted against the send buffer limit. */
+    let queuedThisTurn = 0;
+    const uncork = () => {
+      corked = false;
+      queuedThisTurn = 0;
+      tcp?.uncork();
+    };
+    const connection = openProtocol(
+      {
+        send: (text) => {
+          if (tcp && !corked) {
+            corked = true;
+            tcp.cork();
+            setImmediate(uncork);
+          }
+          if (corked) queuedThisTurn += text.length;
+          ws.send(text);
+        },
+        close: (code, reason) => ws.close(code, reason),
+        bufferedAmount: () => Math.max(0, ws.bufferedAmount - queuedThisTurn),
+      },
+      { headers: req.headers },
+    );
+    open.set(ws, connection);
+    metrics.engineConnections.inc();
+    ws.on('message', (data, isBinary) => connection.receive(toText(data, isBinary)));
+    ws.once('close', () => {
+      open.delete(ws);
+      metrics.engineConnections.dec();
+      connection.closed();
+      if (closing && open.size === 0) clearTimeout(terminateTimer);
+    });
+  }
+
+  app.server.on('upgrade', onUpgrade);
+
+  app.addHook('preClose', async () => {
+    closing = true;
+    for (const connection of open.values()) connection.close(1001, 'server shutting down');
+    if (open.size > 0) {
+      terminateTimer = setTimeout(() => {
+        for (const ws of open.keys()) ws.terminate();
+      }, SHUTDOWN_GRACE_MS);
+      terminateTimer.unref();
+    }
+  });
+  app.addHook('onClose', async () => {
+    clearTimeout(terminateTimer);
+    app.server.off('upgrade', onUpgrade);
+    wss.close();
+  });
+};
+
+/** Text frames as sent; binary frames read as UTF-8 JSON too, as graphql-ws does. */
+function toText(data: RawData, _isBinary: boolean): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Answers an upgrade request with a plain HTTP error, then closes the socket. */
+function refuse(socket: Duplex, status: number, message: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${message}\n`;
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'Connection: close\r\n' +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      '\r\n' +
+      body,
+  );
+}
