@@ -11,7 +11,10 @@ import type { Logger } from 'pino';
 import { loadRouterConfig } from './config/load.js';
 import type { Env } from './config/env.js';
 import type { HostPort, RouterConfig } from './config/types.js';
-import { createGateway, loadExecutionConfig, type Gateway } from './engine/gateway.js';
+import { readFile } from 'node:fs/promises';
+import { createGateway, type Gateway } from './engine/gateway.js';
+import { parseExecutionConfig } from './execution-config/load.js';
+import { contentHash, watchExecutionConfig } from './execution-config/watch.js';
 import { createLogger } from './observability/logger.js';
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js';
 import { createRouterMetrics, type RouterMetrics } from './observability/metrics.js';
@@ -53,7 +56,22 @@ export interface RunningRouter {
   engine: SubscriptionEngine;
   /** The event providers by id (memory, NATS, Kafka). */
   providers: Map<string, EventProvider>;
+  /** Reads the execution config file again and serves it if valid (what SIGHUP does). */
+  reload(): Promise<ReloadResult>;
   close(): Promise<void>;
+}
+
+export type ReloadResult = { ok: true; kept: number; ended: number } | { ok: false; error: string };
+
+/** How long a replaced gateway stays open for requests that started on it. */
+const PREVIOUS_GATEWAY_GRACE_MS = 30_000;
+
+async function readExecutionConfigText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`execution config ${path}: cannot read file: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 async function closeProviders(providers: Map<string, EventProvider>): Promise<void> {
@@ -74,7 +92,17 @@ export async function startRouter(
   // Durable JetStream consumers are per router instance, so every replica sees every event.
   const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port}`;
   const providers = createProviders(config.events.providers, { logger, nats: { instanceId } });
-  const gateway = new GatewayHolder(await buildGateway(config, options, metrics, logger, providerBus(providers)));
+  const makeGateway = gatewayFactory(config, metrics, logger, providerBus(providers));
+  const configPath = config.executionConfig.file.path;
+  let configText: string | undefined;
+  let initial: unknown = options.executionConfig;
+  if (initial === undefined) {
+    configText = await readExecutionConfigText(configPath);
+    initial = parseExecutionConfig(configText, `execution config ${configPath}`);
+  }
+  const gateway = new GatewayHolder(
+    makeGateway(initial, options.executionConfig === undefined ? `execution config ${configPath}` : 'execution config'),
+  );
   const readiness = new Readiness();
   readiness.register('execution_config', () => (gateway.current ? true : 'no execution config loaded'));
   for (const provider of providers.values())
@@ -118,6 +146,43 @@ export async function startRouter(
     throw err;
   }
 
+  /**
+   * Serves a new execution config: validated first (a bad one is refused and the current one keeps
+   * serving), then swapped in for new requests; live subscriptions are re-planned against it.
+   * The previous gateway is closed once requests that started on it had time to finish.
+   */
+  let reloads: Promise<unknown> = Promise.resolve();
+  const retired = new Set<Gateway>();
+  const reload = (text?: string): Promise<ReloadResult> => {
+    const run = async (): Promise<ReloadResult> => {
+      const source = `execution config ${configPath}`;
+      let next: Gateway;
+      try {
+        const json = parseExecutionConfig(text ?? (await readExecutionConfigText(configPath)), source);
+        next = makeGateway(json, source);
+      } catch (err) {
+        const error = (err as Error).message;
+        logger.error({ error }, 'new execution config refused; the current one keeps serving');
+        return { ok: false, error };
+      }
+      const previous = gateway.swap(next);
+      const { kept, ended } = engine.replan(next);
+      logger.info({ kept, ended }, `execution config reloaded: ${kept} subscription(s) kept, ${ended} ended`);
+      if (previous) {
+        retired.add(previous);
+        setTimeout(() => retired.delete(previous) && void previous.close(), PREVIOUS_GATEWAY_GRACE_MS).unref();
+      }
+      return { ok: true, kept, ended };
+    };
+    const result = reloads.then(run, run);
+    reloads = result;
+    return result;
+  };
+  const watcher =
+    config.executionConfig.file.watch && options.executionConfig === undefined
+      ? watchExecutionConfig(configPath, contentHash(configText ?? ''), (next) => void reload(next))
+      : undefined;
+
   const address = app.server.address() as AddressInfo;
   const baseUrl = `http://${connectableHost(address)}:${address.port}`;
   const server = app;
@@ -134,14 +199,17 @@ export async function startRouter(
     gateway,
     engine,
     providers,
+    reload: () => reload(),
     close() {
       closing ??= (async () => {
+        watcher?.close();
         readiness.markShuttingDown();
         // Sockets first (1001 "going away", so clients reconnect elsewhere), then the triggers.
         await server.close();
         await engine.close();
         await metricsServer?.close();
         await closeProviders(providers);
+        await Promise.all([...retired].map((g) => g.close()));
         await gateway.close();
       })();
       return closing;
@@ -149,32 +217,23 @@ export async function startRouter(
   };
 }
 
-async function buildGateway(
-  config: RouterConfig,
-  options: StartRouterOptions,
-  metrics: RouterMetrics,
-  logger: Logger,
-  events: EventBus,
-): Promise<Gateway> {
-  const path = config.executionConfig.file.path;
-  const executionConfig = options.executionConfig ?? (await loadExecutionConfig(path));
-  const source = options.executionConfig === undefined ? `execution config ${path}` : 'execution config';
-  try {
-    return createGateway(executionConfig, {
-      subgraphTimeoutMs: config.trafficShaping.all.requestTimeoutMs,
-      onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
-      logger,
-      events,
-    });
-  } catch (err) {
-    const message = (err as Error).message;
-    throw new Error(
-      message.includes(path) ? message : `${source}: ${message.replace(/^execution config:\s*/, '')}`,
-      {
+/** Makes a Gateway from an execution config; errors name the source to fix. */
+function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Logger, events: EventBus) {
+  return (executionConfig: unknown, source: string): Gateway => {
+    try {
+      return createGateway(executionConfig, {
+        subgraphTimeoutMs: config.trafficShaping.all.requestTimeoutMs,
+        onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
+        logger,
+        events,
+      });
+    } catch (err) {
+      const message = (err as Error).message;
+      throw new Error(message.startsWith(source) ? message : `${source}: ${message.replace(/^execution config:\s*/, '')}`, {
         cause: err,
-      },
-    );
-  }
+      });
+    }
+  };
 }
 
 async function listen(app: FastifyInstance, address: HostPort, key: string): Promise<void> {
@@ -227,6 +286,7 @@ export async function runRouter(configPath: string): Promise<void> {
         () => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
+          process.off('SIGHUP', hangup);
           logger.info('router stopped');
           resolve();
         },
@@ -236,7 +296,12 @@ export async function runRouter(configPath: string): Promise<void> {
         },
       );
     };
+    const hangup = () => {
+      logger.info('SIGHUP: reloading the execution config');
+      void router.reload();
+    };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    process.on('SIGHUP', hangup);
   });
 }

@@ -12,6 +12,12 @@
  *   a Group with more than `maxPendingEvents` unresolved events drops new ones (counted), so a
  *   slow subgraph cannot grow memory without bound.
  *
+ * - On a new execution config, `replan` prepares every client subscription again: still valid, it
+ *   moves to its new Group (on the same Trigger when its subjects did not change, so the broker
+ *   subscription is kept); no longer valid, it gets the errors as a result, then `complete`.
+ *   Each Trigger numbers its events; a moved subscription takes events up to the move from its old
+ *   Group and later ones from the new Group, so it neither misses nor repeats an event.
+ *
  * Invariants: `router_engine_triggers` equals the number of live Triggers; every started
  * subscription decrements `router_engine_subscriptions` exactly once; nothing here throws into a
  * broker callback, and a bad event reaches only the subscriptions it was for, as a GraphQL error.
@@ -21,7 +27,8 @@ import type { Logger } from 'pino';
 import type { BrokerMessage, BrokerSubscription, EventProvider, SubscribeSpec } from '../events/provider.js';
 import { compileFilter, type CompiledFilter } from '../events/filter.js';
 import { eventSubjects } from '../engine/event-fields.js';
-import type { ExecutionResult, PreparedSubscription } from '../engine/types.js';
+import type { ExecutionResult, GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
+import type { Gateway } from '../engine/gateway.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { ResultSink, Started } from './service.js';
 
@@ -37,10 +44,22 @@ export interface SubscriptionEngineOptions {
 
 interface Member {
   sink: ResultSink;
+  /** The client's request, prepared again on a new execution config. */
+  request: GraphQLRequest;
+  context: RequestContext;
+  /** Where the member gets its events now, and (during a handover) where it got them before. */
+  current?: { trigger: Trigger; group: Group };
+  previous?: { trigger: Trigger; group: Group };
+}
+
+/** The events (trigger sequence numbers) a member takes from a Group. */
+interface Range {
+  from: number;
+  until: number;
 }
 
 class Group {
-  readonly members = new Set<Member>();
+  readonly members = new Map<Member, Range>();
   private tail: Promise<void> = Promise.resolve();
   private pending = 0;
   /** The filter with this Group's arguments bound, and the field paths it reads. */
@@ -48,6 +67,7 @@ class Group {
 
   constructor(
     readonly key: string,
+    readonly trigger: Trigger,
     readonly prepared: PreparedSubscription,
     filter: CompiledFilter | undefined,
     private readonly engine: SubscriptionEngine,
@@ -56,7 +76,11 @@ class Group {
   }
 
   /** Starts the work for one event; delivery waits for the events before it. */
-  accept(event: unknown, subject: string, dedupe: Map<string, Promise<unknown>>, received: number): void {
+  get idle(): boolean {
+    return this.pending === 0;
+  }
+
+  accept(event: unknown, subject: string, dedupe: Map<string, Promise<unknown>>, received: number, seq: number): void {
     const { metrics } = this.engine;
     if (this.pending >= this.engine.maxPendingEvents) {
       metrics.droppedMessages.inc({ reason: 'backlog' }, this.members.size);
@@ -77,12 +101,12 @@ class Group {
       .then(
         (json) => {
           this.pending--;
-          if (json !== undefined) this.fanOut(json, received);
+          this.fanOut(json, received, seq);
         },
         (err: unknown) => {
           this.pending--;
           this.engine.logger.error({ err, subject }, 'resolving an event failed');
-          this.fanOut(errorPayload(`resolving the event on subject "${subject}" failed`), received);
+          this.fanOut(errorPayload(`resolving the event on subject "${subject}" failed`), received, seq);
         },
       );
   }
@@ -104,9 +128,15 @@ class Group {
     return JSON.stringify(await this.prepared.resolve(event, dedupe));
   }
 
-  private fanOut(json: string, received: number): void {
-    for (const member of this.members) member.sink.next(json);
-    this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
+  /** Sends `json` (undefined: filtered out) to the members whose range holds `seq`. */
+  private fanOut(json: string | undefined, received: number, seq: number): void {
+    let handedOver = false;
+    for (const [member, range] of this.members) {
+      if (json !== undefined && seq >= range.from && seq <= range.until) member.sink.next(json);
+      if (seq >= range.until) handedOver = true;
+    }
+    if (json !== undefined) this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
+    if (handedOver) this.engine.finishHandovers(this, seq);
   }
 }
 
@@ -117,6 +147,8 @@ class Trigger {
   ready: Promise<void>;
   closed = false;
   graceTimer: NodeJS.Timeout | undefined;
+  /** Sequence number of the last event received. */
+  seq = 0;
 
   constructor(
     readonly key: string,
@@ -148,11 +180,13 @@ class Trigger {
       metrics.droppedMessages.inc({ reason: 'invalid_json' });
       this.engine.logger.warn({ subject: message.subject }, 'invalid event: not JSON');
       const json = invalidEventPayload(message.subject, 'the event is not valid JSON');
-      for (const group of this.groups.values()) for (const m of group.members) m.sink.next(json);
+      this.seq++;
+      for (const group of this.groups.values()) for (const m of group.members.keys()) m.sink.next(json);
       return;
     }
+    const seq = ++this.seq;
     const dedupe = new Map<string, Promise<unknown>>();
-    for (const group of this.groups.values()) group.accept(event, message.subject, dedupe, received);
+    for (const group of this.groups.values()) group.accept(event, message.subject, dedupe, received, seq);
   }
 
   /** The broker subscription failed or ended: every client of this Trigger gets the error. */
@@ -160,7 +194,7 @@ class Trigger {
     if (this.closed) return;
     this.engine.logger.warn({ err: error, trigger: this.key }, 'trigger failed');
     const errors = [{ message: error.message, extensions: { code: 'EVENT_SOURCE_FAILED' } }];
-    const members = [...this.groups.values()].flatMap((g) => [...g.members]);
+    const members = [...new Set([...this.groups.values()].flatMap((g) => [...g.members.keys()]))];
     this.engine.dropTrigger(this);
     for (const m of members) this.engine.endMember(m, () => m.sink.error(errors));
   }
@@ -176,8 +210,8 @@ class Trigger {
 
 export class SubscriptionEngine {
   private readonly triggers = new Map<string, Trigger>();
-  /** Each live client subscription, with how to detach it. */
-  private readonly members = new Map<Member, { trigger: Trigger; group: Group }>();
+  /** Every live client subscription. */
+  private readonly members = new Set<Member>();
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
   readonly maxPendingEvents: number;
@@ -196,58 +230,151 @@ export class SubscriptionEngine {
     return this.triggers.size;
   }
 
-  subscribe(prepared: PreparedSubscription, sink: ResultSink): Started {
-    const source = prepared.source;
-    const provider = this.options.providers.get(source.providerId);
-    if (!provider)
-      return fail(
-        `${source.parentType}.${source.fieldName} uses event provider "${source.providerId}", which is not configured (add it under events.providers.${source.providerKind} in router.yaml)`,
-      );
-    if ((provider.kind === 'kafka') !== (source.providerKind === 'kafka'))
-      return fail(`event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`);
-    let subjects: string[];
-    let filter: CompiledFilter | undefined;
-    try {
-      subjects = eventSubjects(source, prepared.args);
-      filter = this.filterFor(source);
-    } catch (err) {
-      return fail((err as Error).message);
-    }
-    const spec: SubscribeSpec = { subjects: [...new Set(subjects)].sort(), stream: source.stream };
-    const triggerKey = JSON.stringify([provider.id, spec.subjects, spec.stream ?? null]);
-    let trigger = this.triggers.get(triggerKey);
-    if (!trigger) {
-      trigger = new Trigger(triggerKey, provider, spec, this);
-      this.triggers.set(triggerKey, trigger);
-      this.metrics.engineTriggers.inc();
-    }
-    clearTimeout(trigger.graceTimer);
-    trigger.graceTimer = undefined;
-    const groupKey = groupKeyOf(prepared);
-    let group = trigger.groups.get(groupKey);
-    if (!group) trigger.groups.set(groupKey, (group = new Group(groupKey, prepared, filter, this)));
-    const member: Member = { sink };
-    group.members.add(member);
-    trigger.refs++;
-    this.members.set(member, { trigger, group });
+  subscribe(prepared: PreparedSubscription, sink: ResultSink, request: GraphQLRequest, context: RequestContext = {}): Started {
+    const member: Member = { sink, request, context };
+    const problem = this.attach(member, prepared);
+    if (problem) return fail(problem);
+    this.members.add(member);
     this.metrics.engineSubscriptions.inc();
     return { ok: true, stop: () => this.endMember(member) };
   }
 
-  /** Detaches a client subscription (idempotent); `then` runs after detaching, if it was live. */
-  endMember(member: Member, then?: () => void): void {
-    const entry = this.members.get(member);
-    if (!entry) return;
-    this.members.delete(member);
-    this.metrics.engineSubscriptions.dec();
-    const { trigger, group } = entry;
+  /**
+   * Serves every live subscription from `gateway` (a new execution config). Subscriptions it can
+   * no longer serve get their errors as a result, then `complete`; the others keep streaming.
+   */
+  replan(gateway: Gateway): { kept: number; ended: number } {
+    let kept = 0;
+    let ended = 0;
+    for (const member of [...this.members]) {
+      const prepared = gateway.prepare(member.request);
+      const errors =
+        prepared.kind === 'errors'
+          ? prepared.errors
+          : prepared.subscription
+            ? undefined
+            : [{ message: 'the new execution config serves this operation without an event source' }];
+      const problem = errors ? undefined : this.move(member, (prepared as { subscription: PreparedSubscription }).subscription);
+      if (errors || problem) {
+        const payload = JSON.stringify({ errors: errors ?? [{ message: problem }] });
+        this.endMember(member, () => {
+          member.sink.next(payload);
+          member.sink.complete();
+        });
+        ended++;
+      } else kept++;
+    }
+    return { kept, ended };
+  }
+
+  /** Joins `member` to the Trigger and Group `prepared` needs; returns a problem or undefined. */
+  private attach(member: Member, prepared: PreparedSubscription): string | undefined {
+    const target = this.target(prepared);
+    if (typeof target === 'string') return target;
+    const trigger = this.acquire(target.provider, target.spec);
+    const group = this.groupOf(trigger, prepared, target.filter);
+    group.members.set(member, { from: trigger.seq + 1, until: Infinity });
+    trigger.refs++;
+    member.current = { trigger, group };
+    return undefined;
+  }
+
+  /** Re-homes a live member; on the same Trigger it is a handover without a gap or a repeat. */
+  private move(member: Member, prepared: PreparedSubscription): string | undefined {
+    const target = this.target(prepared);
+    if (typeof target === 'string') return target;
+    const current = member.current!;
+    const trigger = current.trigger;
+    if (trigger.key !== triggerKeyOf(target.provider, target.spec) || trigger.closed) {
+      this.detach(member);
+      return this.attach(member, prepared);
+    }
+    const group = this.groupOf(trigger, prepared, target.filter);
+    if (group === current.group) return undefined;
+    if (member.previous) this.leave(member.previous.group, member);
+    const range = current.group.members.get(member)!;
+    range.until = trigger.seq;
+    group.members.set(member, { from: trigger.seq + 1, until: Infinity });
+    member.previous = current;
+    member.current = { trigger, group };
+    if (current.group.idle) this.finishHandovers(current.group, trigger.seq);
+    return undefined;
+  }
+
+  /** Drops members of `group` whose range ended at or before `seq` (their new Group took over). */
+  finishHandovers(group: Group, seq: number): void {
+    for (const [member, range] of group.members) {
+      if (range.until > seq) continue;
+      this.leave(group, member);
+      if (member.previous?.group === group) member.previous = undefined;
+    }
+  }
+
+  private leave(group: Group, member: Member): void {
     group.members.delete(member);
+    const trigger = group.trigger;
     if (group.members.size === 0 && trigger.groups.get(group.key) === group) trigger.groups.delete(group.key);
+  }
+
+  private target(
+    prepared: PreparedSubscription,
+  ): string | { provider: EventProvider; spec: SubscribeSpec; filter: CompiledFilter | undefined } {
+    const source = prepared.source;
+    const provider = this.options.providers.get(source.providerId);
+    if (!provider)
+      return `${source.parentType}.${source.fieldName} uses event provider "${source.providerId}", which is not configured (add it under events.providers.${source.providerKind} in router.yaml)`;
+    if ((provider.kind === 'kafka') !== (source.providerKind === 'kafka'))
+      return `event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`;
+    try {
+      const subjects = eventSubjects(source, prepared.args);
+      const filter = this.filterFor(source);
+      return { provider, spec: { subjects: [...new Set(subjects)].sort(), stream: source.stream }, filter };
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private acquire(provider: EventProvider, spec: SubscribeSpec): Trigger {
+    const key = triggerKeyOf(provider, spec);
+    let trigger = this.triggers.get(key);
+    if (!trigger) {
+      trigger = new Trigger(key, provider, spec, this);
+      this.triggers.set(key, trigger);
+      this.metrics.engineTriggers.inc();
+    }
+    clearTimeout(trigger.graceTimer);
+    trigger.graceTimer = undefined;
+    return trigger;
+  }
+
+  private groupOf(trigger: Trigger, prepared: PreparedSubscription, filter: CompiledFilter | undefined): Group {
+    const key = groupKeyOf(prepared);
+    let group = trigger.groups.get(key);
+    if (!group) trigger.groups.set(key, (group = new Group(key, trigger, prepared, filter, this)));
+    return group;
+  }
+
+  /** Takes `member` off its Trigger (both Groups during a handover) and releases the Trigger. */
+  private detach(member: Member): void {
+    const { current, previous } = member;
+    if (previous) this.leave(previous.group, member);
+    member.previous = undefined;
+    if (!current) return;
+    member.current = undefined;
+    this.leave(current.group, member);
+    const trigger = current.trigger;
     trigger.refs--;
     if (trigger.refs === 0 && !trigger.closed) {
       if (this.gracePeriodMs > 0) trigger.graceTimer = setTimeout(() => this.dropTrigger(trigger), this.gracePeriodMs);
       else this.dropTrigger(trigger);
     }
+  }
+
+  /** Ends a client subscription (idempotent); `then` runs after detaching, if it was live. */
+  endMember(member: Member, then?: () => void): void {
+    if (!this.members.delete(member)) return;
+    this.metrics.engineSubscriptions.dec();
+    this.detach(member);
     then?.();
   }
 
@@ -260,7 +387,7 @@ export class SubscriptionEngine {
 
   /** Ends every subscription with `complete` and closes every broker subscription. */
   async close(): Promise<void> {
-    for (const member of [...this.members.keys()]) this.endMember(member, () => member.sink.complete());
+    for (const member of [...this.members]) this.endMember(member, () => member.sink.complete());
     await Promise.all([...this.triggers.values()].map((t) => (this.dropTrigger(t), t.close())));
   }
 
@@ -272,6 +399,10 @@ export class SubscriptionEngine {
       this.filters.set(condition, (compiled = compileFilter(condition, { field: `${source.parentType}.${source.fieldName}` })));
     return compiled;
   }
+}
+
+function triggerKeyOf(provider: EventProvider, spec: SubscribeSpec): string {
+  return JSON.stringify([provider.id, spec.subjects, spec.stream ?? null]);
 }
 
 function fail(message: string): Started {

@@ -15,7 +15,7 @@ export function createOperationService(gateway: GatewayHolder, engine: Subscript
       if (!current) return { ok: false, errors: [{ message: 'the router has no execution config loaded yet' }] };
       const prepared = current.prepare(request);
       if (prepared.kind === 'errors') return { ok: false, errors: prepared.errors };
-      if (prepared.subscription) return engine.subscribe(prepared.subscription, sink);
+      if (prepared.subscription) return engine.subscribe(prepared.subscription, sink, request, context);
       if (prepared.operationKind === 'subscription')
         return { ok: false, errors: [{ message: 'this subscription has no event source' }] };
       let stopped = false;
