@@ -121,7 +121,7 @@ telemetry: { metrics: { prometheus: { enabled: true, listen_addr: "0.0.0.0:8088"
 });
 
 describe('router.yaml: websocket and subscriptions', () => {
-  it('defaults: WebSocket on, 10s to initialise, no server pings, 1MiB frames and send buffers', () => {
+  it('defaults: WebSocket on, 10s to initialise, no server keep-alives, 1MiB frames and send buffers, 5s multipart heartbeats', () => {
     const config = parse(minimal);
     expect(config.websocket).toEqual({
       enabled: true,
@@ -134,6 +134,7 @@ describe('router.yaml: websocket and subscriptions', () => {
     expect(config.subscriptions).toEqual({
       sendBufferLimitBytes: 1024 * 1024,
       sseKeepaliveIntervalMs: 12_000,
+      multipartHeartbeatIntervalMs: 5000,
       triggerGracePeriodMs: 0,
     });
   });
@@ -141,7 +142,7 @@ describe('router.yaml: websocket and subscriptions', () => {
   it('durations, sizes and counts resolve to milliseconds, bytes and numbers', () => {
     const config = parse(
       `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
-subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, trigger_grace_period: 1m }
+subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m }
 `,
     );
     expect(config.websocket).toEqual({
@@ -155,6 +156,7 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, trigger_gra
     expect(config.subscriptions).toEqual({
       sendBufferLimitBytes: 4_000_000,
       sseKeepaliveIntervalMs: 0,
+      multipartHeartbeatIntervalMs: 2500,
       triggerGracePeriodMs: 60_000,
     });
   });
@@ -215,6 +217,21 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, trigger_gra
     );
     expect(message('subscriptions: { sse_keepalive_interval: 12 sec }')).toBe(
       'router.yaml: subscriptions.sse_keepalive_interval: must be a duration such as "500ms", "10s" or "1m30s" (got "12 sec")',
+    );
+    expect(message('subscriptions: { multipart_heartbeat_interval: 5 }')).toBe(
+      'router.yaml: subscriptions.multipart_heartbeat_interval: must be a string',
+    );
+    expect(message('subscriptions: { multipart_heartbeat_interval: 5 seconds }')).toBe(
+      'router.yaml: subscriptions.multipart_heartbeat_interval: must be a duration such as "500ms", "10s" or "1m30s" (got "5 seconds")',
+    );
+    expect(message('subscriptions: { multipart_heartbeat_interval: -1s }')).toBe(
+      'router.yaml: subscriptions.multipart_heartbeat_interval: must be a duration such as "500ms", "10s" or "1m30s" (got "-1s")',
+    );
+    expect(message('subscriptions: { multipart_hearbeat_interval: 5s }')).toMatch(
+      /^router\.yaml: subscriptions\.multipart_hearbeat_interval: unknown key \(did you mean "multipart_heartbeat_interval"\?\)/,
+    );
+    expect(message('websocket: { keepalive_interval: often }')).toBe(
+      'router.yaml: websocket.keepalive_interval: must be a duration such as "500ms", "10s" or "1m30s" (got "often")',
     );
     expect(message('subscriptions: { trigger_grace_period: later }')).toBe(
       'router.yaml: subscriptions.trigger_grace_period: must be a duration such as "500ms", "10s" or "1m30s" (got "later")',

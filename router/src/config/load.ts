@@ -40,6 +40,8 @@ export const DEFAULTS = {
     sendBufferLimit: '1MiB',
     // graphql-sse's interval: below the idle timeout of common proxies (nginx: 60s).
     sseKeepaliveInterval: '12s',
+    // Apollo's multipart subscription protocol: a heartbeat part every 5 seconds.
+    multipartHeartbeatInterval: '5s',
     triggerGracePeriod: '0s',
   },
 } as const;
@@ -342,6 +344,10 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
     sseKeepaliveIntervalMs: duration(
       'subscriptions.sse_keepalive_interval',
       subs.sse_keepalive_interval ?? subsDefaults.sseKeepaliveInterval,
+    ),
+    multipartHeartbeatIntervalMs: duration(
+      'subscriptions.multipart_heartbeat_interval',
+      subs.multipart_heartbeat_interval ?? subsDefaults.multipartHeartbeatInterval,
     ),
     triggerGracePeriodMs: duration(
       'subscriptions.trigger_grace_period',

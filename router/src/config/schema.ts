@@ -120,6 +120,7 @@ export const routerConfigSchema: Schema = section(
     subscriptions: section({
       send_buffer_limit: byteSize,
       sse_keepalive_interval: duration,
+      multipart_heartbeat_interval: duration,
       trigger_grace_period: duration,
     }),
   },

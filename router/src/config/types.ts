@@ -47,6 +47,7 @@ export interface RouterConfigFile {
   subscriptions?: {
     send_buffer_limit?: string;
     sse_keepalive_interval?: string;
+    multipart_heartbeat_interval?: string;
     trigger_grace_period?: string;
   };
 }
@@ -101,12 +102,16 @@ export interface RouterConfig {
   subscriptions: SubscriptionsConfig;
 }
 
-/** Subscriptions over WebSocket (graphql-transport-ws). */
+/** Subscriptions over WebSocket (graphql-transport-ws and the legacy graphql-ws). */
 export interface WebSocketConfig {
   enabled: boolean;
   /** A connection that sends no `connection_init` within this time is closed (4408). */
   connectionInitTimeoutMs: number;
-  /** Server pings every this often and closes a connection that missed a pong; 0 = no pings. */
+  /**
+   * Keep-alives every this often; 0 = none. graphql-transport-ws: a server ping, and a connection
+   * that missed the pong is closed (4504). Legacy graphql-ws: a `ka` message (and one right after
+   * the ack); its clients close a connection whose `ka`s stop.
+   */
   keepaliveIntervalMs: number;
   /** Open WebSocket connections per router; upgrades beyond it are refused with 503. */
   maxConnections: number;
@@ -122,6 +127,8 @@ export interface SubscriptionsConfig {
   sendBufferLimitBytes: number;
   /** Comment lines on SSE streams every this often, so proxies keep them open; 0 = none. */
   sseKeepaliveIntervalMs: number;
+  /** `{}` heartbeat parts on multipart subscription streams every this often; 0 = none. */
+  multipartHeartbeatIntervalMs: number;
   /** How long a broker subscription outlives its last client, for a quick resubscribe. */
   triggerGracePeriodMs: number;
 }

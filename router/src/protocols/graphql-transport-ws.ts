@@ -23,6 +23,15 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService, ResultSink, Started } from '../subscriptions/service.js';
 import type { DeliveryHooks } from './delivery.js';
+import {
+  isObject,
+  limitCloseReason,
+  typeName,
+  type ProtocolConnection,
+  type ProtocolSocket,
+} from './connection.js';
+
+export { limitCloseReason, type ProtocolConnection, type ProtocolSocket } from './connection.js';
 
 export const GRAPHQL_TRANSPORT_WS = 'graphql-transport-ws';
 
@@ -37,25 +46,6 @@ export const CloseCode = {
   InternalServerError: 4500,
   KeepaliveTimeout: 4504,
 } as const;
-
-/** The little a protocol needs from a WebSocket. */
-export interface ProtocolSocket {
-  /** Queues one text frame; never blocks. */
-  send(text: string): void;
-  close(code: number, reason: string): void;
-  /** Bytes queued but not yet handed to the network. */
-  bufferedAmount(): number;
-}
-
-/** One client connection as its transport sees it. */
-export interface ProtocolConnection {
-  /** One text frame from the client. */
-  receive(text: string): void;
-  /** Closes from the server side (e.g. shutdown, 1001); stops every operation first. */
-  close(code: number, reason: string): void;
-  /** The transport is closed (by either side). Idempotent. */
-  closed(): void;
-}
 
 export interface TransportWsLimits {
   /** `connection_init` must arrive within this time (4408). */
@@ -385,22 +375,4 @@ class TransportWsConnection implements ProtocolConnection {
   private sendError(idJson: string, errors: readonly GraphQLFormattedError[]): void {
     this.socket.send(`{"id":${idJson},"type":"error","payload":${JSON.stringify(errors)}}`);
   }
-}
-
-/** WebSocket close reasons are at most 123 bytes of UTF-8. */
-export function limitCloseReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  let cut = reason.slice(0, 120);
-  while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
-  // Never end on half of a surrogate pair.
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}...`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function typeName(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
 }

@@ -1,9 +1,10 @@
 /**
  * The router's HTTP surface, assembled from plugins: GraphQL over HTTP (with GraphiQL on the same
  * path for browsers), the GraphiQL assets and the health endpoints. With an `OperationService`,
- * the same path also streams operations: WebSocket upgrades (graphql-transport-ws) and requests
- * for `text/event-stream` (GraphQL over SSE). Metrics are not here: they are served on their own
- * port (observability/metrics-server).
+ * the same path also streams operations: WebSocket upgrades (graphql-transport-ws and the legacy
+ * graphql-ws), requests for `text/event-stream` (GraphQL over SSE) and for `multipart/mixed`
+ * (multipart subscriptions and incremental delivery). Metrics are not here: they are served on
+ * their own port (observability/metrics-server).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -13,6 +14,7 @@ import type { OperationService } from '../subscriptions/service.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import { graphqlHttpPlugin } from './graphql-http.js';
 import { healthPlugin } from './health.js';
+import { createMultipartHandler, type MultipartHandler } from './multipart.js';
 import { playgroundAssetsPlugin, renderPlayground } from './playground.js';
 import type { Readiness } from './readiness.js';
 import { createEventStreamHandler, type EventStreamHandler } from './sse.js';
@@ -25,8 +27,8 @@ export interface RouterServerOptions {
   readiness: Readiness;
   logger: Logger;
   /**
-   * Runs operations for streaming clients (subscriptions over WebSocket and SSE). Without it the
-   * router serves GraphQL over HTTP only.
+   * Runs operations for streaming clients (subscriptions over WebSocket, SSE and multipart).
+   * Without it the router serves GraphQL over HTTP (JSON) only.
    */
   operations?: OperationService;
 }
@@ -49,6 +51,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
   }
 
   let eventStream: EventStreamHandler | undefined;
+  let multipart: MultipartHandler | undefined;
   if (operations) {
     const sendBufferLimitBytes = config.subscriptions.sendBufferLimitBytes;
     eventStream = createEventStreamHandler({
@@ -57,9 +60,17 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
       keepaliveIntervalMs: config.subscriptions.sseKeepaliveIntervalMs,
       sendBufferLimitBytes,
     });
+    multipart = createMultipartHandler({
+      operations,
+      metrics,
+      heartbeatIntervalMs: config.subscriptions.multipartHeartbeatIntervalMs,
+      sendBufferLimitBytes,
+    });
     // Open streams would otherwise hold `close()` until their clients leave.
-    const streams = eventStream;
-    app.addHook('preClose', async () => streams.closeAll());
+    const streams = [eventStream, multipart];
+    app.addHook('preClose', async () => {
+      for (const handler of streams) handler.closeAll();
+    });
     if (config.websocket.enabled)
       await app.register(websocketPlugin, {
         path: config.graphqlPath,
@@ -77,6 +88,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     metrics,
     playgroundHtml,
     eventStream,
+    multipart,
   });
   await app.register(healthPlugin, { readiness });
   return app;

@@ -2,9 +2,12 @@
  * GraphQL over HTTP (queries and mutations): `POST path` with a JSON body and `GET path?query=`.
  * Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` answers request errors
  * with 4xx, `application/json` with 200; GET never runs a mutation (405). Every error, including a
- * body fastify itself cannot parse, is answered as `{"errors":[{"message": ...}]}`. A request
- * whose Accept header prefers `text/event-stream` is parsed here too, then served by the SSE
- * adapter (server/sse.ts).
+ * body fastify itself cannot parse, is answered as `{"errors":[{"message": ...}]}`.
+ *
+ * Streaming requests are parsed and checked here too, then handed on by their Accept header:
+ * `multipart/mixed` to the multipart adapter (server/multipart.ts), `text/event-stream` to the
+ * SSE adapter (server/sse.ts); when both are named, the higher quality wins, then the first
+ * listed. JSON stays the answer for no Accept header, wildcards (`*\/*`) and JSON types.
  *
  * The plugin reaches the engine only through `Gateway.prepare`, read from the holder once per
  * request, so the execution config can be replaced while the server runs.
@@ -14,6 +17,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from './gateway-holder.js';
+import type { MultipartHandler } from './multipart.js';
 import type { EventStreamHandler } from './sse.js';
 import {
   APPLICATION_JSON,
@@ -30,8 +34,10 @@ export interface GraphqlHttpOptions {
   metrics: RouterMetrics;
   /** The GraphiQL page for `GET path` from a browser; absent when the playground is disabled. */
   playgroundHtml?: () => string | Promise<string>;
-  /** Serves requests that ask for `text/event-stream` (GraphQL over SSE); absent = JSON only. */
+  /** Serves requests that ask for `text/event-stream` (GraphQL over SSE); absent = no SSE. */
   eventStream?: EventStreamHandler;
+  /** Serves requests that ask for `multipart/mixed`; absent = no multipart. */
+  multipart?: MultipartHandler;
 }
 
 /** A problem with the HTTP request itself: it never reached the engine. */
@@ -48,8 +54,8 @@ class RequestError extends Error {
 const operationTypes = new WeakMap<FastifyRequest, HttpOperationType>();
 /** GraphiQL page views: same path, but not GraphQL requests. */
 const pageViews = new WeakSet<FastifyRequest>();
-/** SSE streams: counted as connections, not as requests (their duration is the subscription's). */
-const eventStreams = new WeakSet<FastifyRequest>();
+/** SSE and multipart streams: counted as connections, not as requests (their duration is the subscription's). */
+const streams = new WeakSet<FastifyRequest>();
 
 export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
   const { path, gateway, metrics } = options;
@@ -109,7 +115,7 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    if (pageViews.has(request) || eventStreams.has(request)) return;
+    if (pageViews.has(request) || streams.has(request)) return;
     const operationType = operationTypes.get(request) ?? 'unknown';
     metrics.httpRequests.inc({ operation_type: operationType, status: String(reply.statusCode) });
     metrics.httpRequestDuration.observe({ operation_type: operationType }, reply.elapsedTime / 1000);
@@ -149,8 +155,13 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
     reply: FastifyReply,
     params: GraphQLRequest,
   ): Promise<FastifyReply> {
-    if (options.eventStream?.accepts(request.headers.accept)) {
-      eventStreams.add(request);
+    const accept = request.headers.accept;
+    if (options.multipart?.accepts(accept)) {
+      streams.add(request);
+      return options.multipart.handle(request, reply, params);
+    }
+    if (options.eventStream?.accepts(accept)) {
+      streams.add(request);
       return options.eventStream.handle(request, reply, params);
     }
     const mediaType = negotiateResponseType(request.headers.accept);
@@ -180,7 +191,7 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
     if (prepared.operationKind === 'subscription')
       throw new RequestError(
         400,
-        `Subscriptions need a streaming transport: open a WebSocket on ${path} (graphql-transport-ws).`,
+        `Subscriptions need a streaming transport: a WebSocket on ${path} (graphql-transport-ws or graphql-ws), or this request with Accept: text/event-stream or multipart/mixed.`,
       );
 
     const result = await prepared.execute(requestContext(request, reply));

@@ -11,8 +11,11 @@
  *   client) gets the errors as the stream's one result, because a 400 would leave it with no
  *   detail at all (and graphql-sse's client retries it as a network error).
  * - Shutdown (`closeAll`) ends every open stream without `complete`, so clients reconnect.
+ *
+ * `openStreamingResponse` is the HTTP side every streamed response shares (SSE here, multipart in
+ * server/multipart.ts): the head on the first write, the connection gauge, the abort signal.
  */
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { getOperationAST, parse, type GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest } from '../engine/types.js';
@@ -71,39 +74,17 @@ export function createEventStreamHandler(options: EventStreamHandlerOptions): Ev
         ]);
 
       const res = reply.raw;
-      const controller = new AbortController();
       let stream: EventStream | undefined;
-      let committed = false;
-      const commit = () => {
-        committed = true;
-        reply.hijack();
-        res.writeHead(200, STREAM_HEADERS);
-        metrics.engineConnections.inc();
-        res.once('close', () => {
-          metrics.engineConnections.dec();
-          if (stream) open.delete(stream);
-          stream?.closed();
-          if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
-        });
-      };
-      const socket: EventStreamSocket = {
-        write(text) {
-          if (!committed) commit();
-          res.write(text);
-        },
-        end() {
-          if (!committed) commit();
-          res.end();
-        },
-        destroy: () => res.destroy(),
-        bufferedAmount: () => res.writableLength,
-      };
+      const { socket, signal } = openStreamingResponse(reply, STREAM_HEADERS, metrics, () => {
+        if (stream) open.delete(stream);
+        stream?.closed();
+      });
 
       const started = startEventStream({
         socket,
         operations,
         request: params,
-        context: { headers: request.headers, signal: controller.signal },
+        context: { headers: request.headers, signal },
         keepaliveIntervalMs: options.keepaliveIntervalMs,
         sendBufferLimitBytes: options.sendBufferLimitBytes,
         hooks,
@@ -129,7 +110,55 @@ export function createEventStreamHandler(options: EventStreamHandlerOptions): Ev
   };
 }
 
-function isFinished(res: ServerResponse): boolean {
+export interface StreamingResponse {
+  /** Writes to the response; the first write (or end) commits a `200` head with the given headers. */
+  socket: EventStreamSocket;
+  /** Aborted when the client goes away before the response has ended. */
+  signal: AbortSignal;
+}
+
+/**
+ * Takes over a reply for a streamed body. Once the head is committed, the response counts in
+ * `router_engine_connections` until it closes, and `onClose` runs then, whoever closed it.
+ */
+export function openStreamingResponse(
+  reply: FastifyReply,
+  headers: OutgoingHttpHeaders,
+  metrics: RouterMetrics,
+  onClose: () => void,
+): StreamingResponse {
+  const res = reply.raw;
+  const controller = new AbortController();
+  let committed = false;
+  const commit = () => {
+    committed = true;
+    reply.hijack();
+    res.writeHead(200, headers);
+    metrics.engineConnections.inc();
+    res.once('close', () => {
+      metrics.engineConnections.dec();
+      onClose();
+      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+    });
+  };
+  return {
+    socket: {
+      write(text) {
+        if (!committed) commit();
+        res.write(text);
+      },
+      end() {
+        if (!committed) commit();
+        res.end();
+      },
+      destroy: () => res.destroy(),
+      bufferedAmount: () => res.writableLength,
+    },
+    signal: controller.signal,
+  };
+}
+
+export function isFinished(res: ServerResponse): boolean {
   return res.writableEnded || res.destroyed;
 }
 
@@ -156,7 +185,7 @@ export function prefersEventStream(accept: string | undefined): boolean {
 }
 
 /** GET must not run a mutation (GraphQL over HTTP); a document that does not parse is the service's to report. */
-function isMutation(params: GraphQLRequest): boolean {
+export function isMutation(params: GraphQLRequest): boolean {
   try {
     return getOperationAST(parse(params.query), params.operationName)?.operation === 'mutation';
   } catch {
@@ -164,7 +193,7 @@ function isMutation(params: GraphQLRequest): boolean {
   }
 }
 
-function sendErrors(
+export function sendErrors(
   reply: FastifyReply,
   status: number,
   mediaType: string,

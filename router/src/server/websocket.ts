@@ -3,6 +3,10 @@
  * negotiates the subprotocol and runs one protocol connection (protocols/) per socket. Everything
  * GraphQL happens in the protocol; this file only moves frames and enforces transport limits.
  *
+ * Subprotocols: `graphql-transport-ws` (graphql-ws) and the legacy `graphql-ws`
+ * (subscriptions-transport-ws). A client offering both gets `graphql-transport-ws`, whatever the
+ * order of its offer: the server's preference decides.
+ *
  * Invariants:
  * - At most `maxConnections` sockets, open or still in their handshake; one more is refused with
  *   HTTP 503 before the handshake. A slot is freed when its TCP socket closes.
@@ -21,12 +25,9 @@ import type { WebSocketConfig } from '../config/types.js';
 import type { RequestContext } from '../engine/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
-import {
-  GRAPHQL_TRANSPORT_WS,
-  openGraphqlTransportWs,
-  type ProtocolConnection,
-  type ProtocolSocket,
-} from '../protocols/graphql-transport-ws.js';
+import type { ProtocolConnection, ProtocolSocket } from '../protocols/connection.js';
+import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
+import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
 import type { OperationService } from '../subscriptions/service.js';
 
 export interface WebSocketOptions {
@@ -50,28 +51,29 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   const logger = options.logger.child({ transport: 'websocket' });
   const hooks = deliveryMetrics(metrics);
 
-  // The subprotocols served, in order of preference. The legacy `graphql-ws`
-  // (subscriptions-transport-ws) is another entry here, with its own state machine in protocols/.
+  const limits = {
+    connectionInitTimeoutMs: websocket.connectionInitTimeoutMs,
+    keepaliveIntervalMs: websocket.keepaliveIntervalMs,
+    maxSubscriptions: websocket.maxSubscriptionsPerConnection,
+    sendBufferLimitBytes: options.sendBufferLimitBytes,
+  };
+  const protocolHooks = {
+    ...hooks,
+    onClose: (code: number, reason: string) => logger.debug({ code, reason }, 'closing WebSocket connection'),
+    onInternalError: (err: unknown) => logger.error({ err }, 'WebSocket operation failed'),
+  };
+
+  // The subprotocols served, in order of preference; each is a state machine in protocols/.
   const protocols = new Map<string, OpenProtocol>([
     [
       GRAPHQL_TRANSPORT_WS,
       (socket, context) =>
-        openGraphqlTransportWs({
-          socket,
-          operations,
-          context,
-          limits: {
-            connectionInitTimeoutMs: websocket.connectionInitTimeoutMs,
-            keepaliveIntervalMs: websocket.keepaliveIntervalMs,
-            maxSubscriptions: websocket.maxSubscriptionsPerConnection,
-            sendBufferLimitBytes: options.sendBufferLimitBytes,
-          },
-          hooks: {
-            ...hooks,
-            onClose: (code, reason) => logger.debug({ code, reason }, 'closing WebSocket connection'),
-            onInternalError: (err) => logger.error({ err }, 'WebSocket operation failed'),
-          },
-        }),
+        openGraphqlTransportWs({ socket, operations, context, limits, hooks: protocolHooks }),
+    ],
+    [
+      GRAPHQL_WS,
+      (socket, context) =>
+        openSubscriptionsTransportWs({ socket, operations, context, limits, hooks: protocolHooks }),
     ],
   ]);
 
@@ -80,7 +82,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     clientTracking: false,
     perMessageDeflate: false,
     maxPayload: websocket.maxFrameSizeBytes,
-    handleProtocols: (offered) => [...offered].find((p) => protocols.has(p)) ?? false,
+    handleProtocols: (offered) => [...protocols.keys()].find((p) => offered.has(p)) ?? false,
   });
   const open = new Map<WebSocket, ProtocolConnection>();
   let reserved = 0;

@@ -1,13 +1,15 @@
 /**
  * What the protocol tests share: a router HTTP server built with `buildRouterServer` around a
- * test `OperationService`, a raw graphql-transport-ws client for frames no real client would
- * send, and polling helpers. The operation service is a stand-in for the subscription engine
- * (which these tests do not exercise); the clients and the server are the real ones.
+ * test `OperationService`, a raw WebSocket client for frames no real client would send (either
+ * subprotocol), and polling helpers. The operation service is a stand-in for the subscription
+ * engine (which these tests do not exercise); the clients and the server are the real ones.
  *
  * The test service serves any document containing "subscription":
  * - `variables.topic`: results come from `publish(topic, json)`, one string for every subscriber;
  * - otherwise a ticker: `{"data":{"tick":n}}` every `intervalMs` (default 5), `count` times
  *   (default forever) then complete, or an error `fail` after the first tick.
+ * A query containing "echo" is answered as the engine answers queries: one result
+ * `{"data":{"echo":variables.text}}` on a later turn, then complete.
  * Anything else is refused with a validation error, as the engine refuses invalid documents.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,7 +30,7 @@ import { Readiness } from '../../src/server/readiness.js';
 import type { OperationService, ResultSink, Started } from '../../src/subscriptions/service.js';
 import { helloExecutionConfig, startHelloSubgraph, type HelloSubgraph } from '../helpers/hello-graph.js';
 
-export const NOT_A_SUBSCRIPTION = 'The test service serves subscriptions only.';
+export const NOT_A_SUBSCRIPTION = 'The test service serves subscriptions and echo queries only.';
 
 export interface TestOperation {
   request: GraphQLRequest;
@@ -48,6 +50,8 @@ export class TestOperations implements OperationService {
   private readonly topics = new Map<string, Map<TestOperation, ResultSink>>();
 
   start(request: GraphQLRequest, context: RequestContext, sink: ResultSink): Started {
+    if (!request.query.includes('subscription') && request.query.includes('echo'))
+      return this.echo(request, context, sink);
     if (!request.query.includes('subscription'))
       return { ok: false, errors: [{ message: NOT_A_SUBSCRIPTION, locations: [{ line: 1, column: 1 }] }] };
     const op: TestOperation = {
@@ -103,6 +107,27 @@ export class TestOperations implements OperationService {
         clearInterval(timer);
       },
     };
+  }
+
+  private echo(request: GraphQLRequest, context: RequestContext, sink: ResultSink): Started {
+    const op: TestOperation = {
+      request,
+      context,
+      stopped: false,
+      ended: false,
+      delivered: 0,
+      refused: false,
+    };
+    this.started.push(op);
+    const text = request.variables?.text ?? null;
+    setImmediate(() => {
+      if (op.stopped) return;
+      op.ended = true;
+      if (sink.next(JSON.stringify({ data: { echo: text } }))) op.delivered++;
+      else op.refused = true;
+      sink.complete();
+    });
+    return { ok: true, stop: () => void (op.stopped = true) };
   }
 
   /** Sends one pre-serialized result to every subscriber of `topic`; returns how many took it. */

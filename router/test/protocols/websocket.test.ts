@@ -249,7 +249,10 @@ describe('graphql-transport-ws close codes', () => {
   });
 
   it('a client offering only unsupported subprotocols gets none, and its handshake fails', async () => {
-    await expect(RawClient.connect(router.wsUrl, 'graphql-ws')).rejects.toThrow('Server sent no subprotocol');
+    // subscriptions-transport-ws's pre-2017 protocol, which the router does not speak.
+    await expect(RawClient.connect(router.wsUrl, 'graphql-subscriptions')).rejects.toThrow(
+      'Server sent no subprotocol',
+    );
   });
 });
 
