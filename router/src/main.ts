@@ -22,6 +22,7 @@ import { connectableHost } from './server/address.js';
 import { buildRouterServer } from './server/app.js';
 import { GatewayHolder } from './server/gateway-holder.js';
 import { Readiness } from './server/readiness.js';
+import { Drain } from './server/drain.js';
 import { providerBus } from './events/bus.js';
 import type { EventProvider } from './events/provider.js';
 import { createProviders } from './events/providers.js';
@@ -58,6 +59,11 @@ export interface RunningRouter {
   providers: Map<string, EventProvider>;
   /** Reads the execution config file again and serves it if valid (what SIGHUP does). */
   reload(): Promise<ReloadResult>;
+  /**
+   * Graceful shutdown (what SIGTERM does): unready at once, no new connections, open ones closed
+   * in jittered batches over `windowMs` (default `shutdown_delay`), then `close()`.
+   */
+  drain(windowMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -116,6 +122,7 @@ export async function startRouter(
 
   let app: FastifyInstance | undefined;
   let metricsServer: MetricsServer | undefined;
+  const drain = new Drain();
   try {
     // Brokers are connected before the router takes traffic; a provider that cannot connect
     // keeps retrying in the background and holds /health/ready at not ready.
@@ -125,7 +132,7 @@ export async function startRouter(
       ),
     );
     const operations = createOperationService(gateway, engine, logger);
-    app = await buildRouterServer({ config, gateway, metrics, readiness, logger, operations });
+    app = await buildRouterServer({ config, gateway, metrics, readiness, logger, operations, drain });
     await listen(app, config.listenAddr, 'listen_addr');
     const prometheus = config.telemetry.metrics.prometheus;
     if (prometheus.enabled) {
@@ -187,6 +194,20 @@ export async function startRouter(
   const baseUrl = `http://${connectableHost(address)}:${address.port}`;
   const server = app;
   let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      watcher?.close();
+      readiness.markShuttingDown();
+      // Sockets first (1001 "going away", so clients reconnect elsewhere), then the triggers.
+      await server.close();
+      await engine.close();
+      await metricsServer?.close();
+      await closeProviders(providers);
+      await Promise.all([...retired].map((g) => g.close()));
+      await gateway.close();
+    })();
+    return closing;
+  };
   return {
     url: `${baseUrl}${config.graphqlPath}`,
     baseUrl,
@@ -200,20 +221,16 @@ export async function startRouter(
     engine,
     providers,
     reload: () => reload(),
-    close() {
-      closing ??= (async () => {
-        watcher?.close();
-        readiness.markShuttingDown();
-        // Sockets first (1001 "going away", so clients reconnect elsewhere), then the triggers.
-        await server.close();
-        await engine.close();
-        await metricsServer?.close();
-        await closeProviders(providers);
-        await Promise.all([...retired].map((g) => g.close()));
-        await gateway.close();
-      })();
-      return closing;
+    async drain(windowMs = config.shutdownDelayMs) {
+      readiness.markShuttingDown();
+      // No new connections: the listener stops accepting, WebSocket upgrades on open ones get 503.
+      server.server.close();
+      const started = Date.now();
+      await drain.run(windowMs);
+      logger.info({ ms: Date.now() - started }, 'drained: every client connection closed');
+      await close();
     },
+    close,
   };
 }
 
@@ -281,8 +298,8 @@ export async function runRouter(configPath: string): Promise<void> {
         process.exit(1);
       }
       stopping = true;
-      logger.info({ signal }, 'shutting down');
-      router.close().then(
+      logger.info({ signal, drainWindowMs: router.config.shutdownDelayMs }, 'draining, then shutting down');
+      router.drain().then(
         () => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);

@@ -28,6 +28,9 @@ export const DEFAULTS = {
   metricsListenAddr: '0.0.0.0:8088',
   metricsPath: '/metrics',
   maxRequestBodySize: '5MB',
+  // Spread reconnects of a drained router's clients over this long (Kubernetes' default grace
+  // period is 30s: the operator sets terminationGracePeriodSeconds above it).
+  shutdownDelay: '20s',
   websocket: {
     connectionInitTimeout: '10s',
     // Like graphql-ws: the server does not ping unless asked to; clients ping if they care.
@@ -404,6 +407,7 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
     },
     websocket,
     subscriptions,
+    shutdownDelayMs: duration('shutdown_delay', file.shutdown_delay ?? DEFAULTS.shutdownDelay),
   };
   if (issues.length > 0) throw new RouterConfigError(source, issues);
   return config;

@@ -93,6 +93,7 @@ export const routerConfigSchema: Schema = section(
     graphql_path: string,
     log_level: { type: 'string', enum: LOG_LEVELS },
     playground: section({ enabled: boolean }),
+    shutdown_delay: duration,
     execution_config: section(
       { file: section({ path: nonEmptyString, watch: boolean }, { required: ['path'] }) },
       { required: ['file'] },

@@ -22,6 +22,8 @@ export interface RouterConfigFile {
   graphql_path?: string;
   log_level?: LogLevel;
   playground?: { enabled?: boolean };
+  /** Drain window on SIGTERM (Cosmo's name): connections are closed spread over it. */
+  shutdown_delay?: string;
   execution_config: { file: { path: string; watch?: boolean } };
   events?: {
     providers?: {
@@ -100,6 +102,11 @@ export interface RouterConfig {
   };
   websocket: WebSocketConfig;
   subscriptions: SubscriptionsConfig;
+  /**
+   * Drain window on SIGTERM: readiness fails at once, new connections are refused, open
+   * WebSockets are closed (1001) in jittered batches spread over this window, then the process exits.
+   */
+  shutdownDelayMs: number;
 }
 
 /** Subscriptions over WebSocket (graphql-transport-ws and the legacy graphql-ws). */

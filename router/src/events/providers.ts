@@ -1,14 +1,15 @@
 /**
  * Builds the event providers of `events.providers` in router.yaml, keyed by the id the EDFS
  * directives name (`providerId`). A NATS entry whose url starts with `memory://` becomes the
- * in-process broker; any other url a NatsProvider. Kafka providers come from their own module
- * (router/src/events/kafka); here Kafka entries only take part in the id check.
+ * in-process broker; any other url a NatsProvider; every Kafka entry a KafkaProvider.
  *
  * Invariants: nothing connects here (the caller decides when); ids are unique across all kinds,
  * because triggers and publish/request resolvers look providers up by id alone.
  */
 import type { Logger } from 'pino';
 import type { KafkaProviderConfig, NatsProviderConfig } from '../config/types.js';
+import type { RouterMetrics } from '../observability/metrics.js';
+import { KafkaProvider, type KafkaProviderOptions } from './kafka/index.js';
 import { isMemoryUrl, MemoryProvider } from './memory/index.js';
 import { NatsProvider, type NatsProviderOptions } from './nats/index.js';
 import type { EventProvider } from './provider.js';
@@ -22,6 +23,10 @@ export interface CreateProvidersOptions {
   logger?: Logger;
   /** Passed to every NatsProvider (reconnect pacing, timeouts). */
   nats?: Omit<NatsProviderOptions, 'logger'>;
+  /** Passed to every KafkaProvider (debounce, probe pacing, timeouts); `instanceId` defaults to `nats.instanceId`. */
+  kafka?: Omit<KafkaProviderOptions, 'logger' | 'onReconnect'>;
+  /** When given, provider reconnects are counted in `router_events_provider_reconnects_total`. */
+  metrics?: RouterMetrics;
 }
 
 /** Thrown for a configuration that cannot yield a provider set (e.g. a duplicate id). */
@@ -54,6 +59,18 @@ export function createProviders(
         : new NatsProvider(provider, { ...options.nats, logger: options.logger }),
     );
   }
-  // Kafka entries are skipped on purpose: Kafka providers come from their own module.
+  for (const provider of config.kafka ?? []) {
+    const metrics = options.metrics;
+    const instanceId = options.kafka?.instanceId ?? options.nats?.instanceId;
+    providers.set(
+      provider.id,
+      new KafkaProvider(provider, {
+        ...options.kafka,
+        ...(instanceId !== undefined ? { instanceId } : {}),
+        logger: options.logger,
+        ...(metrics ? { onReconnect: () => metrics.providerReconnects.inc({ provider_id: provider.id }) } : {}),
+      }),
+    );
+  }
   return providers;
 }

@@ -21,6 +21,8 @@ export interface RouterMetrics {
   /** Messages written to subscription clients. */
   readonly messagesSent: Counter;
   readonly eventsReceived: Counter<'provider_id'>;
+  /** Times an event provider reached its brokers again after losing them. */
+  readonly providerReconnects: Counter<'provider_id'>;
   /** Event received -> last client write queued. */
   readonly eventFanoutSeconds: Histogram;
   readonly subgraphRequests: Counter<'subgraph'>;
@@ -82,6 +84,12 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
     eventsReceived: new Counter({
       name: 'router_events_received_total',
       help: 'Events received from brokers, by provider.',
+      labelNames: ['provider_id'] as const,
+      registers,
+    }),
+    providerReconnects: new Counter({
+      name: 'router_events_provider_reconnects_total',
+      help: 'Times an event provider reached its brokers again after losing them, by provider.',
       labelNames: ['provider_id'] as const,
       registers,
     }),

@@ -19,6 +19,7 @@ import { playgroundAssetsPlugin, renderPlayground } from './playground.js';
 import type { Readiness } from './readiness.js';
 import { createEventStreamHandler, type EventStreamHandler } from './sse.js';
 import { websocketPlugin } from './websocket.js';
+import type { Drain } from './drain.js';
 
 export interface RouterServerOptions {
   config: RouterConfig;
@@ -31,10 +32,12 @@ export interface RouterServerOptions {
    * Without it the router serves GraphQL over HTTP (JSON) only.
    */
   operations?: OperationService;
+  /** Collects the open connections for a graceful drain. */
+  drain?: Drain;
 }
 
 export async function buildRouterServer(options: RouterServerOptions): Promise<FastifyInstance> {
-  const { config, gateway, metrics, readiness, logger, operations } = options;
+  const { config, gateway, metrics, readiness, logger, operations, drain } = options;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request is too much for a router; failures are logged where they happen.
@@ -71,6 +74,12 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     app.addHook('preClose', async () => {
       for (const handler of streams) handler.closeAll();
     });
+    // Draining ends streams at once: their clients reconnect (no `complete` is sent).
+    drain?.register({
+      stopAccepting: () => streams.forEach((handler) => handler.closeAll()),
+      closers: () => [],
+      idle: () => Promise.resolve(),
+    });
     if (config.websocket.enabled)
       await app.register(websocketPlugin, {
         path: config.graphqlPath,
@@ -79,6 +88,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
         logger,
         websocket: config.websocket,
         sendBufferLimitBytes,
+        drain,
       });
   }
 

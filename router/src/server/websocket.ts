@@ -29,6 +29,7 @@ import type { ProtocolConnection, ProtocolSocket } from '../protocols/connection
 import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
 import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
 import type { OperationService } from '../subscriptions/service.js';
+import type { Drain } from './drain.js';
 
 export interface WebSocketOptions {
   /** `graphql_path`: the only path that upgrades. */
@@ -39,6 +40,8 @@ export interface WebSocketOptions {
   websocket: WebSocketConfig;
   /** `subscriptions.send_buffer_limit`. */
   sendBufferLimitBytes: number;
+  /** Registers the sockets for a graceful drain (SIGTERM). */
+  drain?: Drain;
 }
 
 /** How long closing sockets get to answer our close frame on shutdown. */
@@ -154,11 +157,23 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       open.delete(ws);
       metrics.engineConnections.dec();
       connection.closed();
-      if (closing && open.size === 0) clearTimeout(terminateTimer);
+      if (closing && open.size === 0) {
+        clearTimeout(terminateTimer);
+        idle?.();
+      }
     });
   }
 
   app.server.on('upgrade', onUpgrade);
+
+  let idle: (() => void) | undefined;
+  options.drain?.register({
+    stopAccepting: () => {
+      closing = true;
+    },
+    closers: () => [...open.values()].map((connection) => () => connection.close(1001, 'going away')),
+    idle: () => (open.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (idle = resolve))),
+  });
 
   app.addHook('preClose', async () => {
     closing = true;

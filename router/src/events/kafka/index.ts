@@ -1,0 +1,3 @@
+/** The Kafka event provider (kafkajs): broadcast consumption, one shared consumer and producer. */
+export { KafkaProvider } from './provider.js';
+export type { KafkaProviderOptions, TopicPhase } from './provider.js';
