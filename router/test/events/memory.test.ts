@@ -250,7 +250,7 @@ describe('status', () => {
 });
 
 describe('createProviders', () => {
-  it('gives memory:// URLs the in-process broker and other URLs a NATS client, keyed by id', () => {
+  it('gives memory:// URLs the in-process broker, other URLs a NATS client, Kafka its own; keyed by id', () => {
     const providers = createProviders({
       nats: [
         { id: 'default', url: 'memory://demo' },
@@ -258,7 +258,8 @@ describe('createProviders', () => {
       ],
       kafka: [{ id: 'my-kafka', brokers: ['localhost:9092'], tls: { enabled: false } }],
     });
-    expect([...providers.keys()]).toEqual(['default', 'remote']);
+    expect([...providers.keys()]).toEqual(['default', 'remote', 'my-kafka']);
+    expect(providers.get('my-kafka')?.kind).toBe('kafka');
     expect(providers.get('default')).toBeInstanceOf(MemoryProvider);
     expect(providers.get('remote')).toBeInstanceOf(NatsProvider);
     expect(providers.get('remote')?.kind).toBe('nats');
