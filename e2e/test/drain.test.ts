@@ -38,7 +38,9 @@ beforeAll(async () => {
       'telemetry: { metrics: { prometheus: { enabled: false } } }',
     ].join('\n'),
   );
-  router = spawn(process.execPath, [ROUTER_BIN, '-c', join(dir, 'router.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  router = spawn(process.execPath, [ROUTER_BIN, '-c', join(dir, 'router.yaml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   router.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -62,13 +64,21 @@ afterAll(async () => {
 function openClient(): Promise<{ closed: Promise<{ code: number; at: number }> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws');
-    const closed = new Promise<{ code: number; at: number }>((res) => ws.on('close', (code) => res({ code, at: Date.now() })));
+    const closed = new Promise<{ code: number; at: number }>((res) =>
+      ws.on('close', (code) => res({ code, at: Date.now() })),
+    );
     ws.on('error', reject);
     ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init' })));
     ws.on('message', (data) => {
       const msg = JSON.parse(data.toString()) as { type: string };
       if (msg.type === 'connection_ack') {
-        ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { messageAdded(roomID: "123") { id } }' } }));
+        ws.send(
+          JSON.stringify({
+            id: '1',
+            type: 'subscribe',
+            payload: { query: 'subscription { messageAdded(roomID: "123") { id } }' },
+          }),
+        );
         resolve({ closed });
       }
     });
@@ -78,8 +88,11 @@ function openClient(): Promise<{ closed: Promise<{ code: number; at: number }> }
 describe('graceful drain', () => {
   it('SIGTERM closes 1,000 WebSockets with 1001 spread over the window, then exits 0', async () => {
     const clients = [];
-    for (let i = 0; i < 1000; i += 100) clients.push(...(await Promise.all(Array.from({ length: 100 }, () => openClient()))));
-    const exited = new Promise<{ code: number | null; at: number }>((resolve) => router.once('exit', (code) => resolve({ code, at: Date.now() })));
+    for (let i = 0; i < 1000; i += 100)
+      clients.push(...(await Promise.all(Array.from({ length: 100 }, () => openClient()))));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+      router.once('exit', (code) => resolve({ code, at: Date.now() })),
+    );
 
     const start = Date.now();
     router.kill('SIGTERM');

@@ -34,7 +34,11 @@ async function swapConfig(text: string): Promise<void> {
   await rename(join(dir, '..data_tmp'), join(dir, '..data'));
 }
 
-async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -88,7 +92,12 @@ describe('hot reload', () => {
     const connections: Client[] = [];
     let closedSockets = 0;
     for (let i = 0; i < 10; i++) {
-      const client = createClient({ url: router.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+      const client = createClient({
+        url: router.url.replace('http', 'ws'),
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        lazy: false,
+      });
       client.on('closed', () => closedSockets++);
       connections.push(client);
     }
@@ -116,7 +125,9 @@ describe('hot reload', () => {
       );
     }
     await eventually(
-      async () => router.engine.triggerCount === 1 && (await router.metrics.engineSubscriptions.get()).values[0]?.value === 1000,
+      async () =>
+        router.engine.triggerCount === 1 &&
+        (await router.metrics.engineSubscriptions.get()).values[0]?.value === 1000,
       '1,000 subscriptions',
     );
 
@@ -144,7 +155,11 @@ describe('hot reload', () => {
 
     await waitForEvents(20);
     // 1. A config that adds a field: everybody keeps streaming.
-    await gatewayChange(() => swapConfig(graph.composeWith(MESSAGES_SDL.replace('userID: ID!\n  }', 'userID: ID!\n    length: Int!\n  }'))));
+    await gatewayChange(() =>
+      swapConfig(
+        graph.composeWith(MESSAGES_SDL.replace('userID: ID!\n  }', 'userID: ID!\n    length: Int!\n  }')),
+      ),
+    );
     await waitForEvents(20);
     // 2. A config without Message.text: its subscribers get an error, then complete.
     await gatewayChange(() => swapConfig(graph.composeWith(MESSAGES_SDL.replace('text: String!\n', ''))));
@@ -153,14 +168,20 @@ describe('hot reload', () => {
     const refusedBefore = logs.filter((l) => l.includes('refused')).length;
     const served = router.gateway.current;
     await swapConfig('{"engineConfig": {"graphqlSchema": "type Query {"}}');
-    await eventually(() => logs.filter((l) => l.includes('refused')).length > refusedBefore, 'the invalid config to be refused');
+    await eventually(
+      () => logs.filter((l) => l.includes('refused')).length > refusedBefore,
+      'the invalid config to be refused',
+    );
     expect(router.gateway.current).toBe(served);
     await waitForEvents(20);
     publishing = false;
     await load;
 
     // Subscribers without `text` got every event, in order, exactly once.
-    await eventually(() => withoutText.every((s) => s.ids.length === published.length), 'every event at every unaffected subscriber');
+    await eventually(
+      () => withoutText.every((s) => s.ids.length === published.length),
+      'every event at every unaffected subscriber',
+    );
     for (const s of withoutText) {
       expect(s.ids).toEqual(published);
       expect(s.errors).toEqual([]);

@@ -52,7 +52,12 @@ afterAll(async () => {
 });
 
 function wsClient(): Client {
-  const client = createClient({ url: router.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+  const client = createClient({
+    url: router.url.replace('http', 'ws'),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: false,
+  });
   clients.push(client);
   return client;
 }
@@ -102,11 +107,16 @@ function subscribe(client: Client, query: string, variables?: Record<string, unk
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(router.metricsUrl!)).text();
   let total = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name) && !line.startsWith('#')) total += Number(line.split(' ').pop());
+  for (const line of text.split('\n'))
+    if (line.startsWith(name) && !line.startsWith('#')) total += Number(line.split(' ').pop());
   return total;
 }
 
-async function eventually(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
+async function eventually(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -120,16 +130,23 @@ const publish = (subject: string, event: unknown) => {
 };
 
 /** Waits until the router holds `n` triggers, so a publish is not sent before the subscription exists. */
-const triggers = (n: number) => eventually(async () => (await metric('router_engine_triggers')) === n, `${n} triggers`);
+const triggers = (n: number) =>
+  eventually(async () => (await metric('router_engine_triggers')) === n, `${n} triggers`);
 
 describe('seed 000: chat over NATS', () => {
   it('a published event reaches the subscriber joined with fields from both subgraphs', async () => {
-    const stream = subscribe(wsClient(), 'subscription ($room: ID!) { messageAdded(roomID: $room) { id text user { name } } }', { room: '123' });
+    const stream = subscribe(
+      wsClient(),
+      'subscription ($room: ID!) { messageAdded(roomID: $room) { id text user { name } } }',
+      { room: '123' },
+    );
     await triggers(1);
     graph.addMessage({ id: 'm5', text: 'Fresh off the press', roomID: '123', userID: '1' });
     await publish('room.123.messages', { __typename: 'Message', id: 'm5' });
     const [first] = await stream.next(1);
-    expect(first).toEqual({ data: { messageAdded: { id: 'm5', text: 'Fresh off the press', user: { name: 'Alice' } } } });
+    expect(first).toEqual({
+      data: { messageAdded: { id: 'm5', text: 'Fresh off the press', user: { name: 'Alice' } } },
+    });
   });
 
   it('an event on another room does not reach the subscriber', async () => {
@@ -191,7 +208,9 @@ describe('seed 001: request, publish, filter, streams', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query: '{ messageFromEvent(id: "m3") { id text user { name } } }' }),
     });
-    expect(await res.json()).toEqual({ data: { messageFromEvent: { id: 'm3', text: 'Good to see you', user: { name: 'Carol' } } } });
+    expect(await res.json()).toEqual({
+      data: { messageFromEvent: { id: 'm3', text: 'Good to see you', user: { name: 'Carol' } } },
+    });
     responder.unsubscribe();
   });
 
@@ -228,7 +247,10 @@ describe('seed 001: request, publish, filter, streams', () => {
   });
 
   it('a filter passes only events whose id is in either list argument', async () => {
-    const stream = subscribe(wsClient(), 'subscription { messagesById(firstIds: ["m1"], secondIds: ["m3", "m4"]) { id } }');
+    const stream = subscribe(
+      wsClient(),
+      'subscription { messagesById(firstIds: ["m1"], secondIds: ["m3", "m4"]) { id } }',
+    );
     await triggers(1);
     for (const id of ['m1', 'm2', 'm3', 'm4']) await publish('rooms.all', { __typename: 'Message', id });
     expect(await stream.next(3)).toEqual([
@@ -243,9 +265,9 @@ describe('seed 001: request, publish, filter, streams', () => {
     await triggers(1);
     for (const id of ['m2', 'm1']) await publish('rooms.all', { __typename: 'Message', id });
     expect(await stream.next(1)).toEqual([{ data: { messagesExcept: { id: 'm1', text: 'Hello, World!' } } }]);
-    expect(graph.entityRequests('messages').flatMap((r) => r.variables.representations as unknown[])).toEqual([
-      { __typename: 'Message', id: 'm1' },
-    ]);
+    expect(graph.entityRequests('messages').flatMap((r) => r.variables.representations as unknown[])).toEqual(
+      [{ __typename: 'Message', id: 'm1' }],
+    );
   });
 
   it('a JetStream subscription reads from a durable consumer on the stream', async () => {
@@ -253,7 +275,10 @@ describe('seed 001: request, publish, filter, streams', () => {
     await jsm.streams.add({ name: 'MESSAGES', subjects: ['stream.messages'] });
     const stream = subscribe(wsClient(), 'subscription { messageStream { id text } }');
     await triggers(1);
-    await eventually(async () => (await jsm.consumers.list('MESSAGES').next()).length > 0, 'the durable consumer');
+    await eventually(
+      async () => (await jsm.consumers.list('MESSAGES').next()).length > 0,
+      'the durable consumer',
+    );
     await publish('stream.messages', { __typename: 'Message', id: 'm2' });
     expect(await stream.next(1)).toEqual([{ data: { messageStream: { id: 'm2', text: 'Hi Alice' } } }]);
   });
@@ -272,16 +297,25 @@ describe('shared work', () => {
     // Ten connections of 100 subscriptions each (the default per-connection limit).
     const connections = Array.from({ length: 10 }, () => wsClient());
     const streams = Array.from({ length: 1000 }, (_, i) =>
-      subscribe(connections[i % 10]!, 'subscription { messageAdded(roomID: "123") { id text user { name } } }'),
+      subscribe(
+        connections[i % 10]!,
+        'subscription { messageAdded(roomID: "123") { id text user { name } } }',
+      ),
     );
-    await eventually(async () => (await metric('router_engine_subscriptions')) === 1000, '1,000 subscriptions');
+    await eventually(
+      async () => (await metric('router_engine_subscriptions')) === 1000,
+      '1,000 subscriptions',
+    );
     await triggers(1);
     const natsSubs = await natsSubscriptionCount('room.123.messages');
     expect(natsSubs).toBe(1);
     graph.clearRequests();
     await publish('room.123.messages', { __typename: 'Message', id: 'm1' });
     await Promise.all(streams.map((s) => s.next(1)));
-    for (const s of streams) expect(s.results).toEqual([{ data: { messageAdded: { id: 'm1', text: 'Hello, World!', user: { name: 'Alice' } } } }]);
+    for (const s of streams)
+      expect(s.results).toEqual([
+        { data: { messageAdded: { id: 'm1', text: 'Hello, World!', user: { name: 'Alice' } } } },
+      ]);
     expect(graph.entityRequests('messages')).toHaveLength(1);
     expect(graph.entityRequests('users')).toHaveLength(1);
   }, 60_000);
@@ -293,7 +327,9 @@ describe('shared work', () => {
     expect(await metric('router_engine_triggers')).toBe(1);
     await publish('room.123.messages', { __typename: 'Message', id: 'm3' });
     expect(await a.next(1)).toEqual([{ data: { messageAdded: { id: 'm3' } } }]);
-    expect(await b.next(1)).toEqual([{ data: { messageAdded: { text: 'Good to see you', user: { name: 'Carol' } } } }]);
+    expect(await b.next(1)).toEqual([
+      { data: { messageAdded: { text: 'Good to see you', user: { name: 'Carol' } } } },
+    ]);
   });
 
   it('unsubscribing the last client removes the trigger', async () => {
@@ -302,7 +338,10 @@ describe('shared work', () => {
     const b = subscribe(client, 'subscription { messageAdded(roomID: "777") { id text } }');
     await triggers(1);
     a.stop();
-    await eventually(async () => (await metric('router_engine_subscriptions')) === 1, 'one subscription left');
+    await eventually(
+      async () => (await metric('router_engine_subscriptions')) === 1,
+      'one subscription left',
+    );
     expect(await metric('router_engine_triggers')).toBe(1);
     b.stop();
     await triggers(0);
@@ -313,7 +352,11 @@ describe('shared work', () => {
 describe('bad input', () => {
   it('a subject argument that would inject a wildcard is refused', async () => {
     for (const room of ['*', '>', 'a.b', '']) {
-      const stream = subscribe(wsClient(), 'subscription ($room: ID!) { messageAdded(roomID: $room) { id } }', { room });
+      const stream = subscribe(
+        wsClient(),
+        'subscription ($room: ID!) { messageAdded(roomID: $room) { id } }',
+        { room },
+      );
       await eventually(() => stream.errors.length > 0, `the error for ${JSON.stringify(room)}`);
       expect(JSON.stringify(stream.errors)).toMatch(/roomID/);
     }
@@ -324,20 +367,28 @@ describe('bad input', () => {
     ['not JSON', 'this is not json', /not valid JSON/, 'invalid_json'],
     ['no __typename', { id: 'm1' }, /__typename/, 'invalid_event'],
     ['a missing key field', { __typename: 'Message' }, /lacks the field "id"/, 'invalid_event'],
-    ['a type the field cannot return', { __typename: 'User', id: '1' }, /"User" is not a possible type/, 'invalid_event'],
-  ])('an event with %s yields an error to its subscribers and keeps the subscription', async (_what, event, message, reason) => {
-    const before = await metric(`router_dropped_messages_total{reason="${reason}"}`);
-    const stream = subscribe(wsClient(), 'subscription { messageAdded(roomID: "123") { id text } }');
-    await triggers(1);
-    await publish('room.123.messages', event);
-    await publish('room.123.messages', { __typename: 'Message', id: 'm1' });
-    const [bad, good] = await stream.next(2);
-    expect(bad!.data).toBeNull();
-    expect((bad!.errors as { message: string }[])[0]!.message).toMatch(message);
-    expect(good).toEqual({ data: { messageAdded: { id: 'm1', text: 'Hello, World!' } } });
-    expect(stream.completed).toBe(false);
-    expect(await metric(`router_dropped_messages_total{reason="${reason}"}`)).toBe(before + 1);
-  });
+    [
+      'a type the field cannot return',
+      { __typename: 'User', id: '1' },
+      /"User" is not a possible type/,
+      'invalid_event',
+    ],
+  ])(
+    'an event with %s yields an error to its subscribers and keeps the subscription',
+    async (_what, event, message, reason) => {
+      const before = await metric(`router_dropped_messages_total{reason="${reason}"}`);
+      const stream = subscribe(wsClient(), 'subscription { messageAdded(roomID: "123") { id text } }');
+      await triggers(1);
+      await publish('room.123.messages', event);
+      await publish('room.123.messages', { __typename: 'Message', id: 'm1' });
+      const [bad, good] = await stream.next(2);
+      expect(bad!.data).toBeNull();
+      expect((bad!.errors as { message: string }[])[0]!.message).toMatch(message);
+      expect(good).toEqual({ data: { messageAdded: { id: 'm1', text: 'Hello, World!' } } });
+      expect(stream.completed).toBe(false);
+      expect(await metric(`router_dropped_messages_total{reason="${reason}"}`)).toBe(before + 1);
+    },
+  );
 
   it('a slow consumer is cut off without affecting the others', async () => {
     // A raw socket that never reads: the router's send buffer for it fills up.
@@ -347,7 +398,13 @@ describe('bad input', () => {
     await new Promise((r) => slow.once('open', r));
     slow.send(JSON.stringify({ type: 'connection_init' }));
     await new Promise((r) => slow.once('message', r));
-    slow.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { anyRoom { id text } }' } }));
+    slow.send(
+      JSON.stringify({
+        id: '1',
+        type: 'subscribe',
+        payload: { query: 'subscription { anyRoom { id text } }' },
+      }),
+    );
     await eventually(async () => (await metric('router_engine_subscriptions')) === 2, 'two subscriptions');
     (slow as unknown as { _socket: { pause(): void } })._socket.pause();
     const before = await metric('router_dropped_messages_total{reason="slow_consumer"}');

@@ -107,7 +107,10 @@ export async function startRouter(
     initial = parseExecutionConfig(configText, `execution config ${configPath}`);
   }
   const gateway = new GatewayHolder(
-    makeGateway(initial, options.executionConfig === undefined ? `execution config ${configPath}` : 'execution config'),
+    makeGateway(
+      initial,
+      options.executionConfig === undefined ? `execution config ${configPath}` : 'execution config',
+    ),
   );
   const readiness = new Readiness();
   readiness.register('execution_config', () => (gateway.current ? true : 'no execution config loaded'));
@@ -128,7 +131,9 @@ export async function startRouter(
     // keeps retrying in the background and holds /health/ready at not ready.
     await Promise.all(
       [...providers.values()].map((p) =>
-        p.connect().catch((err: unknown) => logger.warn({ err, provider: p.id }, 'event provider not connected yet')),
+        p
+          .connect()
+          .catch((err: unknown) => logger.warn({ err, provider: p.id }, 'event provider not connected yet')),
       ),
     );
     const operations = createOperationService(gateway, engine, logger);
@@ -177,7 +182,10 @@ export async function startRouter(
       logger.info({ kept, ended }, `execution config reloaded: ${kept} subscription(s) kept, ${ended} ended`);
       if (previous) {
         retired.add(previous);
-        setTimeout(() => retired.delete(previous) && void previous.close(), PREVIOUS_GATEWAY_GRACE_MS).unref();
+        setTimeout(
+          () => retired.delete(previous) && void previous.close(),
+          PREVIOUS_GATEWAY_GRACE_MS,
+        ).unref();
       }
       return { ok: true, kept, ended };
     };
@@ -246,9 +254,12 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
       });
     } catch (err) {
       const message = (err as Error).message;
-      throw new Error(message.startsWith(source) ? message : `${source}: ${message.replace(/^execution config:\s*/, '')}`, {
-        cause: err,
-      });
+      throw new Error(
+        message.startsWith(source) ? message : `${source}: ${message.replace(/^execution config:\s*/, '')}`,
+        {
+          cause: err,
+        },
+      );
     }
   };
 }

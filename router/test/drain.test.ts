@@ -4,7 +4,7 @@ import { drainSchedule } from '../src/server/drain.js';
 /** A deterministic random source (LCG) so the schedule is reproducible. */
 function seeded(seed: number): () => number {
   let x = seed;
-  return () => ((x = (x * 1664525 + 1013904223) % 4294967296) / 4294967296);
+  return () => (x = (x * 1664525 + 1013904223) % 4294967296) / 4294967296;
 }
 
 describe('drain schedule', () => {

@@ -114,7 +114,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     async subscriptionCount(subject) {
       const res = await fetch(`http://127.0.0.1:${monitorPort}/connz?subs=1`);
       const connz = (await res.json()) as { connections?: { subscriptions_list?: string[] }[] };
-      return (connz.connections ?? []).flatMap((c) => c.subscriptions_list ?? []).filter((s) => s === subject).length;
+      return (connz.connections ?? []).flatMap((c) => c.subscriptions_list ?? []).filter((s) => s === subject)
+        .length;
     },
     async restart() {
       if (stopped) throw new Error('nats-server was stopped; start a new one');

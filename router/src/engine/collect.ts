@@ -23,7 +23,10 @@ export function conditionValue(value: ValueNode, variables: Record<string, unkno
   return false;
 }
 
-export function isIncluded(directives: readonly DirectiveNode[] | undefined, variables: Record<string, unknown>): boolean {
+export function isIncluded(
+  directives: readonly DirectiveNode[] | undefined,
+  variables: Record<string, unknown>,
+): boolean {
   if (!directives) return true;
   for (const d of directives) {
     const arg = d.arguments?.find((a) => a.name.value === 'if');
@@ -34,7 +37,11 @@ export function isIncluded(directives: readonly DirectiveNode[] | undefined, var
   return true;
 }
 
-export function typeConditionApplies(schema: GraphQLSchema, condition: string | undefined, type: GraphQLObjectType): boolean {
+export function typeConditionApplies(
+  schema: GraphQLSchema,
+  condition: string | undefined,
+  type: GraphQLObjectType,
+): boolean {
   if (!condition || condition === type.name) return true;
   const cond = schema.getType(condition);
   if (!cond || !isAbstractType(cond)) return false;

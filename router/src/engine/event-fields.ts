@@ -41,7 +41,9 @@ export function eventArguments(
 
 /** Renders every subject/topic template; a value that would widen the subject is refused. */
 export function eventSubjects(event: EventSource, args: Record<string, unknown>): string[] {
-  return renderSubjects(event.subjects, args, event.providerKind, { allowWildcards: event.type === 'subscribe' });
+  return renderSubjects(event.subjects, args, event.providerKind, {
+    allowWildcards: event.type === 'subscribe',
+  });
 }
 
 /**
@@ -54,7 +56,8 @@ export function checkEventData(
   sel: SubSel | undefined,
   data: unknown,
 ): string | undefined {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'the event is not a JSON object';
+  if (data === null || typeof data !== 'object' || Array.isArray(data))
+    return 'the event is not a JSON object';
   const obj = data as Record<string, unknown>;
   const typename = obj.__typename;
   if (typeof typename !== 'string' || typename === '')
@@ -84,7 +87,10 @@ function missingFields(obj: Record<string, unknown>, sel: SubSel, typename: stri
       const v = obj[f.name];
       if (v === undefined) out.push(prefix + f.name);
       else if (f.sel && v && typeof v === 'object' && !Array.isArray(v)) {
-        const childType = typeof (v as Record<string, unknown>).__typename === 'string' ? ((v as Record<string, unknown>).__typename as string) : '';
+        const childType =
+          typeof (v as Record<string, unknown>).__typename === 'string'
+            ? ((v as Record<string, unknown>).__typename as string)
+            : '';
         out.push(...missingFields(v as Record<string, unknown>, f.sel, childType, `${prefix}${f.name}.`));
       }
     }
@@ -115,7 +121,11 @@ export function projectEvent(data: unknown, sel: SubSel | undefined): unknown {
 
 function possibleTypeNames(schema: GraphQLSchema, typeName: string): string {
   const type = schema.getType(typeName);
-  if (type && isAbstractType(type)) return schema.getPossibleTypes(type).map((t) => t.name).join(' or ');
+  if (type && isAbstractType(type))
+    return schema
+      .getPossibleTypes(type)
+      .map((t) => t.name)
+      .join(' or ');
   return typeName;
 }
 
@@ -160,7 +170,12 @@ export async function runRequest(
   const args = eventArguments(schema, event, variables);
   const [subject] = eventSubjects(event, args);
   if (!subject) throw new EventFieldError(`${event.parentType}.${event.fieldName} has no subject`);
-  const reply = await bus.request(event.providerId, subject, encoder.encode(JSON.stringify(args)), fetch.subgraph.timeoutMs);
+  const reply = await bus.request(
+    event.providerId,
+    subject,
+    encoder.encode(JSON.stringify(args)),
+    fetch.subgraph.timeoutMs,
+  );
   let data: unknown;
   try {
     data = JSON.parse(decoder.decode(reply));

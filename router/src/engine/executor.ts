@@ -48,7 +48,9 @@ export async function executePlan(
   const run = (fetch: Fetch): Promise<void> => {
     let p = running.get(fetch);
     if (!p) {
-      p = Promise.all([...fetch.deps].map(run)).then(() => runFetch(fetch, store, variables, errors, options));
+      p = Promise.all([...fetch.deps].map(run)).then(() =>
+        runFetch(fetch, store, variables, errors, options),
+      );
       running.set(fetch, p);
     }
     return p;
@@ -114,7 +116,9 @@ async function runFetch(
     group.targets.push({ obj, path });
   });
   if (representations.length === 0) return;
-  const reprVar = fetch.query.includes('$_edfs_representations') ? '_edfs_representations' : 'representations';
+  const reprVar = fetch.query.includes('$_edfs_representations')
+    ? '_edfs_representations'
+    : 'representations';
   vars[reprVar] = representations;
   const byIndex = [...groups.values()];
   const firstPath = byIndex[0]!.targets[0]!.path;
@@ -129,11 +133,13 @@ async function runFetch(
       const entity = entities[g.index];
       if (!entity || typeof entity !== 'object') {
         // A null entity with errors: its missing fields are explained by those errors already.
-        if (response.errors?.length) for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
+        if (response.errors?.length)
+          for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
         continue;
       }
       for (const t of g.targets) {
-        if (fetch.resolvesTypename && typeof (entity as Obj).__typename === 'string') t.obj.__typename = (entity as Obj).__typename;
+        if (fetch.resolvesTypename && typeof (entity as Obj).__typename === 'string')
+          t.obj.__typename = (entity as Obj).__typename;
         deepMerge(t.obj, entity as Obj);
       }
     }
@@ -169,7 +175,10 @@ async function runEventFetch(
     if (event.type === 'subscribe') {
       store[storeKey] = projectEvent(options.event, root?.sel);
     } else if (!options.events) {
-      errors.push({ message: `${event.parentType}.${event.fieldName}: no event providers are configured`, path });
+      errors.push({
+        message: `${event.parentType}.${event.fieldName}: no event providers are configured`,
+        path,
+      });
     } else if (event.type === 'publish') {
       const { success } = await runPublish(schema, fetch, variables, options.events);
       store[storeKey] = projectEvent({ __typename: 'edfs__PublishResult', success }, root?.sel);
@@ -196,12 +205,25 @@ async function send(
     // Each execution merges into (and so mutates) what it gets: later users get their own copy.
     if (shared) return structuredClone(await shared);
     options.onSubgraphRequest?.(subgraph.name);
-    const request = options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, options.headers);
+    const request = options.client.post(
+      subgraph.name,
+      subgraph.url,
+      body,
+      subgraph.timeoutMs,
+      options.headers,
+    );
     if (dedupeKey) options.dedupe!.set(dedupeKey, request);
     return await request;
   } catch (err) {
-    const reason = err instanceof SubgraphFetchError ? err.message : `Failed to fetch from subgraph "${subgraph.name}": ${(err as Error).message}`;
-    errors.push({ message: reason, path: pathForErrors, extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph.name } });
+    const reason =
+      err instanceof SubgraphFetchError
+        ? err.message
+        : `Failed to fetch from subgraph "${subgraph.name}": ${(err as Error).message}`;
+    errors.push({
+      message: reason,
+      path: pathForErrors,
+      extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph.name },
+    });
     return undefined;
   }
 }
@@ -219,12 +241,19 @@ function forwardError(e: GraphQLFormattedError, path: RespPath | undefined): Gra
     message: typeof e.message === 'string' ? e.message : 'Unknown subgraph error',
   };
   if (path) out.path = path;
-  if (e.extensions && typeof e.extensions === 'object') out.extensions = e.extensions as Record<string, unknown>;
+  if (e.extensions && typeof e.extensions === 'object')
+    out.extensions = e.extensions as Record<string, unknown>;
   return out;
 }
 
 /** Visits every object at `path` below `value` (lists walked, nulls skipped), with its response path. */
-function walk(value: unknown, path: string[], i: number, at: RespPath, visit: (obj: Obj, path: RespPath) => void): void {
+function walk(
+  value: unknown,
+  path: string[],
+  i: number,
+  at: RespPath,
+  visit: (obj: Obj, path: RespPath) => void,
+): void {
   if (value === null || value === undefined) return;
   if (Array.isArray(value)) {
     for (let k = 0; k < value.length; k++) walk(value[k], path, i, [...at, k], visit);
@@ -269,7 +298,8 @@ function reprValue(v: unknown, children: ReprField[]): unknown {
   if (typeof v !== 'object') return v;
   const obj = v as Obj;
   const out: Obj = {};
-  if (children.some((c) => c.typeCondition) && typeof obj.__typename === 'string') out.__typename = obj.__typename;
+  if (children.some((c) => c.typeCondition) && typeof obj.__typename === 'string')
+    out.__typename = obj.__typename;
   return fillRepr(obj, children, out) ? out : undefined;
 }
 

@@ -27,7 +27,13 @@ import type { Plan } from './plan.js';
 import { PlanError, planOperation } from './planner.js';
 import { SubgraphClient } from './subgraph-client.js';
 import { buildSupergraph, type Supergraph } from './supergraph.js';
-import type { ExecutionResult, GraphQLRequest, PreparedRequest, PreparedSubscription, RequestContext } from './types.js';
+import type {
+  ExecutionResult,
+  GraphQLRequest,
+  PreparedRequest,
+  PreparedSubscription,
+  RequestContext,
+} from './types.js';
 import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
 import type { SubgraphResponse } from './subgraph-client.js';
 
@@ -110,14 +116,20 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         : 'Must provide operation name if query contains multiple operations.';
       return { kind: 'errors', errors: [{ message }] };
     }
-    const coerced = getVariableValues(supergraph.clientSchema, operation.variableDefinitions ?? [], req.variables ?? {}, {
-      maxErrors: 50,
-    });
+    const coerced = getVariableValues(
+      supergraph.clientSchema,
+      operation.variableDefinitions ?? [],
+      req.variables ?? {},
+      {
+        maxErrors: 50,
+      },
+    );
     if (coerced.errors) return { kind: 'errors', errors: coerced.errors.map((e) => e.toJSON()) };
     const variables = coerced.coerced;
     const opKey = operation.name?.value ?? '';
     let condVars = entry.conditionVariables.get(opKey);
-    if (!condVars) entry.conditionVariables.set(opKey, (condVars = conditionVariables(operation, entry.fragments)));
+    if (!condVars)
+      entry.conditionVariables.set(opKey, (condVars = conditionVariables(operation, entry.fragments)));
     const planKey = `${opKey}|${condVars.map((v) => (variables[v] === true ? '1' : '0')).join('')}`;
     let plan = entry.plans.get(planKey);
     if (!plan) {
@@ -198,12 +210,16 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
   };
 }
 
-function conditionVariables(operation: OperationDefinitionNode, fragments: Record<string, FragmentDefinitionNode>): string[] {
+function conditionVariables(
+  operation: OperationDefinitionNode,
+  fragments: Record<string, FragmentDefinitionNode>,
+): string[] {
   const names = new Set<string>();
   const visitor = {
     Directive(node: import('graphql').DirectiveNode) {
       if (node.name.value !== 'include' && node.name.value !== 'skip') return;
-      for (const arg of node.arguments ?? []) if (arg.value.kind === Kind.VARIABLE) names.add(arg.value.name.value);
+      for (const arg of node.arguments ?? [])
+        if (arg.value.kind === Kind.VARIABLE) names.add(arg.value.name.value);
     },
   };
   visit(operation, visitor);

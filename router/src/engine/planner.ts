@@ -34,7 +34,7 @@ import {
   type VariableDefinitionNode,
 } from 'graphql';
 import { collectFields, subSelections, type Fragments } from './collect.js';
-import type { EntityTarget, EventSource, Fetch, Plan, ReprField, SelField, SubSel } from './plan.js';
+import type { EntityTarget, EventSource, Fetch, Plan, ReprField, SubSel } from './plan.js';
 import { buildShape } from './shape.js';
 import type { EventField, Subgraph, Supergraph } from './supergraph.js';
 
@@ -114,9 +114,19 @@ class Planner {
   plan(): Plan {
     const opType = this.operation.operation;
     const rootType =
-      opType === 'query' ? this.schema.getQueryType() : opType === 'mutation' ? this.schema.getMutationType() : this.schema.getSubscriptionType();
+      opType === 'query'
+        ? this.schema.getQueryType()
+        : opType === 'mutation'
+          ? this.schema.getMutationType()
+          : this.schema.getSubscriptionType();
     if (!rootType) throw new PlanError(`the schema has no ${opType} type`);
-    const fields = collectFields(this.schema, rootType, [this.operation.selectionSet], this.fragments, this.variables);
+    const fields = collectFields(
+      this.schema,
+      rootType,
+      [this.operation.selectionSet],
+      this.fragments,
+      this.variables,
+    );
     const introspectionKeys: string[] = [];
     let previous: Fetch | undefined;
     let subscription: EventSource | undefined;
@@ -144,17 +154,28 @@ class Planner {
         fetch = this.httpRootFetch(opType, rootType, name, nodes, previous);
         if (opType === 'mutation') previous = fetch;
       }
-      this.planField(fetch, fetch.subgraph, rootType, key, nodes, fetch.sel, [], undefined, { ...CLIENT, client: fields });
+      this.planField(fetch, fetch.subgraph, rootType, key, nodes, fetch.sel, [], undefined, {
+        ...CLIENT,
+        client: fields,
+      });
       if (fetch.event?.filter !== undefined) this.planFilterFields(fetch, fetch.event, nodes);
     }
     for (const f of this.fetches) f.query = this.printFetch(f);
     const introspection =
-      introspectionKeys.length > 0 ? { responseKeys: introspectionKeys, document: this.introspectionDocument(introspectionKeys, fields) } : undefined;
+      introspectionKeys.length > 0
+        ? { responseKeys: introspectionKeys, document: this.introspectionDocument(introspectionKeys, fields) }
+        : undefined;
     return {
       operationType: opType,
       subscription,
       fetches: this.fetches,
-      shape: buildShape(this.supergraph.clientSchema, rootType.name, [this.operation.selectionSet], this.fragments, this.variables),
+      shape: buildShape(
+        this.supergraph.clientSchema,
+        rootType.name,
+        [this.operation.selectionSet],
+        this.fragments,
+        this.variables,
+      ),
       introspection,
     };
   }
@@ -167,13 +188,18 @@ class Planner {
     nodes: FieldNode[],
     previous: Fetch | undefined,
   ): Fetch {
-    const candidates = this.supergraph.subgraphs.filter((s) => s.kind === 'graphql' && s.fields.get(rootType.name)?.has(name));
-    if (candidates.length === 0) throw new PlanError(`no subgraph resolves the root field ${rootType.name}.${name}`);
+    const candidates = this.supergraph.subgraphs.filter(
+      (s) => s.kind === 'graphql' && s.fields.get(rootType.name)?.has(name),
+    );
+    if (candidates.length === 0)
+      throw new PlanError(`no subgraph resolves the root field ${rootType.name}.${name}`);
     if (opType === 'mutation') {
       // Mutation root fields run in order: consecutive fields of one subgraph share a request
       // (the subgraph runs them serially); a new subgraph waits for everything planned so far.
       const sub =
-        previous && candidates.includes(previous.subgraph) && this.cost(previous.subgraph, rootType, nodes) < IMPOSSIBLE
+        previous &&
+        candidates.includes(previous.subgraph) &&
+        this.cost(previous.subgraph, rootType, nodes) < IMPOSSIBLE
           ? previous.subgraph
           : this.cheapest(candidates, rootType, nodes);
       if (previous && previous.subgraph === sub) return previous;
@@ -184,12 +210,21 @@ class Planner {
     const best = this.cheapest(candidates, rootType, nodes);
     const bestCost = this.cost(best, rootType, nodes);
     const existing = this.fetches.find(
-      (f) => f.kind === 'root' && !f.event && candidates.includes(f.subgraph) && this.cost(f.subgraph, rootType, nodes) <= bestCost,
+      (f) =>
+        f.kind === 'root' &&
+        !f.event &&
+        candidates.includes(f.subgraph) &&
+        this.cost(f.subgraph, rootType, nodes) <= bestCost,
     );
     return existing ?? this.newFetch(best, 'root', 'query', []);
   }
 
-  private eventSource(field: EventField, rootType: GraphQLObjectType, responseKey: string, nodes: FieldNode[]): EventSource {
+  private eventSource(
+    field: EventField,
+    rootType: GraphQLObjectType,
+    responseKey: string,
+    nodes: FieldNode[],
+  ): EventSource {
     const node = nodes[0]!;
     const def = rootType.getFields()[node.name.value]!;
     return {
@@ -217,12 +252,26 @@ class Planner {
     if (paths.length === 0) return;
     const type = this.schema.getType(event.returnType);
     if (!type || !isCompositeType(type)) return;
-    const text = paths.map((p) => p.reduceRight((inner, name) => (inner ? `${name} { ${inner} }` : name), '')).join(' ');
+    const text = paths
+      .map((p) => p.reduceRight((inner, name) => (inner ? `${name} { ${inner} }` : name), ''))
+      .join(' ');
     const set = parseFieldSetText(text, `the subscription filter of ${event.parentType}.${event.fieldName}`);
     const target = fetch.sel.fields.get(event.responseKey)?.sel;
     if (!target) return;
-    const client = isObjectType(type) ? collectFields(this.schema, type, subSelections(nodes), this.fragments, this.variables) : undefined;
-    this.planSelection(fetch, fetch.subgraph, type, [set], target, [event.responseKey], undefined, { internal: true, client, exclude: new Set() }, new Set());
+    const client = isObjectType(type)
+      ? collectFields(this.schema, type, subSelections(nodes), this.fragments, this.variables)
+      : undefined;
+    this.planSelection(
+      fetch,
+      fetch.subgraph,
+      type,
+      [set],
+      target,
+      [event.responseKey],
+      undefined,
+      { internal: true, client, exclude: new Set() },
+      new Set(),
+    );
   }
 
   private introspectionDocument(keys: string[], fields: Map<string, FieldNode[]>) {
@@ -236,7 +285,12 @@ class Planner {
     } as import('graphql').DocumentNode;
   }
 
-  private newFetch(subgraph: Subgraph, kind: Fetch['kind'], operationType: Fetch['operationType'], path: string[]): Fetch {
+  private newFetch(
+    subgraph: Subgraph,
+    kind: Fetch['kind'],
+    operationType: Fetch['operationType'],
+    path: string[],
+  ): Fetch {
     const fetch: Fetch = {
       id: this.fetches.length,
       subgraph,
@@ -268,8 +322,14 @@ class Planner {
     });
   }
 
-  private canResolve(subgraph: Subgraph, typeName: string, field: string, provided: Provided | undefined): boolean {
-    const own = subgraph.fields.get(typeName) ?? subgraph.fields.get(subgraph.interfaceObjectOf.get(typeName) ?? '');
+  private canResolve(
+    subgraph: Subgraph,
+    typeName: string,
+    field: string,
+    provided: Provided | undefined,
+  ): boolean {
+    const own =
+      subgraph.fields.get(typeName) ?? subgraph.fields.get(subgraph.interfaceObjectOf.get(typeName) ?? '');
     if (own?.has(field)) return true;
     if (provided?.has(field) && subgraph.external.get(typeName)?.has(field)) return true;
     return false;
@@ -321,7 +381,12 @@ class Planner {
     // the representation, even in the subgraph that defines it.
     const needsRequires = !requiresMet && subgraph.requires.has(`${type.name}.${name}`);
     let jump = needsRequires || !this.canResolve(subgraph, type.name, name, provided);
-    if (!jump && !requiresMet && isCompositeType(getNamedType(def.type)) && this.cost(subgraph, type, nodes, provided) >= IMPOSSIBLE) {
+    if (
+      !jump &&
+      !requiresMet &&
+      isCompositeType(getNamedType(def.type)) &&
+      this.cost(subgraph, type, nodes, provided) >= IMPOSSIBLE
+    ) {
       // The subtree holds fields this subgraph cannot reach (value types owned elsewhere): fetch
       // the field from a subgraph that resolves all of it, through the parent entity.
       jump = this.entityCandidates(subgraph, type, name).some((s) => this.cost(s, type, nodes) < IMPOSSIBLE);
@@ -341,11 +406,24 @@ class Planner {
     const named = getNamedType(def.type);
     if (!isCompositeType(named)) return;
     field.sel ??= newSubSel();
-    const childProvided = providedFrom(subgraph.provides.get(`${type.name}.${name}`), new Map(provided?.get(name) ?? []));
+    const childProvided = providedFrom(
+      subgraph.provides.get(`${type.name}.${name}`),
+      new Map(provided?.get(name) ?? []),
+    );
     const childMode: Mode = mode.internal
       ? { ...mode, client: this.nestedClientFields(mode.client, storeKey, named) }
       : mode;
-    this.planSelection(fetch, subgraph, named, subSelections(nodes), field.sel, [...path, storeKey], childProvided, childMode, touched);
+    this.planSelection(
+      fetch,
+      subgraph,
+      named,
+      subSelections(nodes),
+      field.sel,
+      [...path, storeKey],
+      childProvided,
+      childMode,
+      touched,
+    );
   }
 
   /**
@@ -370,7 +448,10 @@ class Planner {
         (s.raw.entityInterfaces ?? []).some((e) => e.interfaceTypeName === type.name) &&
         this.resolvableKeys(s, type.name).length > 0,
     );
-    if (!owner) throw new PlanError(`cannot resolve the concrete type of ${type.name}: no subgraph owns it as an entity interface`);
+    if (!owner)
+      throw new PlanError(
+        `cannot resolve the concrete type of ${type.name}: no subgraph owns it as an entity interface`,
+      );
     const pathKey = `${fetch.id}|${path.join('.')}|${owner.name}|typename`;
     let resolver = this.entityFetches.get(pathKey)?.[0];
     if (!resolver) {
@@ -379,11 +460,35 @@ class Planner {
       this.entityFetches.set(pathKey, [resolver]);
       const key = this.resolvableKeys(owner, type.name)[0]!;
       const deps = new Set<Fetch>();
-      const keyFields = collectFields(this.schema, type as unknown as GraphQLObjectType, [key.fields], this.fragments, this.variables);
+      const keyFields = collectFields(
+        this.schema,
+        type as unknown as GraphQLObjectType,
+        [key.fields],
+        this.fragments,
+        this.variables,
+      );
       for (const [k, nodes] of keyFields)
-        this.planField(fetch, subgraph, type as unknown as GraphQLObjectType, k, nodes, sub, path, provided, { ...mode, internal: true }, deps);
+        this.planField(
+          fetch,
+          subgraph,
+          type as unknown as GraphQLObjectType,
+          k,
+          nodes,
+          sub,
+          path,
+          provided,
+          { ...mode, internal: true },
+          deps,
+        );
       for (const d of deps) resolver.deps.add(d);
-      resolver.targets.set(type.name, { reprTypename: type.name, fields: this.reprFields(key.fields, type as unknown as GraphQLObjectType, mode.internal ? mode.client : undefined) });
+      resolver.targets.set(type.name, {
+        reprTypename: type.name,
+        fields: this.reprFields(
+          key.fields,
+          type as unknown as GraphQLObjectType,
+          mode.internal ? mode.client : undefined,
+        ),
+      });
     }
     for (const concrete of this.schema.getPossibleTypes(type)) {
       const fields = collectFields(this.schema, concrete, selectionSets, this.fragments, this.variables);
@@ -392,15 +497,41 @@ class Planner {
         const name = nodes[0]!.name.value;
         if (name === '__typename') continue;
         if (type.getFields()[name] && this.canResolve(subgraph, type.name, name, provided))
-          this.planField(fetch, subgraph, type as unknown as GraphQLObjectType, key, nodes, sub, path, provided, levelMode, touched);
+          this.planField(
+            fetch,
+            subgraph,
+            type as unknown as GraphQLObjectType,
+            key,
+            nodes,
+            sub,
+            path,
+            provided,
+            levelMode,
+            touched,
+          );
         else
-          this.planField(resolver, owner, concrete, key, nodes, fragmentOf(resolver.sel, concrete.name), path, undefined, levelMode, touched);
+          this.planField(
+            resolver,
+            owner,
+            concrete,
+            key,
+            nodes,
+            fragmentOf(resolver.sel, concrete.name),
+            path,
+            undefined,
+            levelMode,
+            touched,
+          );
       }
     }
   }
 
   /** Client fields below `storeKey` (when the client selects the same field), for internal nesting. */
-  private nestedClientFields(client: ClientFields, storeKey: string, type: GraphQLCompositeType): ClientFields {
+  private nestedClientFields(
+    client: ClientFields,
+    storeKey: string,
+    type: GraphQLCompositeType,
+  ): ClientFields {
     const nodes = client?.get(storeKey);
     if (!nodes || !isObjectType(type)) return undefined;
     return collectFields(this.schema, type, subSelections(nodes), this.fragments, this.variables);
@@ -428,13 +559,19 @@ class Planner {
       );
     const pathKey = path.join('.');
     const reuse = candidates
-      .map((s) => this.entityFetches.get(`${fetch.id}|${pathKey}|${s.name}`)?.find((f) => !mode.exclude.has(f)))
+      .map((s) =>
+        this.entityFetches.get(`${fetch.id}|${pathKey}|${s.name}`)?.find((f) => !mode.exclude.has(f)),
+      )
       .find((f) => f !== undefined);
     const chosen =
       reuse?.subgraph ??
-      candidates.find((s) => this.resolvableKeys(s, type.name).some((k) => this.keyIsLocal(subgraph, type, k.fields))) ??
+      candidates.find((s) =>
+        this.resolvableKeys(s, type.name).some((k) => this.keyIsLocal(subgraph, type, k.fields)),
+      ) ??
       candidates[0]!;
-    let entity = reuse ?? this.entityFetches.get(`${fetch.id}|${pathKey}|${chosen.name}`)?.find((f) => !mode.exclude.has(f));
+    let entity =
+      reuse ??
+      this.entityFetches.get(`${fetch.id}|${pathKey}|${chosen.name}`)?.find((f) => !mode.exclude.has(f));
     if (!entity) {
       entity = this.newFetch(chosen, 'entity', 'query', path);
       entity.deps.add(fetch);
@@ -446,7 +583,17 @@ class Planner {
     const exclude = new Set([...mode.exclude, entity]);
     const internal = (set: SelectionSetNode): ReprField[] => {
       const deps = new Set<Fetch>();
-      this.planSelection(fetch, subgraph, type, [set], target, path, provided, { internal: true, client, exclude }, deps);
+      this.planSelection(
+        fetch,
+        subgraph,
+        type,
+        [set],
+        target,
+        path,
+        provided,
+        { internal: true, client, exclude },
+        deps,
+      );
       for (const d of deps) if (d !== entity) entity!.deps.add(d);
       return this.reprFields(set, type, client);
     };
@@ -454,7 +601,10 @@ class Planner {
     if (!entityTarget) {
       const keys = this.resolvableKeys(chosen, type.name);
       const key = keys.find((k) => this.keyIsLocal(subgraph, type, k.fields)) ?? keys[0]!;
-      entityTarget = { reprTypename: typeInSubgraph(chosen, type.name), fields: internal(key.fields) } satisfies EntityTarget;
+      entityTarget = {
+        reprTypename: typeInSubgraph(chosen, type.name),
+        fields: internal(key.fields),
+      } satisfies EntityTarget;
       entity.targets.set(type.name, entityTarget);
     }
     const requires = chosen.requires.get(`${type.name}.${name}`);
@@ -464,7 +614,12 @@ class Planner {
   }
 
   /** Where each key/required field lives in the merged data (mirrors internal planning). */
-  private reprFields(set: SelectionSetNode, type: GraphQLObjectType, client: ClientFields, typeCondition?: string): ReprField[] {
+  private reprFields(
+    set: SelectionSetNode,
+    type: GraphQLObjectType,
+    client: ClientFields,
+    typeCondition?: string,
+  ): ReprField[] {
     const out: ReprField[] = [];
     for (const sel of set.selections) {
       if (sel.kind === Kind.FIELD) {
@@ -474,18 +629,27 @@ class Planner {
         if (sel.selectionSet) {
           const child = getNamedType(type.getFields()[sel.name.value]?.type);
           if (child && isObjectType(child))
-            field.children = this.reprFields(sel.selectionSet, child, this.nestedClientFields(client, storeKey, child));
+            field.children = this.reprFields(
+              sel.selectionSet,
+              child,
+              this.nestedClientFields(client, storeKey, child),
+            );
           else if (child && isAbstractType(child))
             field.children = this.schema
               .getPossibleTypes(child)
               .flatMap((t) => this.reprFields(sel.selectionSet!, t, undefined, t.name))
-              .filter((f, i, all) => all.findIndex((g) => g.storeKey === f.storeKey && g.typeCondition === f.typeCondition) === i);
+              .filter(
+                (f, i, all) =>
+                  all.findIndex((g) => g.storeKey === f.storeKey && g.typeCondition === f.typeCondition) ===
+                  i,
+              );
         }
         out.push(field);
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
         const cond = sel.typeCondition?.name.value;
         const condType = cond ? this.schema.getType(cond) : type;
-        if (condType && isObjectType(condType)) out.push(...this.reprFields(sel.selectionSet, condType, client, cond));
+        if (condType && isObjectType(condType))
+          out.push(...this.reprFields(sel.selectionSet, condType, client, cond));
       }
     }
     return out;
@@ -515,22 +679,40 @@ class Planner {
    * Rough cost of resolving field `nodes` of `type` in `subgraph`: 0 when it resolves the whole
    * subtree, +1 per entity jump, IMPOSSIBLE per field no subgraph can reach from there.
    */
-  private cost(subgraph: Subgraph, type: GraphQLObjectType, nodes: FieldNode[], provided?: Provided, depth = 0): number {
+  private cost(
+    subgraph: Subgraph,
+    type: GraphQLObjectType,
+    nodes: FieldNode[],
+    provided?: Provided,
+    depth = 0,
+  ): number {
     const name = nodes[0]!.name.value;
     if (name === '__typename') return 0;
     if (!this.canResolve(subgraph, type.name, name, provided)) {
       return this.supergraph.subgraphs.some(
-        (s) => s !== subgraph && this.canResolve(s, type.name, name, undefined) && this.resolvableKeys(s, type.name).length > 0,
+        (s) =>
+          s !== subgraph &&
+          this.canResolve(s, type.name, name, undefined) &&
+          this.resolvableKeys(s, type.name).length > 0,
       )
         ? 1
         : IMPOSSIBLE;
     }
     const named = getNamedType(type.getFields()[name]?.type);
     if (!named || !isCompositeType(named) || depth > 8) return 0;
-    const childProvided = providedFrom(subgraph.provides.get(`${type.name}.${name}`), new Map(provided?.get(name) ?? []));
+    const childProvided = providedFrom(
+      subgraph.provides.get(`${type.name}.${name}`),
+      new Map(provided?.get(name) ?? []),
+    );
     let total = 0;
     for (const concrete of this.concreteTypes(subgraph, named)) {
-      for (const [, child] of collectFields(this.schema, concrete, subSelections(nodes), this.fragments, this.variables))
+      for (const [, child] of collectFields(
+        this.schema,
+        concrete,
+        subSelections(nodes),
+        this.fragments,
+        this.variables,
+      ))
         total += this.cost(subgraph, concrete, child, childProvided, depth + 1);
     }
     return total;
@@ -554,7 +736,8 @@ class Planner {
       if (!this.canResolve(subgraph, type.name, name, undefined) && !isKeyOf) return false;
       if (sel.selectionSet) {
         const child = getNamedType(type.getFields()[name]?.type);
-        if (!child || !isObjectType(child) || !this.keyIsLocal(subgraph, child, sel.selectionSet)) return false;
+        if (!child || !isObjectType(child) || !this.keyIsLocal(subgraph, child, sel.selectionSet))
+          return false;
       }
     }
     return true;
@@ -564,12 +747,16 @@ class Planner {
     const defs = this.operation.variableDefinitions ?? [];
     const used = defs.filter((d) => fetch.variables.has(d.variable.name.value));
     const varDefs = used.map((d: VariableDefinitionNode) => `$${d.variable.name.value}: ${print(d.type)}`);
-    const opName = this.operation.name ? ` ${this.operation.name.value}__${safeName(fetch.subgraph.name)}__${fetch.id}` : '';
+    const opName = this.operation.name
+      ? ` ${this.operation.name.value}__${safeName(fetch.subgraph.name)}__${fetch.id}`
+      : '';
     if (fetch.kind === 'root') {
       const head = varDefs.length ? `(${varDefs.join(', ')})` : '';
       return `${fetch.operationType}${opName}${head} ${printSubSel(fetch.sel, false)}`;
     }
-    const reprVar = defs.some((d) => d.variable.name.value === 'representations') ? '_edfs_representations' : 'representations';
+    const reprVar = defs.some((d) => d.variable.name.value === 'representations')
+      ? '_edfs_representations'
+      : 'representations';
     const head = [`$${reprVar}: [_Any!]!`, ...varDefs].join(', ');
     return `query${opName}(${head}) { _entities(representations: $${reprVar}) ${printSubSel(fetch.sel, true)} }`;
   }
@@ -582,7 +769,8 @@ export function filterFieldPaths(condition: unknown): string[][] {
     if (Array.isArray(v)) v.forEach(visit);
     else if (v && typeof v === 'object') {
       for (const [k, child] of Object.entries(v)) {
-        if (k === 'fieldPath' && Array.isArray(child) && child.every((x) => typeof x === 'string')) out.push(child as string[]);
+        if (k === 'fieldPath' && Array.isArray(child) && child.every((x) => typeof x === 'string'))
+          out.push(child as string[]);
         else if (k === 'fieldPath' && typeof child === 'string') out.push(child.split('.'));
         else visit(child);
       }
@@ -639,4 +827,3 @@ export function printSubSel(sub: SubSel, typename: boolean): string {
   }
   return `{ ${parts.join(' ')} }`;
 }
-

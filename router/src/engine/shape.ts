@@ -98,7 +98,12 @@ export function errorPrefixes(errors: readonly GraphQLFormattedError[]): Set<str
 }
 
 /** Returns the client data for the root object, or null when null propagated to the root. */
-export function shapeRoot(ctx: ShapeContext, shape: Shape, root: Record<string, unknown>, rootTypeName: string) {
+export function shapeRoot(
+  ctx: ShapeContext,
+  shape: Shape,
+  root: Record<string, unknown>,
+  rootTypeName: string,
+) {
   const out = shapeObject(ctx, shape, root, rootTypeName, undefined);
   return out === PROPAGATE ? null : out;
 }
@@ -174,7 +179,12 @@ function completeValue(
       const t = obj.__typename;
       const resolved = typeof t === 'string' ? ctx.schema.getType(t) : undefined;
       if (!resolved || !isObjectType(resolved) || !ctx.schema.isSubType(nullable, resolved))
-        return invalid(ctx, field, path, `a possible type of ${nullable.name} (got __typename ${JSON.stringify(t)})`);
+        return invalid(
+          ctx,
+          field,
+          path,
+          `a possible type of ${nullable.name} (got __typename ${JSON.stringify(t)})`,
+        );
       runtime = resolved.name;
     }
     const shaped = shapeObject(ctx, field.shape!, obj, runtime, path);
@@ -183,7 +193,12 @@ function completeValue(
   return value;
 }
 
-function invalid(ctx: ShapeContext, field: Extract<ShapeField, { kind: 'field' }>, path: Path, expected: string): null {
+function invalid(
+  ctx: ShapeContext,
+  field: Extract<ShapeField, { kind: 'field' }>,
+  path: Path,
+  expected: string,
+): null {
   const arr = pathToArray(path);
   ctx.errors.push({
     message: `Subgraph returned an invalid value for ${field.parentType}.${field.fieldName}: expected ${expected}.`,

@@ -33,7 +33,11 @@ export class SubgraphClient {
   private pool(origin: string): Pool {
     let pool = this.pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: this.options.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000 });
+      pool = new Pool(origin, {
+        connections: this.options.connections ?? 64,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+      });
       this.pools.set(origin, pool);
     }
     return pool;
@@ -58,7 +62,11 @@ export class SubgraphClient {
       res = await this.pool(target.origin).request({
         method: 'POST',
         path: target.pathname + target.search,
-        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...headers },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json, application/json',
+          ...headers,
+        },
         body,
         headersTimeout: timeout,
         bodyTimeout: timeout,
@@ -66,7 +74,10 @@ export class SubgraphClient {
       });
     } catch (err) {
       const e = err as Error & { code?: string };
-      const reason = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' ? `timed out after ${timeout} ms` : (e.code ?? e.message);
+      const reason =
+        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT'
+          ? `timed out after ${timeout} ms`
+          : (e.code ?? e.message);
       throw new SubgraphFetchError(subgraph, reason);
     }
     let text: string;
@@ -81,7 +92,12 @@ export class SubgraphClient {
     } catch {
       throw new SubgraphFetchError(subgraph, `HTTP ${res.statusCode}, response is not JSON`);
     }
-    if (typeof json !== 'object' || json === null || Array.isArray(json) || (!('data' in json) && !('errors' in json)))
+    if (
+      typeof json !== 'object' ||
+      json === null ||
+      Array.isArray(json) ||
+      (!('data' in json) && !('errors' in json))
+    )
       throw new SubgraphFetchError(subgraph, `HTTP ${res.statusCode}, response is not a GraphQL response`);
     return json as SubgraphResponse;
   }

@@ -3,13 +3,7 @@
  * references (@external), its entity keys, @requires and @provides field sets, and its own schema
  * (for the types it can actually return). Built once per execution config; immutable afterwards.
  */
-import {
-  buildSchema,
-  Kind,
-  parse,
-  type GraphQLSchema,
-  type SelectionSetNode,
-} from 'graphql';
+import { buildSchema, Kind, parse, type GraphQLSchema, type SelectionSetNode } from 'graphql';
 import type { DataSourceConfigurationJson, ExecutionConfigJson } from '../execution-config/types.js';
 
 export interface EntityKey {
@@ -82,7 +76,9 @@ function buildUpstreamSchema(sdl: string | undefined, name: string): GraphQLSche
   try {
     return buildSchema(sdl, { assumeValid: true, assumeValidSDL: true });
   } catch (err) {
-    throw new Error(`subgraph "${name}": cannot read its schema from the execution config: ${(err as Error).message}`);
+    throw new Error(
+      `subgraph "${name}": cannot read its schema from the execution config: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -92,7 +88,9 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
   try {
     schema = buildSchema(engine.graphqlSchema, { assumeValidSDL: true });
   } catch (err) {
-    throw new Error(`execution config: engineConfig.graphqlSchema is not a valid schema: ${(err as Error).message}`);
+    throw new Error(
+      `execution config: engineConfig.graphqlSchema is not a valid schema: ${(err as Error).message}`,
+    );
   }
   let clientSchema = schema;
   if (engine.graphqlClientSchema) {
@@ -118,7 +116,11 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
     const keys = new Map<string, EntityKey[]>();
     for (const k of ds.keys ?? []) {
       const list = keys.get(k.typeName) ?? [];
-      list.push({ selectionSet: k.selectionSet, fields: parseFieldSet(k.selectionSet), resolvable: !k.disableEntityResolver });
+      list.push({
+        selectionSet: k.selectionSet,
+        fields: parseFieldSet(k.selectionSet),
+        resolvable: !k.disableEntityResolver,
+      });
       keys.set(k.typeName, list);
     }
     const coordinateMap = (list: DataSourceConfigurationJson['requires']) =>
@@ -150,8 +152,18 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
   for (const subgraph of subgraphs) {
     const events = subgraph.raw.customEvents;
     const entries = [
-      ...(events?.nats ?? []).map((e) => ({ kind: 'nats' as const, e, subjects: e.subjects ?? [], stream: e.streamConfiguration })),
-      ...(events?.kafka ?? []).map((e) => ({ kind: 'kafka' as const, e, subjects: e.topics ?? [], stream: undefined })),
+      ...(events?.nats ?? []).map((e) => ({
+        kind: 'nats' as const,
+        e,
+        subjects: e.subjects ?? [],
+        stream: e.streamConfiguration,
+      })),
+      ...(events?.kafka ?? []).map((e) => ({
+        kind: 'kafka' as const,
+        e,
+        subjects: e.topics ?? [],
+        stream: undefined,
+      })),
     ];
     for (const { kind, e, subjects, stream } of entries) {
       const c = e.engineEventConfiguration ?? {};
@@ -177,7 +189,8 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
   }
   const subscriptionFilters = new Map<string, unknown>();
   for (const fc of engine.fieldConfigurations ?? [])
-    if (fc.subscriptionFilterCondition) subscriptionFilters.set(`${fc.typeName}.${fc.fieldName}`, fc.subscriptionFilterCondition);
+    if (fc.subscriptionFilterCondition)
+      subscriptionFilters.set(`${fc.typeName}.${fc.fieldName}`, fc.subscriptionFilterCondition);
   return {
     schema,
     clientSchema,

@@ -8,7 +8,10 @@ import type { EventProvider } from './provider.js';
 export function providerBus(providers: Map<string, EventProvider>): EventBus {
   const get = (id: string): EventProvider => {
     const provider = providers.get(id);
-    if (!provider) throw new Error(`event provider "${id}" is not configured (add it under events.providers in router.yaml)`);
+    if (!provider)
+      throw new Error(
+        `event provider "${id}" is not configured (add it under events.providers in router.yaml)`,
+      );
     return provider;
   };
   return {

@@ -31,7 +31,9 @@ export function parseExecutionConfig(text: string, source = 'execution config'):
 
 export function checkExecutionConfig(json: unknown, source = 'execution config'): ExecutionConfigJson {
   const fail = (what: string): never => {
-    throw new ExecutionConfigError(`${source}: ${what} (is this a composed execution config? create one with "edfs compose")`);
+    throw new ExecutionConfigError(
+      `${source}: ${what} (is this a composed execution config? create one with "edfs compose")`,
+    );
   };
   if (!isObject(json)) fail('expected a JSON object');
   const engine = (json as Record<string, unknown>).engineConfig;

@@ -50,7 +50,10 @@ export class Drain {
   run(windowMs: number, random: () => number = Math.random): Promise<void> {
     this.running ??= (async () => {
       for (const t of this.targets) t.stopAccepting();
-      const closers = shuffle(this.targets.flatMap((t) => t.closers()), random);
+      const closers = shuffle(
+        this.targets.flatMap((t) => t.closers()),
+        random,
+      );
       const schedule = drainSchedule(closers.length, windowMs, random);
       const timers: NodeJS.Timeout[] = [];
       let i = 0;

@@ -27,7 +27,12 @@ import type { Logger } from 'pino';
 import type { BrokerMessage, BrokerSubscription, EventProvider, SubscribeSpec } from '../events/provider.js';
 import { compileFilter, type CompiledFilter } from '../events/filter.js';
 import { eventSubjects } from '../engine/event-fields.js';
-import type { ExecutionResult, GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
+import type {
+  ExecutionResult,
+  GraphQLRequest,
+  PreparedSubscription,
+  RequestContext,
+} from '../engine/types.js';
 import type { Gateway } from '../engine/gateway.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { ResultSink, Started } from './service.js';
@@ -80,7 +85,13 @@ class Group {
     return this.pending === 0;
   }
 
-  accept(event: unknown, subject: string, dedupe: Map<string, Promise<unknown>>, received: number, seq: number): void {
+  accept(
+    event: unknown,
+    subject: string,
+    dedupe: Map<string, Promise<unknown>>,
+    received: number,
+    seq: number,
+  ): void {
     const { metrics } = this.engine;
     if (this.pending >= this.engine.maxPendingEvents) {
       metrics.droppedMessages.inc({ reason: 'backlog' }, this.members.size);
@@ -90,7 +101,10 @@ class Group {
     let work: Promise<string | undefined>;
     if (problem) {
       metrics.droppedMessages.inc({ reason: 'invalid_event' });
-      this.engine.logger.warn({ subject, problem }, 'invalid event: delivered as an error to its subscribers');
+      this.engine.logger.warn(
+        { subject, problem },
+        'invalid event: delivered as an error to its subscribers',
+      );
       work = Promise.resolve(invalidEventPayload(subject, problem));
     } else {
       work = this.resolve(event, dedupe);
@@ -135,7 +149,8 @@ class Group {
       if (json !== undefined && seq >= range.from && seq <= range.until) member.sink.next(json);
       if (seq >= range.until) handedOver = true;
     }
-    if (json !== undefined) this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
+    if (json !== undefined)
+      this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
     if (handedOver) this.engine.finishHandovers(this, seq);
   }
 }
@@ -175,7 +190,9 @@ class Trigger {
     metrics.eventsReceived.inc({ provider_id: this.provider.id });
     let event: unknown;
     try {
-      event = JSON.parse(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength).toString('utf8'));
+      event = JSON.parse(
+        Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength).toString('utf8'),
+      );
     } catch {
       metrics.droppedMessages.inc({ reason: 'invalid_json' });
       this.engine.logger.warn({ subject: message.subject }, 'invalid event: not JSON');
@@ -204,7 +221,11 @@ class Trigger {
     this.closed = true;
     clearTimeout(this.graceTimer);
     await this.ready.catch(() => undefined);
-    await this.subscription?.close().catch((err: unknown) => this.engine.logger.warn({ err, trigger: this.key }, 'closing a broker subscription failed'));
+    await this.subscription
+      ?.close()
+      .catch((err: unknown) =>
+        this.engine.logger.warn({ err, trigger: this.key }, 'closing a broker subscription failed'),
+      );
   }
 }
 
@@ -230,7 +251,12 @@ export class SubscriptionEngine {
     return this.triggers.size;
   }
 
-  subscribe(prepared: PreparedSubscription, sink: ResultSink, request: GraphQLRequest, context: RequestContext = {}): Started {
+  subscribe(
+    prepared: PreparedSubscription,
+    sink: ResultSink,
+    request: GraphQLRequest,
+    context: RequestContext = {},
+  ): Started {
     const member: Member = { sink, request, context };
     const problem = this.attach(member, prepared);
     if (problem) return fail(problem);
@@ -254,7 +280,9 @@ export class SubscriptionEngine {
           : prepared.subscription
             ? undefined
             : [{ message: 'the new execution config serves this operation without an event source' }];
-      const problem = errors ? undefined : this.move(member, (prepared as { subscription: PreparedSubscription }).subscription);
+      const problem = errors
+        ? undefined
+        : this.move(member, (prepared as { subscription: PreparedSubscription }).subscription);
       if (errors || problem) {
         const payload = JSON.stringify({ errors: errors ?? [{ message: problem }] });
         this.endMember(member, () => {
@@ -347,7 +375,11 @@ export class SubscriptionEngine {
     return trigger;
   }
 
-  private groupOf(trigger: Trigger, prepared: PreparedSubscription, filter: CompiledFilter | undefined): Group {
+  private groupOf(
+    trigger: Trigger,
+    prepared: PreparedSubscription,
+    filter: CompiledFilter | undefined,
+  ): Group {
     const key = groupKeyOf(prepared);
     let group = trigger.groups.get(key);
     if (!group) trigger.groups.set(key, (group = new Group(key, trigger, prepared, filter, this)));
@@ -365,7 +397,8 @@ export class SubscriptionEngine {
     const trigger = current.trigger;
     trigger.refs--;
     if (trigger.refs === 0 && !trigger.closed) {
-      if (this.gracePeriodMs > 0) trigger.graceTimer = setTimeout(() => this.dropTrigger(trigger), this.gracePeriodMs);
+      if (this.gracePeriodMs > 0)
+        trigger.graceTimer = setTimeout(() => this.dropTrigger(trigger), this.gracePeriodMs);
       else this.dropTrigger(trigger);
     }
   }
@@ -396,7 +429,10 @@ export class SubscriptionEngine {
     const condition = source.filter as object;
     let compiled = this.filters.get(condition);
     if (!compiled)
-      this.filters.set(condition, (compiled = compileFilter(condition, { field: `${source.parentType}.${source.fieldName}` })));
+      this.filters.set(
+        condition,
+        (compiled = compileFilter(condition, { field: `${source.parentType}.${source.fieldName}` })),
+      );
     return compiled;
   }
 }
@@ -421,7 +457,9 @@ function groupKeyOf(prepared: PreparedSubscription): string {
 function invalidEventPayload(subject: string, problem: string): string {
   return JSON.stringify({
     data: null,
-    errors: [{ message: `invalid event on subject "${subject}": ${problem}`, extensions: { code: 'INVALID_EVENT' } }],
+    errors: [
+      { message: `invalid event on subject "${subject}": ${problem}`, extensions: { code: 'INVALID_EVENT' } },
+    ],
   } satisfies ExecutionResult);
 }
 

@@ -8,11 +8,16 @@ import type { GatewayHolder } from '../server/gateway-holder.js';
 import type { SubscriptionEngine } from './engine.js';
 import type { OperationService, ResultSink, Started } from './service.js';
 
-export function createOperationService(gateway: GatewayHolder, engine: SubscriptionEngine, logger: Logger): OperationService {
+export function createOperationService(
+  gateway: GatewayHolder,
+  engine: SubscriptionEngine,
+  logger: Logger,
+): OperationService {
   return {
     start(request, context, sink: ResultSink): Started {
       const current = gateway.current;
-      if (!current) return { ok: false, errors: [{ message: 'the router has no execution config loaded yet' }] };
+      if (!current)
+        return { ok: false, errors: [{ message: 'the router has no execution config loaded yet' }] };
       const prepared = current.prepare(request);
       if (prepared.kind === 'errors') return { ok: false, errors: prepared.errors };
       if (prepared.subscription) return engine.subscribe(prepared.subscription, sink, request, context);
