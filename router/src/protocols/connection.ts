@@ -1,9 +1,24 @@
 /**
  * The seam between a WebSocket subprotocol's state machine (graphql-transport-ws, the legacy
  * graphql-ws) and its transport (server/websocket.ts): what a protocol needs from a socket, and
- * what it offers back for one connection. Both subprotocols share it, so the transport treats them
- * alike: same frame flow, same close path, same send-buffer accounting.
+ * what it offers back for one connection. Both subprotocols are a `WsConnection`, so they share
+ * one connection life (init timeout, `onConnect`, keepalive timer, close path) and one operation
+ * bookkeeping; each adds its messages and frames.
+ *
+ * Invariants (for both subprotocols):
+ * - A connection that sends no `connection_init` within `connectionInitTimeoutMs` is closed (4408).
+ * - At most `maxSubscriptions` operations per connection; one more gets an error frame.
+ * - Once the connection is closed, by either side, every operation is stopped and nothing more
+ *   is written.
+ * - A result frame costs one string concatenation: the operation's prefix (computed once), the
+ *   payload exactly as the engine serialized it (shared by all its clients), and "}".
+ * - Memory per connection is bounded: a result that finds more than `sendBufferLimitBytes`
+ *   unsent closes the connection (4503) instead of queueing behind them.
  */
+import type { GraphQLFormattedError } from 'graphql';
+import type { GraphQLRequest, RequestContext } from '../engine/types.js';
+import type { OperationService, Started } from '../subscriptions/service.js';
+import { OperationRun, type DeliveryHooks, type OperationFrames, type Outlet } from './delivery.js';
 
 /** The little a protocol needs from a WebSocket. */
 export interface ProtocolSocket {
@@ -24,6 +39,214 @@ export interface ProtocolConnection {
   closed(): void;
 }
 
+/** The close codes every subprotocol sends (graphql-ws's numbers). */
+export const ConnectionCloseCode = {
+  ConnectionInitialisationTimeout: 4408,
+  SlowConsumer: 4503,
+} as const;
+
+export interface ProtocolLimits {
+  /** `connection_init` must arrive within this time (4408). */
+  connectionInitTimeoutMs: number;
+  /** The subprotocol's keepalive this often once acknowledged; 0 = never. */
+  keepaliveIntervalMs: number;
+  /** Operations per connection; one more gets an error message. */
+  maxSubscriptions: number;
+  /** Unsent bytes above which the client is a slow consumer (4503). */
+  sendBufferLimitBytes: number;
+}
+
+/** `false` refuses the init, an object becomes the ack's payload, anything else acknowledges plainly. */
+export type ConnectDecision = boolean | Record<string, unknown> | void;
+
+export interface ProtocolHooks extends DeliveryHooks {
+  /** Decides on a `connection_init`. May be async: operations wait for the answer. */
+  onConnect?(
+    connectionParams: Record<string, unknown> | undefined,
+  ): ConnectDecision | Promise<ConnectDecision>;
+  /** This side closed the connection, with the code and reason the client sees. */
+  onClose?(code: number, reason: string): void;
+  /** The operation service threw or `onConnect` failed; the client got a generic error. */
+  onInternalError?(err: unknown): void;
+}
+
+export interface ProtocolOptions {
+  socket: ProtocolSocket;
+  operations: OperationService;
+  /** What the transport knows about the client (the upgrade request's headers). */
+  context?: RequestContext;
+  limits: ProtocolLimits;
+  hooks: ProtocolHooks;
+}
+
+/** The ack without a payload, in either subprotocol. */
+export const CONNECTION_ACK = '{"type":"connection_ack"}';
+
+/** One operation of a connection, under its id as JSON: the map key and the text in every frame. */
+export class WsOperation extends OperationRun {
+  constructor(
+    readonly idJson: string,
+    /** The result frame up to its payload. */
+    readonly prefix: string,
+    readonly request: GraphQLRequest,
+    onEnd: () => void,
+  ) {
+    super(onEnd, 'pending');
+  }
+}
+
+/** One connection of a subprotocol: the life every subprotocol shares. */
+export abstract class WsConnection implements ProtocolConnection {
+  protected readonly socket: ProtocolSocket;
+  protected readonly limits: ProtocolLimits;
+  protected readonly hooks: ProtocolHooks;
+  protected readonly operations = new Map<string, WsOperation>();
+  protected init: 'none' | 'deciding' | 'acknowledged' = 'none';
+  protected isClosed = false;
+  private readonly service: OperationService;
+  private readonly abort = new AbortController();
+  private context: RequestContext;
+  private readonly outlet: Outlet;
+  private initTimer: ReturnType<typeof setTimeout> | undefined;
+  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: ProtocolOptions) {
+    this.socket = options.socket;
+    this.limits = options.limits;
+    this.hooks = options.hooks;
+    this.service = options.operations;
+    this.context = { ...options.context, signal: this.abort.signal };
+    this.outlet = {
+      bufferedAmount: () => this.socket.bufferedAmount(),
+      sendBufferLimitBytes: this.limits.sendBufferLimitBytes,
+      hooks: this.hooks,
+      drop: () =>
+        this.close(
+          ConnectionCloseCode.SlowConsumer,
+          `slow consumer: send buffer over ${this.limits.sendBufferLimitBytes} bytes`,
+        ),
+    };
+    this.initTimer = setTimeout(() => {
+      if (this.init === 'none')
+        this.close(ConnectionCloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    }, this.limits.connectionInitTimeoutMs);
+    this.initTimer.unref?.();
+  }
+
+  abstract receive(text: string): void;
+
+  close(code: number, reason: string): void {
+    if (this.isClosed) return;
+    this.shutDown();
+    const text = limitCloseReason(reason);
+    this.hooks.onClose?.(code, text);
+    this.socket.close(code, text);
+  }
+
+  closed(): void {
+    if (!this.isClosed) this.shutDown();
+  }
+
+  private shutDown(): void {
+    this.isClosed = true;
+    clearTimeout(this.initTimer);
+    clearInterval(this.keepaliveTimer);
+    for (const operation of [...this.operations.values()]) operation.cancel();
+    this.abort.abort(new Error('the WebSocket connection closed'));
+  }
+
+  /** `onConnect` refused the init. */
+  protected abstract forbidden(): void;
+  /** `onConnect` threw or its promise rejected. */
+  protected abstract connectFailed(err: unknown): void;
+  /** The ack has been sent: the subprotocol's keepalive, held operations. */
+  protected abstract acknowledged(): void;
+  /** The result frame of operation `idJson` up to its payload. */
+  protected abstract resultPrefix(idJson: string): string;
+  /** The operation ended with GraphQL errors, or the service refused to start it. */
+  protected abstract sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void;
+  protected abstract sendComplete(operation: WsOperation): void;
+  /** An operation could not be started (too many, an internal failure). */
+  protected abstract sendStartError(idJson: string, message: string): void;
+
+  /** The `connection_init` to decide on: `onConnect` answers, maybe later; the ack or a refusal follows. */
+  protected initialise(payload: Record<string, unknown> | undefined): void {
+    this.init = 'deciding';
+    clearTimeout(this.initTimer);
+    if (payload) this.context = { ...this.context, connectionParams: payload };
+    let decision: ConnectDecision | Promise<ConnectDecision>;
+    try {
+      decision = this.hooks.onConnect?.(payload);
+    } catch (err) {
+      return this.connectFailed(err);
+    }
+    if (decision instanceof Promise)
+      decision.then(
+        (d) => this.acknowledge(d),
+        (err: unknown) => this.connectFailed(err),
+      );
+    else this.acknowledge(decision);
+  }
+
+  private acknowledge(decision: ConnectDecision): void {
+    if (this.isClosed) return;
+    if (decision === false) return this.forbidden();
+    this.init = 'acknowledged';
+    this.socket.send(
+      isObject(decision) ? JSON.stringify({ type: 'connection_ack', payload: decision }) : CONNECTION_ACK,
+    );
+    this.acknowledged();
+  }
+
+  /** Runs `beat` every `keepaliveIntervalMs` (and once at once, if asked) until the connection closes. */
+  protected keepalive(beat: () => void, beatAtOnce = false): void {
+    const every = this.limits.keepaliveIntervalMs;
+    if (every <= 0) return;
+    if (beatAtOnce) beat();
+    this.keepaliveTimer = setInterval(beat, every);
+    this.keepaliveTimer.unref?.();
+  }
+
+  /** A new, pending operation under `idJson`; none (and an error frame) beyond `maxSubscriptions`. */
+  protected admit(idJson: string, request: GraphQLRequest): WsOperation | undefined {
+    if (this.operations.size >= this.limits.maxSubscriptions) {
+      this.sendStartError(
+        idJson,
+        `Too many operations on this connection: at most ${this.limits.maxSubscriptions} may be active at once (websocket.max_subscriptions_per_connection).`,
+      );
+      return undefined;
+    }
+    const operation = new WsOperation(idJson, this.resultPrefix(idJson), request, () =>
+      this.operations.delete(idJson),
+    );
+    this.operations.set(idJson, operation);
+    return operation;
+  }
+
+  /** Starts a pending operation in the service. */
+  protected run(operation: WsOperation): void {
+    operation.state = 'starting';
+    const frames: OperationFrames = {
+      next: (json) => this.socket.send(operation.prefix + json + '}'),
+      error: (errors) => this.sendErrors(operation, errors),
+      complete: () => this.sendComplete(operation),
+    };
+    let started: Started;
+    try {
+      started = this.service.start(operation.request, this.context, operation.sink(this.outlet, frames));
+    } catch (err) {
+      this.hooks.onInternalError?.(err);
+      if (operation.finish()) this.sendStartError(operation.idJson, 'Internal server error');
+      return;
+    }
+    if (!started.ok) {
+      if (operation.finish()) this.sendErrors(operation, started.errors);
+      return;
+    }
+    operation.started(started);
+  }
+}
+
 /** WebSocket close reasons are at most 123 bytes of UTF-8. */
 export function limitCloseReason(reason: string): string {
   if (Buffer.byteLength(reason) <= 123) return reason;
@@ -38,7 +261,33 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** An optional object field: absent, null or an object. */
+export function isOptionalObject(value: unknown): value is Record<string, unknown> | null | undefined {
+  return value === undefined || value === null || isObject(value);
+}
+
 /** The JSON type of a value, for messages: "null", "array", "string", ... */
 export function typeName(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/**
+ * The GraphQL request in the payload of an operation message (`type`: "subscribe", "start"), or
+ * what is wrong with it. Only the fields that were given are set, besides `operationName`.
+ */
+export function readRequest(type: string, payload: Record<string, unknown>): GraphQLRequest | string {
+  const { query, operationName, variables, extensions } = payload;
+  if (typeof query !== 'string') return `"${type}" payload.query must be a string, got ${typeName(query)}`;
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
+    return `"${type}" payload.operationName must be a string, got ${typeName(operationName)}`;
+  for (const [name, field] of [
+    ['variables', variables],
+    ['extensions', extensions],
+  ] as const)
+    if (!isOptionalObject(field))
+      return `"${type}" payload.${name} must be an object, got ${typeName(field)}`;
+  const request: GraphQLRequest = { query, operationName: (operationName as string | null) ?? null };
+  if (isObject(variables)) request.variables = variables;
+  if (isObject(extensions)) request.extensions = extensions;
+  return request;
 }

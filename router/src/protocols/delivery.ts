@@ -1,9 +1,20 @@
 /**
- * What every client protocol reports about delivery, whatever its transport: one call per result
- * written, one per client dropped for not keeping up. The protocols stay free of the metrics
- * library; `deliveryMetrics` binds these hooks to the router's registry.
+ * How every client protocol delivers one operation's results, whatever its framing and transport:
+ * the operation's life cycle, its result sink with the slow-consumer rule, and the hooks that
+ * count deliveries. The protocols stay free of the metrics library; `deliveryMetrics` binds the
+ * hooks to the router's registry.
+ *
+ * Invariants:
+ * - An operation ends once: the service ends it (`finish`) or this side stops it (`cancel`),
+ *   whichever comes first. After that its sink refuses results and writes nothing, and the
+ *   service's `stop` is called only for an operation this side stopped while it ran.
+ * - `next` adds no allocation to the protocol's own frame (one string concatenation per client).
+ * - Memory per client is bounded: a result that finds more than `sendBufferLimitBytes` unsent is
+ *   not queued behind them; the client is dropped instead, and counted as a slow consumer.
  */
+import type { GraphQLFormattedError } from 'graphql';
 import type { RouterMetrics } from '../observability/metrics.js';
+import type { ResultSink } from '../subscriptions/service.js';
 
 export interface DeliveryHooks {
   /** One `next` was handed to the transport. */
@@ -17,4 +28,94 @@ export function deliveryMetrics(metrics: RouterMetrics): DeliveryHooks {
     messageSent: () => metrics.messagesSent.inc(),
     slowConsumer: () => metrics.droppedMessages.inc({ reason: 'slow_consumer' }),
   };
+}
+
+/** Where a client's results go, and what becomes of a client that does not keep up. */
+export interface Outlet {
+  /** Bytes queued for the client but not yet handed to the network. */
+  bufferedAmount(): number;
+  sendBufferLimitBytes: number;
+  hooks: DeliveryHooks;
+  /** Drops the client, whose send buffer is over the limit. */
+  drop(): void;
+}
+
+/** What a protocol writes for one operation. */
+export interface OperationFrames {
+  /** One result; `json` is the engine's text, shared by every client of the operation. */
+  next(json: string): void;
+  /** The operation ended with errors. */
+  error(errors: readonly GraphQLFormattedError[]): void;
+  complete(): void;
+}
+
+/**
+ * One operation as a protocol runs it. `pending` waits to be started (the legacy graphql-ws
+ * holds operations until the ack); `starting` covers the synchronous `start` call (the sink may
+ * already be used); `finished` means the service ended it, `cancelled` that this side stopped it.
+ */
+export class OperationRun {
+  private stop: (() => void) | undefined;
+
+  /** `onEnd` runs once, as the operation ends (either way), before the service is stopped. */
+  constructor(
+    private readonly onEnd: () => void,
+    public state: 'pending' | 'starting' | 'active' | 'finished' | 'cancelled' = 'starting',
+  ) {}
+
+  get ended(): boolean {
+    return this.state === 'finished' || this.state === 'cancelled';
+  }
+
+  /** The service ended the operation; true when it was still running (the client must be told). */
+  finish(): boolean {
+    if (this.ended) return false;
+    this.state = 'finished';
+    this.onEnd();
+    return true;
+  }
+
+  /** This side stops the operation; the service hears no more from it and the client gets nothing. */
+  cancel(): void {
+    if (this.ended) return;
+    const wasActive = this.state === 'active';
+    this.state = 'cancelled';
+    this.onEnd();
+    if (wasActive) this.stop?.();
+  }
+
+  /** The service's `start` succeeded: true when the operation is now active. */
+  started(started: { stop(): void }): boolean {
+    if (this.state === 'starting') {
+      this.state = 'active';
+      this.stop = started.stop;
+      return true;
+    }
+    // Stopped while the service was starting (a slow consumer on the first result).
+    if (this.state === 'cancelled') started.stop();
+    return false;
+  }
+
+  /** The sink to hand the service: results go out as `frames` while the client keeps up. */
+  sink(outlet: Outlet, frames: OperationFrames): ResultSink {
+    return {
+      next: (json) => {
+        if (this.ended) return false;
+        if (outlet.bufferedAmount() > outlet.sendBufferLimitBytes) {
+          outlet.hooks.slowConsumer();
+          outlet.drop();
+          return false;
+        }
+        frames.next(json);
+        outlet.hooks.messageSent();
+        return true;
+      },
+      error: (errors) => {
+        if (this.finish()) frames.error(errors);
+      },
+      complete: () => {
+        if (this.finish()) frames.complete();
+      },
+    };
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * GraphQL over multipart HTTP (`multipart/mixed`): one HTTP response carries one operation, each
  * result in its own part. This module knows nothing of HTTP: the adapter (server/multipart.ts)
- * hands it a socket whose first write commits the `200` head, and tells it the framing.
+ * hands it a `StreamSocket` whose first write commits the `200` head, and tells it the framing.
  *
  * Two framings, both with the boundary `graphql`:
  * - `subscription`: Apollo's multipart subscription protocol (`subscriptionSpec="1.0"`). Each
@@ -19,19 +19,11 @@
  * waiting for the next one to learn where it ended. The body ends with `--\r\n`, completing the
  * closing delimiter `\r\n--graphql--\r\n`.
  *
- * Invariants:
- * - The operation is started before anything is written, so an operation refused by the service
- *   can still be answered with another status (the adapter's choice).
- * - A result part costs string concatenations around the payload exactly as the engine
- *   serialized it (shared by all its clients); it is never parsed or re-serialized.
- * - Memory per stream is bounded: a result that finds more than `sendBufferLimitBytes` unsent
- *   drops the connection instead of queueing behind them.
- * - Once the stream ends, by either side, the operation is stopped and nothing more is written.
+ * The operation's life (started before the head, the slow-consumer rule, the end by either
+ * side) is stream.ts's, which this module frames.
  */
 import type { GraphQLFormattedError } from 'graphql';
-import type { GraphQLRequest, RequestContext } from '../engine/types.js';
-import type { OperationService } from '../subscriptions/service.js';
-import type { DeliveryHooks } from './delivery.js';
+import { startStream, type StreamOptions, type StreamStart } from './stream.js';
 
 export const MULTIPART_MIXED = 'multipart/mixed';
 /** The response type of a subscription stream. */
@@ -71,119 +63,18 @@ export function rejectedBody(framing: MultipartFraming, errors: readonly GraphQL
   return DELIMITER + resultPart(framing, JSON.stringify({ errors })) + CLOSE;
 }
 
-export interface MultipartSocket {
-  /** Queues text on the response; never blocks. The first write commits the response head. */
-  write(text: string): void;
-  /** Ends the response after what is queued. */
-  end(): void;
-  /** Drops the connection now, discarding what is queued (a slow consumer). */
-  destroy(): void;
-  /** Bytes queued but not yet handed to the network. */
-  bufferedAmount(): number;
-}
-
-export interface MultipartOptions {
-  socket: MultipartSocket;
-  operations: OperationService;
-  request: GraphQLRequest;
-  context: RequestContext;
-  framing: MultipartFraming;
-  /** A heartbeat part this often on subscription streams; 0 = none. */
-  heartbeatIntervalMs: number;
-  sendBufferLimitBytes: number;
-  hooks: DeliveryHooks;
-}
-
-export interface MultipartStream {
-  /** The client went away (or the response failed): stop the operation. Idempotent. */
-  closed(): void;
-  /** Ends the stream from the server side (shutdown), without the closing delimiter. */
-  end(): void;
-}
-
-export type MultipartStart =
-  { ok: false; errors: readonly GraphQLFormattedError[] } | { ok: true; stream: MultipartStream };
-
 /** Starts the operation; on success the stream is open and its head written. */
-export function startMultipartStream(options: MultipartOptions): MultipartStart {
-  const { socket, hooks, sendBufferLimitBytes, framing } = options;
-  // `starting` covers the synchronous start call, during which the sink may already be used.
-  let state = 'starting' as 'starting' | 'active' | 'finished' | 'cancelled';
-  let stop: (() => void) | undefined;
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
-  let opened = false;
-  /** Every write goes through here, so the opening delimiter precedes the first part. */
-  const write = (text: string): void => {
-    if (opened) return socket.write(text);
-    opened = true;
-    socket.write(DELIMITER + text);
-  };
-
-  const finish = (): boolean => {
-    if (state === 'finished' || state === 'cancelled') return false;
-    state = 'finished';
-    clearInterval(heartbeat);
-    return true;
-  };
-  const cancel = (): void => {
-    if (state === 'finished' || state === 'cancelled') return;
-    const wasActive = state === 'active';
-    state = 'cancelled';
-    clearInterval(heartbeat);
-    if (wasActive) stop?.();
-  };
-
-  const started = options.operations.start(options.request, options.context, {
-    next(json) {
-      if (state === 'finished' || state === 'cancelled') return false;
-      if (socket.bufferedAmount() > sendBufferLimitBytes) {
-        hooks.slowConsumer();
-        cancel();
-        socket.destroy();
-        return false;
-      }
-      write(resultPart(framing, json));
-      hooks.messageSent();
-      return true;
-    },
-    error(errors) {
-      if (!finish()) return;
-      write(errorsPart(framing, errors) + CLOSE);
-      socket.end();
-    },
-    complete() {
-      if (!finish()) return;
-      write(CLOSE);
-      socket.end();
-    },
+export function startMultipartStream(options: StreamOptions & { framing: MultipartFraming }): StreamStart {
+  const { framing } = options;
+  // Heartbeats are for subscription streams; a query's head is committed as it starts.
+  const heartbeat =
+    framing === 'subscription' && options.heartbeatIntervalMs > 0 ? HEARTBEAT_PART : undefined;
+  return startStream(options, {
+    preamble: DELIMITER,
+    result: (json) => resultPart(framing, json),
+    failed: (errors) => errorsPart(framing, errors) + CLOSE,
+    completed: CLOSE,
+    opening: heartbeat ?? '',
+    heartbeat,
   });
-
-  if (!started.ok) {
-    state = 'finished';
-    return { ok: false, errors: started.errors };
-  }
-  if (state === 'cancelled') started.stop();
-  if (state === 'starting') {
-    state = 'active';
-    stop = started.stop;
-    if (framing === 'subscription' && options.heartbeatIntervalMs > 0) {
-      write(HEARTBEAT_PART);
-      heartbeat = setInterval(() => write(HEARTBEAT_PART), options.heartbeatIntervalMs);
-      heartbeat.unref?.();
-    } else if (!opened) {
-      // Commits the head now: the client learns the operation runs before its first result.
-      write('');
-    }
-  }
-  return {
-    ok: true,
-    stream: {
-      closed: cancel,
-      end() {
-        if (state !== 'active' && state !== 'starting') return;
-        cancel();
-        socket.end();
-      },
-    },
-  };
 }

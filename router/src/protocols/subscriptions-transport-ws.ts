@@ -37,26 +37,24 @@
  * - At most `maxSubscriptions` operations per connection (held ones included): one more gets an
  *   `error`. The pre-2017 message types (`init`, `subscription_start`, ...) are not spoken.
  *
- * Invariants (as for graphql-transport-ws):
- * - Once the connection is closed, by either side, every operation is stopped and nothing more
- *   is written.
- * - A `data` frame costs one string concatenation: the operation's prefix (computed once), the
- *   payload exactly as the engine serialized it (shared by all its clients), and "}".
- * - Memory per connection is bounded: a `data` that finds more than `sendBufferLimitBytes`
- *   unsent closes the connection (4503) instead of queueing behind them.
+ *
+ * The invariants every subprotocol keeps (closing, bounded memory, one concatenation per `data`
+ * frame) are connection.ts's.
  */
 import type { GraphQLFormattedError } from 'graphql';
-import type { GraphQLRequest, RequestContext } from '../engine/types.js';
-import type { OperationService, ResultSink, Started } from '../subscriptions/service.js';
+import type { GraphQLRequest } from '../engine/types.js';
 import {
+  CONNECTION_ACK,
+  ConnectionCloseCode,
   isObject,
-  limitCloseReason,
+  isOptionalObject,
+  readRequest,
   typeName,
+  WsConnection,
   type ProtocolConnection,
-  type ProtocolSocket,
+  type ProtocolOptions,
+  type WsOperation,
 } from './connection.js';
-import type { DeliveryHooks } from './delivery.js';
-import { CloseCode, type TransportWsHooks } from './graphql-transport-ws.js';
 
 export const GRAPHQL_WS = 'graphql-ws';
 
@@ -65,33 +63,9 @@ export const LegacyCloseCode = {
   Terminated: 1000,
   /** `onConnect` refused or failed (the library's code for both). */
   InitFailed: 1011,
-  ConnectionInitialisationTimeout: CloseCode.ConnectionInitialisationTimeout,
-  SlowConsumer: CloseCode.SlowConsumer,
+  ConnectionInitialisationTimeout: ConnectionCloseCode.ConnectionInitialisationTimeout,
+  SlowConsumer: ConnectionCloseCode.SlowConsumer,
 } as const;
-
-export interface LegacyWsLimits {
-  /** `connection_init` must arrive within this time (4408). */
-  connectionInitTimeoutMs: number;
-  /** A `ka` message this often once acknowledged (and one right after the ack); 0 = never. */
-  keepaliveIntervalMs: number;
-  /** Operations per connection, held ones included; a `start` beyond it gets an `error`. */
-  maxSubscriptions: number;
-  /** Unsent bytes above which the client is a slow consumer (4503). */
-  sendBufferLimitBytes: number;
-}
-
-/** The same hooks as graphql-transport-ws: `onConnect` decides on the init, the others observe. */
-export type LegacyWsHooks = DeliveryHooks &
-  Pick<TransportWsHooks, 'onConnect' | 'onClose' | 'onInternalError'>;
-
-export interface LegacyWsOptions {
-  socket: ProtocolSocket;
-  operations: OperationService;
-  /** What the transport knows about the client (the upgrade request's headers). */
-  context?: RequestContext;
-  limits: LegacyWsLimits;
-  hooks: LegacyWsHooks;
-}
 
 /** The library's clients send string ids; any JSON string or number is taken, as the library does. */
 export type OperationId = string | number;
@@ -147,7 +121,7 @@ export function parseLegacyClientMessage(text: string): ParsedLegacyMessage {
   switch (type) {
     case 'connection_init': {
       const payload = value.payload;
-      if (payload !== undefined && payload !== null && !isObject(payload))
+      if (!isOptionalObject(payload))
         return {
           ok: false,
           kind: 'connection_error',
@@ -163,20 +137,8 @@ export function parseLegacyClientMessage(text: string): ParsedLegacyMessage {
       const payload = value.payload;
       if (!isObject(payload))
         return problem(`"start" payload must be an object with the query, got ${typeName(payload)}`);
-      const { query, operationName, variables, extensions } = payload;
-      if (typeof query !== 'string')
-        return problem(`"start" payload.query must be a string, got ${typeName(query)}`);
-      if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
-        return problem(`"start" payload.operationName must be a string, got ${typeName(operationName)}`);
-      for (const [name, field] of [
-        ['variables', variables],
-        ['extensions', extensions],
-      ] as const)
-        if (field !== undefined && field !== null && !isObject(field))
-          return problem(`"start" payload.${name} must be an object, got ${typeName(field)}`);
-      const request: GraphQLRequest = { query, operationName: (operationName as string | null) ?? null };
-      if (isObject(variables)) request.variables = variables;
-      if (isObject(extensions)) request.extensions = extensions;
+      const request = readRequest(type, payload);
+      if (typeof request === 'string') return problem(request);
       return { ok: true, message: { type, id, payload: request } };
     }
     case 'stop':
@@ -190,55 +152,14 @@ export function parseLegacyClientMessage(text: string): ParsedLegacyMessage {
   }
 }
 
-/** Opens the protocol on a socket that has just been accepted. */
-export function openSubscriptionsTransportWs(options: LegacyWsOptions): ProtocolConnection {
+/** Opens the protocol on a socket that has just been accepted; `keepaliveIntervalMs` paces `ka`s. */
+export function openSubscriptionsTransportWs(options: ProtocolOptions): ProtocolConnection {
   return new LegacyWsConnection(options);
 }
 
-const ACK = '{"type":"connection_ack"}';
 const KEEP_ALIVE = '{"type":"ka"}';
 
-/**
- * One operation of the connection. `pending` waits for the ack; `starting` covers the synchronous
- * `start` call (the sink may already be used); `finished` means the service ended it, `cancelled`
- * that this side stopped it.
- */
-interface Operation {
-  /** The id as JSON: the key in the map and the text in every frame. */
-  readonly idJson: string;
-  /** `{"type":"data","id":<id>,"payload":` */
-  readonly prefix: string;
-  readonly request: GraphQLRequest;
-  state: 'pending' | 'starting' | 'active' | 'finished' | 'cancelled';
-  stop?: () => void;
-}
-
-class LegacyWsConnection implements ProtocolConnection {
-  private readonly socket: ProtocolSocket;
-  private readonly limits: LegacyWsLimits;
-  private readonly hooks: LegacyWsHooks;
-  private readonly service: OperationService;
-  private readonly abort = new AbortController();
-  private context: RequestContext;
-  private readonly operations = new Map<string, Operation>();
-  private init: 'none' | 'deciding' | 'acknowledged' = 'none';
-  private isClosed = false;
-  private initTimer: ReturnType<typeof setTimeout> | undefined;
-  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
-
-  constructor(options: LegacyWsOptions) {
-    this.socket = options.socket;
-    this.limits = options.limits;
-    this.hooks = options.hooks;
-    this.service = options.operations;
-    this.context = { ...options.context, signal: this.abort.signal };
-    this.initTimer = setTimeout(() => {
-      if (this.init === 'none')
-        this.close(LegacyCloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
-    }, this.limits.connectionInitTimeoutMs);
-    this.initTimer.unref?.();
-  }
-
+class LegacyWsConnection extends WsConnection {
   receive(text: string): void {
     if (this.isClosed) return;
     const parsed = parseLegacyClientMessage(text);
@@ -250,63 +171,26 @@ class LegacyWsConnection implements ProtocolConnection {
     const message = parsed.message;
     switch (message.type) {
       case 'connection_init':
+        if (this.init === 'acknowledged') return this.socket.send(CONNECTION_ACK);
+        // The answer to the first connection_init is on its way.
+        if (this.init === 'deciding') return;
         return this.initialise(message.payload);
       case 'connection_terminate':
         return this.close(LegacyCloseCode.Terminated, 'Connection terminated by the client');
       case 'start':
         return this.start(message.id, message.payload);
-      case 'stop': {
+      case 'stop':
         // An id that already ended is no error: the client's stop crossed our complete.
-        const operation =
-          message.id === undefined ? undefined : this.operations.get(JSON.stringify(message.id));
-        if (operation) this.cancel(operation);
+        if (message.id !== undefined) this.operations.get(JSON.stringify(message.id))?.cancel();
         return;
-      }
     }
   }
 
-  close(code: number, reason: string): void {
-    if (this.isClosed) return;
-    this.shutDown();
-    const text = limitCloseReason(reason);
-    this.hooks.onClose?.(code, text);
-    this.socket.close(code, text);
+  protected forbidden(): void {
+    this.refuse('Prohibited connection!');
   }
 
-  closed(): void {
-    if (!this.isClosed) this.shutDown();
-  }
-
-  private shutDown(): void {
-    this.isClosed = true;
-    clearTimeout(this.initTimer);
-    clearInterval(this.keepaliveTimer);
-    for (const operation of [...this.operations.values()]) this.cancel(operation);
-    this.abort.abort(new Error('the WebSocket connection closed'));
-  }
-
-  private initialise(payload: Record<string, unknown> | undefined): void {
-    if (this.init === 'acknowledged') return this.socket.send(ACK);
-    // The answer to the first connection_init is on its way.
-    if (this.init === 'deciding') return;
-    this.init = 'deciding';
-    clearTimeout(this.initTimer);
-    if (payload) this.context = { ...this.context, connectionParams: payload };
-    let decision: ReturnType<NonNullable<LegacyWsHooks['onConnect']>>;
-    try {
-      decision = this.hooks.onConnect?.(payload);
-    } catch (err) {
-      return this.refuseInternal(err);
-    }
-    if (decision instanceof Promise)
-      decision.then(
-        (d) => this.acknowledge(d),
-        (err: unknown) => this.refuseInternal(err),
-      );
-    else this.acknowledge(decision);
-  }
-
-  private refuseInternal(err: unknown): void {
+  protected connectFailed(err: unknown): void {
     if (this.isClosed) return;
     this.hooks.onInternalError?.(err);
     this.refuse('Internal server error');
@@ -317,115 +201,35 @@ class LegacyWsConnection implements ProtocolConnection {
     this.close(LegacyCloseCode.InitFailed, message);
   }
 
-  private acknowledge(decision: boolean | Record<string, unknown> | void): void {
-    if (this.isClosed) return;
-    if (decision === false) return this.refuse('Prohibited connection!');
-    this.init = 'acknowledged';
-    this.socket.send(
-      isObject(decision) ? JSON.stringify({ type: 'connection_ack', payload: decision }) : ACK,
-    );
-    const every = this.limits.keepaliveIntervalMs;
-    if (every > 0) {
-      this.socket.send(KEEP_ALIVE);
-      this.keepaliveTimer = setInterval(() => this.socket.send(KEEP_ALIVE), every);
-      this.keepaliveTimer.unref?.();
-    }
+  /** `ka` right after the ack and every `keepaliveIntervalMs`; then the starts held for the ack run. */
+  protected acknowledged(): void {
+    this.keepalive(() => this.socket.send(KEEP_ALIVE), true);
     for (const operation of [...this.operations.values()])
       if (operation.state === 'pending' && !this.isClosed) this.run(operation);
   }
 
   private start(id: OperationId, request: GraphQLRequest): void {
     const idJson = JSON.stringify(id);
-    const previous = this.operations.get(idJson);
-    if (previous) this.cancel(previous);
-    if (this.operations.size >= this.limits.maxSubscriptions) {
-      this.sendError(
-        idJson,
-        `Too many operations on this connection: at most ${this.limits.maxSubscriptions} may be active at once (websocket.max_subscriptions_per_connection).`,
-      );
-      return;
-    }
-    const operation: Operation = {
-      idJson,
-      prefix: `{"type":"data","id":${idJson},"payload":`,
-      request,
-      state: 'pending',
-    };
-    this.operations.set(idJson, operation);
-    if (this.init === 'acknowledged') this.run(operation);
+    this.operations.get(idJson)?.cancel();
+    const operation = this.admit(idJson, request);
+    if (operation && this.init === 'acknowledged') this.run(operation);
   }
 
-  private run(operation: Operation): void {
-    operation.state = 'starting';
-    let started: Started;
-    try {
-      started = this.service.start(operation.request, this.context, this.sinkFor(operation));
-    } catch (err) {
-      this.hooks.onInternalError?.(err);
-      if (this.end(operation)) this.sendError(operation.idJson, 'Internal server error');
-      return;
-    }
-    if (!started.ok) {
-      if (this.end(operation)) this.sendErrorsAndComplete(operation, started.errors);
-      return;
-    }
-    if (operation.state === 'starting') {
-      operation.state = 'active';
-      operation.stop = started.stop;
-    } else if (operation.state === 'cancelled') {
-      // Stopped while the service was starting (a slow consumer on the first result).
-      started.stop();
-    }
+  protected resultPrefix(idJson: string): string {
+    return `{"type":"data","id":${idJson},"payload":`;
   }
 
-  private sinkFor(operation: Operation): ResultSink {
-    return {
-      next: (json) => {
-        if (operation.state === 'finished' || operation.state === 'cancelled') return false;
-        if (this.socket.bufferedAmount() > this.limits.sendBufferLimitBytes) {
-          this.hooks.slowConsumer();
-          this.close(
-            LegacyCloseCode.SlowConsumer,
-            `slow consumer: send buffer over ${this.limits.sendBufferLimitBytes} bytes`,
-          );
-          return false;
-        }
-        this.socket.send(operation.prefix + json + '}');
-        this.hooks.messageSent();
-        return true;
-      },
-      error: (errors) => {
-        if (this.end(operation)) this.sendErrorsAndComplete(operation, errors);
-      },
-      complete: () => {
-        if (this.end(operation)) this.socket.send(`{"type":"complete","id":${operation.idJson}}`);
-      },
-    };
-  }
-
-  /** The service ended the operation; true when it was still running (the client must be told). */
-  private end(operation: Operation): boolean {
-    if (operation.state === 'finished' || operation.state === 'cancelled') return false;
-    operation.state = 'finished';
-    this.operations.delete(operation.idJson);
-    return true;
-  }
-
-  /** This side stops the operation; the service hears no more from it and the client gets nothing. */
-  private cancel(operation: Operation): void {
-    if (operation.state === 'finished' || operation.state === 'cancelled') return;
-    const wasActive = operation.state === 'active';
-    operation.state = 'cancelled';
-    this.operations.delete(operation.idJson);
-    if (wasActive) operation.stop?.();
-  }
-
-  private sendErrorsAndComplete(operation: Operation, errors: readonly GraphQLFormattedError[]): void {
+  /** As a last `data` {errors}, then `complete` (see above). */
+  protected sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {
     this.socket.send(`${operation.prefix}{"errors":${JSON.stringify(errors)}}}`);
+    this.sendComplete(operation);
+  }
+
+  protected sendComplete(operation: WsOperation): void {
     this.socket.send(`{"type":"complete","id":${operation.idJson}}`);
   }
 
-  private sendError(idJson: string, message: string): void {
+  protected sendStartError(idJson: string, message: string): void {
     this.socket.send(`{"type":"error","id":${idJson},"payload":${JSON.stringify({ message })}}`);
   }
 

@@ -12,91 +12,126 @@
  *   detail at all (and graphql-sse's client retries it as a network error).
  * - Shutdown (`closeAll`) ends every open stream without `complete`, so clients reconnect.
  *
- * `openStreamingResponse` is the HTTP side every streamed response shares (SSE here, multipart in
- * server/multipart.ts): the head on the first write, the connection gauge, the abort signal.
+ * The HTTP side every streamed response shares (SSE here, multipart in server/multipart.ts) is
+ * here too: `createStreamHandler` serves a request with a protocol's framing (HEAD, GET
+ * mutations, refused operations, shutdown), `openStreamingResponse` holds the head until the first
+ * write, the connection gauge and the abort signal, and the Accept reading is `acceptQualities`.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { getOperationAST, parse, type GraphQLFormattedError } from 'graphql';
+import { getOperationAST, parse, type GraphQLFormattedError, type OperationTypeNode } from 'graphql';
 import type { GraphQLRequest } from '../engine/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
-import {
-  EVENT_STREAM,
-  rejectedStream,
-  startEventStream,
-  type EventStream,
-  type EventStreamSocket,
-} from '../protocols/sse.js';
+import { MULTIPART_MIXED } from '../protocols/multipart.js';
+import { EVENT_STREAM, rejectedStream, startEventStream } from '../protocols/sse.js';
+import type { OperationStream, StreamOptions, StreamSocket, StreamStart } from '../protocols/stream.js';
 import type { OperationService } from '../subscriptions/service.js';
 import { negotiateResponseType } from './media-type.js';
 
-export interface EventStreamHandlerOptions {
+export interface StreamHandlerOptions {
   operations: OperationService;
   metrics: RouterMetrics;
-  /** `subscriptions.sse_keepalive_interval`; 0 = no keepalive comments. */
-  keepaliveIntervalMs: number;
+  /** The protocol's heartbeat interval; 0 = none. */
+  heartbeatIntervalMs: number;
   /** `subscriptions.send_buffer_limit`. */
   sendBufferLimitBytes: number;
 }
 
-export interface EventStreamHandler {
-  /** Whether a request with this Accept header is for the event stream rather than JSON. */
+export interface EventStreamHandlerOptions extends Omit<StreamHandlerOptions, 'heartbeatIntervalMs'> {
+  /** `subscriptions.sse_keepalive_interval`; 0 = no keepalive comments. */
+  keepaliveIntervalMs: number;
+}
+
+/** Serves the GraphQL requests whose Accept header asks for one streamed protocol. */
+export interface StreamHandler {
+  /** Whether a request with this Accept header is for this protocol rather than JSON (or another). */
   accepts(accept: string | undefined): boolean;
-  /** Serves one parsed GraphQL request as an event stream (or a JSON error before it opens). */
+  /** Serves one parsed GraphQL request as a stream (or a JSON error before it opens). */
   handle(request: FastifyRequest, reply: FastifyReply, params: GraphQLRequest): FastifyReply;
   /** Ends every open stream (server shutdown). */
   closeAll(): void;
 }
 
-const STREAM_HEADERS = {
-  'content-type': `${EVENT_STREAM}; charset=utf-8`,
+export type EventStreamHandler = StreamHandler;
+
+/** How one request is answered in a streamed protocol. */
+export interface StreamedResponse {
+  headers: OutgoingHttpHeaders;
+  /** The operation the request would run; asked on GET only, which must not run a mutation. */
+  kind(params: GraphQLRequest): OperationTypeNode | undefined;
+  start(options: StreamOptions): StreamStart;
+  /** The whole body for an operation the service refused, for a client that takes no JSON. */
+  rejected(errors: readonly GraphQLFormattedError[]): string;
+}
+
+/** What every streamed response sends besides its content type. */
+export const STREAM_HEADERS = {
   'cache-control': 'no-cache',
   connection: 'keep-alive',
   // nginx (and ingress-nginx) would otherwise buffer the stream.
   'x-accel-buffering': 'no',
 };
 
+const EVENT_STREAM_RESPONSE: StreamedResponse = {
+  headers: { 'content-type': `${EVENT_STREAM}; charset=utf-8`, ...STREAM_HEADERS },
+  kind: operationKind,
+  start: startEventStream,
+  rejected: rejectedStream,
+};
+
 export function createEventStreamHandler(options: EventStreamHandlerOptions): EventStreamHandler {
+  return createStreamHandler(
+    { ...options, heartbeatIntervalMs: options.keepaliveIntervalMs },
+    prefersEventStream,
+    () => EVENT_STREAM_RESPONSE,
+  );
+}
+
+/** A handler for the protocol whose answer to a request `respond` gives. */
+export function createStreamHandler(
+  options: StreamHandlerOptions,
+  accepts: (accept: string | undefined) => boolean,
+  respond: (params: GraphQLRequest) => StreamedResponse,
+): StreamHandler {
   const { operations, metrics } = options;
   const hooks = deliveryMetrics(metrics);
-  const open = new Set<EventStream>();
+  const open = new Set<OperationStream>();
 
   return {
-    accepts: prefersEventStream,
+    accepts,
 
     handle(request, reply, params) {
-      // HEAD shares the GET route: it learns what a stream would look like, but starts nothing.
-      if (request.method === 'HEAD') return reply.code(200).headers(STREAM_HEADERS).send();
-      if (request.method === 'GET' && isMutation(params))
+      const response = respond(params);
+      // HEAD shares the GET route: it learns what a response would look like, but starts nothing.
+      if (request.method === 'HEAD') return reply.code(200).headers(response.headers).send();
+      if (request.method === 'GET' && response.kind(params) === 'mutation')
         return sendErrors(reply.header('allow', 'POST'), 405, 'application/json', [
           { message: 'Can only perform a mutation operation from a POST request (this was a GET).' },
         ]);
 
-      const res = reply.raw;
-      let stream: EventStream | undefined;
-      const { socket, signal } = openStreamingResponse(reply, STREAM_HEADERS, metrics, () => {
+      let stream: OperationStream | undefined;
+      const { socket, signal } = openStreamingResponse(reply, response.headers, metrics, () => {
         if (stream) open.delete(stream);
         stream?.closed();
       });
-
-      const started = startEventStream({
+      const started = response.start({
         socket,
         operations,
         request: params,
         context: { headers: request.headers, signal },
-        keepaliveIntervalMs: options.keepaliveIntervalMs,
+        heartbeatIntervalMs: options.heartbeatIntervalMs,
         sendBufferLimitBytes: options.sendBufferLimitBytes,
         hooks,
       });
       if (!started.ok) {
         const json = negotiateResponseType(request.headers.accept);
         if (json) return sendErrors(reply, 400, json, started.errors);
-        socket.write(rejectedStream(started.errors));
+        socket.write(response.rejected(started.errors));
         socket.end();
         return reply;
       }
-      if (!isFinished(res)) {
+      if (!isFinished(reply.raw)) {
         stream = started.stream;
         open.add(stream);
       }
@@ -112,7 +147,7 @@ export function createEventStreamHandler(options: EventStreamHandlerOptions): Ev
 
 export interface StreamingResponse {
   /** Writes to the response; the first write (or end) commits a `200` head with the given headers. */
-  socket: EventStreamSocket;
+  socket: StreamSocket;
   /** Aborted when the client goes away before the response has ended. */
   signal: AbortSignal;
 }
@@ -158,42 +193,60 @@ export function openStreamingResponse(
   };
 }
 
-export function isFinished(res: ServerResponse): boolean {
+function isFinished(res: ServerResponse): boolean {
   return res.writableEnded || res.destroyed;
 }
 
+/** The best quality an Accept header gives a type, and where it first names it with that quality. */
+export interface AcceptQuality {
+  q: number;
+  at: number;
+}
+
 /**
- * `text/event-stream` named in the Accept header, and no JSON type named with a higher quality.
- * Wildcards do not count: `text/event-stream, *\/*` is still a request for a stream.
+ * What an Accept header asks for among the types the GraphQL path serves: `multipart/mixed` (its
+ * parameters, such as `subscriptionSpec`, do not matter), `text/event-stream` and JSON. Wildcards
+ * do not count: `text/event-stream, *\/*` is still a request for a stream.
  */
-export function prefersEventStream(accept: string | undefined): boolean {
-  if (!accept) return false;
-  let stream = 0;
-  let json = 0;
-  for (const part of accept.split(',')) {
+export function acceptQualities(accept: string): Record<'multipart' | 'stream' | 'json', AcceptQuality> {
+  const best = { multipart: { q: 0, at: -1 }, stream: { q: 0, at: -1 }, json: { q: 0, at: -1 } };
+  accept.split(',').forEach((part, at) => {
     const [range = '', ...params] = part.split(';').map((s) => s.trim().toLowerCase());
     let q = 1;
     for (const p of params) {
       const [k, v] = p.split('=').map((s) => s.trim());
       if (k === 'q' && v !== undefined) q = Number.isFinite(Number(v)) ? Number(v) : 0;
     }
-    if (range === EVENT_STREAM) stream = Math.max(stream, q);
-    else if (range === 'application/json' || range === 'application/graphql-response+json')
-      json = Math.max(json, q);
-  }
-  return stream > 0 && stream >= json;
+    const kind =
+      range === MULTIPART_MIXED
+        ? 'multipart'
+        : range === EVENT_STREAM
+          ? 'stream'
+          : range === 'application/json' || range === 'application/graphql-response+json'
+            ? 'json'
+            : undefined;
+    if (kind && q > best[kind].q) best[kind] = { q, at };
+  });
+  return best;
 }
 
-/** GET must not run a mutation (GraphQL over HTTP); a document that does not parse is the service's to report. */
-export function isMutation(params: GraphQLRequest): boolean {
+/** `text/event-stream` named in the Accept header, and no JSON type named with a higher quality. */
+export function prefersEventStream(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const { stream, json } = acceptQualities(accept);
+  return stream.q > 0 && stream.q >= json.q;
+}
+
+/** The operation the request would run, or undefined when its document does not parse (the service's to report). */
+export function operationKind(params: GraphQLRequest): OperationTypeNode | undefined {
   try {
-    return getOperationAST(parse(params.query), params.operationName)?.operation === 'mutation';
+    return getOperationAST(parse(params.query), params.operationName)?.operation;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-export function sendErrors(
+function sendErrors(
   reply: FastifyReply,
   status: number,
   mediaType: string,

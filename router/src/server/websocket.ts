@@ -22,10 +22,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { WebSocketConfig } from '../config/types.js';
-import type { RequestContext } from '../engine/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
-import type { ProtocolConnection, ProtocolSocket } from '../protocols/connection.js';
+import type { ProtocolConnection, ProtocolOptions } from '../protocols/connection.js';
 import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
 import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
 import type { OperationService } from '../subscriptions/service.js';
@@ -47,7 +46,7 @@ export interface WebSocketOptions {
 /** How long closing sockets get to answer our close frame on shutdown. */
 const SHUTDOWN_GRACE_MS = 3000;
 
-type OpenProtocol = (socket: ProtocolSocket, context: RequestContext) => ProtocolConnection;
+type OpenProtocol = (options: ProtocolOptions) => ProtocolConnection;
 
 export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app, options) => {
   const { path, operations, metrics, websocket } = options;
@@ -68,16 +67,8 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
 
   // The subprotocols served, in order of preference; each is a state machine in protocols/.
   const protocols = new Map<string, OpenProtocol>([
-    [
-      GRAPHQL_TRANSPORT_WS,
-      (socket, context) =>
-        openGraphqlTransportWs({ socket, operations, context, limits, hooks: protocolHooks }),
-    ],
-    [
-      GRAPHQL_WS,
-      (socket, context) =>
-        openSubscriptionsTransportWs({ socket, operations, context, limits, hooks: protocolHooks }),
-    ],
+    [GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs],
+    [GRAPHQL_WS, openSubscriptionsTransportWs],
   ]);
 
   const wss = new WebSocketServer({
@@ -134,8 +125,8 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       queuedThisTurn = 0;
       tcp?.uncork();
     };
-    const connection = openProtocol(
-      {
+    const connection = openProtocol({
+      socket: {
         send: (text) => {
           if (tcp && !corked) {
             corked = true;
@@ -148,8 +139,11 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
         close: (code, reason) => ws.close(code, reason),
         bufferedAmount: () => Math.max(0, ws.bufferedAmount - queuedThisTurn),
       },
-      { headers: req.headers },
-    );
+      operations,
+      context: { headers: req.headers },
+      limits,
+      hooks: protocolHooks,
+    });
     open.set(ws, connection);
     metrics.engineConnections.inc();
     ws.on('message', (data, isBinary) => connection.receive(toText(data, isBinary)));

@@ -4,59 +4,13 @@
  * longer than a close frame holds). The protocol end to end is in websocket.test.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import {
-  limitCloseReason,
-  openGraphqlTransportWs,
-  parseClientMessage,
-  type ProtocolConnection,
-  type TransportWsHooks,
-} from '../../src/protocols/graphql-transport-ws.js';
-import type { OperationService, ResultSink } from '../../src/subscriptions/service.js';
+import { limitCloseReason, type ProtocolHooks } from '../../src/protocols/connection.js';
+import { openGraphqlTransportWs, parseClientMessage } from '../../src/protocols/graphql-transport-ws.js';
+import type { OperationService } from '../../src/subscriptions/service.js';
+import { capturingService, openStateMachine } from './harness.js';
 
-class RecordingSocket {
-  sent: unknown[] = [];
-  closedWith: { code: number; reason: string } | undefined;
-  buffered = 0;
-  send(text: string) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code: number, reason: string) {
-    this.closedWith = { code, reason };
-  }
-  bufferedAmount() {
-    return this.buffered;
-  }
-}
-
-/** Hands every sink to the test; `stops` counts stop() calls. */
-function capturingService() {
-  const sinks: ResultSink[] = [];
-  const state = { stops: 0 };
-  const service: OperationService = {
-    start(_request, _context, sink) {
-      sinks.push(sink);
-      return { ok: true, stop: () => void state.stops++ };
-    },
-  };
-  return { service, sinks, state };
-}
-
-function open(service: OperationService, hooks: Partial<TransportWsHooks> = {}, sendBufferLimitBytes = 1000) {
-  const socket = new RecordingSocket();
-  const counts = { sent: 0, slow: 0 };
-  const connection: ProtocolConnection = openGraphqlTransportWs({
-    socket,
-    operations: service,
-    limits: {
-      connectionInitTimeoutMs: 60_000,
-      keepaliveIntervalMs: 0,
-      maxSubscriptions: 10,
-      sendBufferLimitBytes,
-    },
-    hooks: { messageSent: () => counts.sent++, slowConsumer: () => counts.slow++, ...hooks },
-  });
-  return { socket, connection, counts };
-}
+const open = (service: OperationService, hooks: Partial<ProtocolHooks> = {}, sendBufferLimitBytes?: number) =>
+  openStateMachine(openGraphqlTransportWs, service, hooks, sendBufferLimitBytes);
 
 const subscribe = (id: string) =>
   JSON.stringify({ id, type: 'subscribe', payload: { query: 'subscription { x }' } });

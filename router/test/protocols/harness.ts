@@ -1,8 +1,10 @@
 /**
  * What the protocol tests share: a router HTTP server built with `buildRouterServer` around a
  * test `OperationService`, a raw WebSocket client for frames no real client would send (either
- * subprotocol), and polling helpers. The operation service is a stand-in for the subscription
- * engine (which these tests do not exercise); the clients and the server are the real ones.
+ * subprotocol), a recording socket for a subprotocol's state machine on its own, readers for
+ * streamed HTTP bodies, the slow-consumer drill, and polling helpers. The operation service is a
+ * stand-in for the subscription engine (which these tests do not exercise); the clients and the
+ * server are the real ones.
  *
  * The test service serves any document containing "subscription":
  * - `variables.topic`: results come from `publish(topic, json)`, one string for every subscriber;
@@ -12,8 +14,10 @@
  * `{"data":{"echo":variables.text}}` on a later turn, then complete.
  * Anything else is refused with a validation error, as the engine refuses invalid documents.
  */
+import { afterAll, beforeAll } from '@jest/globals';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +28,12 @@ import { createGateway } from '../../src/engine/gateway.js';
 import type { GraphQLRequest, RequestContext } from '../../src/engine/types.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createRouterMetrics, type RouterMetrics } from '../../src/observability/metrics.js';
+import type {
+  ProtocolConnection,
+  ProtocolHooks,
+  ProtocolOptions,
+  ProtocolSocket,
+} from '../../src/protocols/connection.js';
 import { buildRouterServer } from '../../src/server/app.js';
 import { GatewayHolder } from '../../src/server/gateway-holder.js';
 import { Readiness } from '../../src/server/readiness.js';
@@ -31,6 +41,10 @@ import type { OperationService, ResultSink, Started } from '../../src/subscripti
 import { helloExecutionConfig, startHelloSubgraph, type HelloSubgraph } from '../helpers/hello-graph.js';
 
 export const NOT_A_SUBSCRIPTION = 'The test service serves subscriptions and echo queries only.';
+/** A ticker: `count`, `intervalMs` and `fail` as above. */
+export const TICKS = 'subscription Ticks($count: Int, $intervalMs: Int) { tick }';
+/** Results from `publish(topic, json)`. */
+export const TOPIC = 'subscription News($topic: String!) { news }';
 
 export interface TestOperation {
   request: GraphQLRequest;
@@ -54,15 +68,7 @@ export class TestOperations implements OperationService {
       return this.echo(request, context, sink);
     if (!request.query.includes('subscription'))
       return { ok: false, errors: [{ message: NOT_A_SUBSCRIPTION, locations: [{ line: 1, column: 1 }] }] };
-    const op: TestOperation = {
-      request,
-      context,
-      stopped: false,
-      ended: false,
-      delivered: 0,
-      refused: false,
-    };
-    this.started.push(op);
+    const op = this.track(request, context);
     const vars = request.variables ?? {};
     const deliver = (json: string): void => {
       if (op.stopped || op.ended || op.refused) return;
@@ -109,7 +115,7 @@ export class TestOperations implements OperationService {
     };
   }
 
-  private echo(request: GraphQLRequest, context: RequestContext, sink: ResultSink): Started {
+  private track(request: GraphQLRequest, context: RequestContext): TestOperation {
     const op: TestOperation = {
       request,
       context,
@@ -119,6 +125,11 @@ export class TestOperations implements OperationService {
       refused: false,
     };
     this.started.push(op);
+    return op;
+  }
+
+  private echo(request: GraphQLRequest, context: RequestContext, sink: ResultSink): Started {
+    const op = this.track(request, context);
     const text = request.variables?.text ?? null;
     setImmediate(() => {
       if (op.stopped) return;
@@ -211,6 +222,32 @@ export async function startTestRouter(yaml = ''): Promise<TestRouter> {
   };
 }
 
+/** The router a test file shares: started before its first test, closed after its last. */
+export function sharedTestRouter(): Pick<TestRouter, 'url' | 'wsUrl' | 'operations'> {
+  let router: TestRouter | undefined;
+  beforeAll(async () => {
+    router = await startTestRouter();
+  });
+  afterAll(async () => {
+    await router?.close();
+  });
+  const started = (): TestRouter => {
+    if (!router) throw new Error('the shared router is started in beforeAll');
+    return router;
+  };
+  return {
+    get url() {
+      return started().url;
+    },
+    get wsUrl() {
+      return started().wsUrl;
+    },
+    get operations() {
+      return started().operations;
+    },
+  };
+}
+
 export async function connections(metrics: RouterMetrics): Promise<number> {
   return (await metrics.engineConnections.get()).values[0]?.value ?? 0;
 }
@@ -242,7 +279,7 @@ export interface CloseEvent {
   reason: string;
 }
 
-/** A graphql-transport-ws client that sends whatever it is told to, and records what it gets. */
+/** A WebSocket client (graphql-transport-ws unless told) that sends whatever it is told to, and records what it gets. */
 export class RawClient {
   readonly received: Record<string, unknown>[] = [];
   readonly closed: Promise<CloseEvent>;
@@ -269,9 +306,13 @@ export class RawClient {
     return client;
   }
 
-  /** Connects and completes `connection_init` / `connection_ack`. */
-  static async acknowledged(url: string, payload?: Record<string, unknown>): Promise<RawClient> {
-    const client = await RawClient.connect(url);
+  /** Connects and completes `connection_init` / `connection_ack` (the same in both subprotocols). */
+  static async acknowledged(
+    url: string,
+    payload?: Record<string, unknown>,
+    protocol = 'graphql-transport-ws',
+  ): Promise<RawClient> {
+    const client = await RawClient.connect(url, protocol);
     client.send(payload ? { type: 'connection_init', payload } : { type: 'connection_init' });
     await client.next((m) => m.type === 'connection_ack');
     return client;
@@ -330,4 +371,115 @@ export function refusedUpgrade(url: string, protocol?: string): Promise<{ status
     });
     ws.once('error', reject);
   });
+}
+
+/** A socket for a subprotocol's state machine on its own: records the frames (parsed) and the close. */
+export class RecordingSocket implements ProtocolSocket {
+  sent: Record<string, unknown>[] = [];
+  closedWith: CloseEvent | undefined;
+  /** What `bufferedAmount()` reports. */
+  buffered = 0;
+  send(text: string) {
+    this.sent.push(JSON.parse(text) as Record<string, unknown>);
+  }
+  close(code: number, reason: string) {
+    this.closedWith = { code, reason };
+  }
+  bufferedAmount() {
+    return this.buffered;
+  }
+}
+
+/** Hands every sink to the test; `stops` counts stop() calls. */
+export function capturingService() {
+  const sinks: ResultSink[] = [];
+  const state = { stops: 0 };
+  const service: OperationService = {
+    start(_request, _context, sink) {
+      sinks.push(sink);
+      return { ok: true, stop: () => void state.stops++ };
+    },
+  };
+  return { service, sinks, state };
+}
+
+/** Opens a subprotocol on a `RecordingSocket`, with limits that stay out of the way; `counts` are the delivery hooks'. */
+export function openStateMachine(
+  open: (options: ProtocolOptions) => ProtocolConnection,
+  service: OperationService,
+  hooks: Partial<ProtocolHooks> = {},
+  sendBufferLimitBytes = 1000,
+) {
+  const socket = new RecordingSocket();
+  const counts = { sent: 0, slow: 0 };
+  const connection = open({
+    socket,
+    operations: service,
+    limits: {
+      connectionInitTimeoutMs: 60_000,
+      keepaliveIntervalMs: 0,
+      maxSubscriptions: 10,
+      sendBufferLimitBytes,
+    },
+    hooks: { messageSent: () => counts.sent++, slowConsumer: () => counts.slow++, ...hooks },
+  });
+  return { socket, connection, counts };
+}
+
+/** The first `limit` results of an iterator (all of them by default). */
+export async function collect<T>(iterator: AsyncIterableIterator<T>, limit = Infinity): Promise<T[]> {
+  const results: T[] = [];
+  for await (const result of iterator) {
+    results.push(result);
+    if (results.length === limit) break;
+  }
+  return results;
+}
+
+/** Reads a streamed response body as it arrives, until it ends or the test aborts the request. */
+export async function readBody(res: Response, onText: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+      onText(decoder.decode(chunk, { stream: true }));
+  } catch {
+    // aborted by the test
+  }
+}
+
+/** POSTs `body` for a streamed response the client then stops reading; `closed` is the response's close. */
+export async function pausedResponse(
+  url: string,
+  accept: string,
+  body: unknown,
+): Promise<{ res: IncomingMessage; closed: Promise<unknown> }> {
+  const req = httpRequest(url, { method: 'POST', headers: { accept, 'content-type': 'application/json' } });
+  req.end(JSON.stringify(body));
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  const closed = new Promise((resolve) => res.once('close', resolve));
+  res.on('error', () => {});
+  // The slow client stops reading: the kernel buffers fill, then the router's send buffer.
+  res.pause();
+  return { res, closed };
+}
+
+/**
+ * The slow-consumer drill: publishes 64 KiB results on `topic` until the slow subscriber's sink
+ * refuses one, waiting each time for the fast client to have it (`fastReceived` counts what it
+ * has). Returns how many were published.
+ */
+export async function publishUntilRefused(
+  router: Pick<TestRouter, 'operations'>,
+  topic: string,
+  slow: TestOperation,
+  fastReceived: () => number,
+): Promise<number> {
+  const payload = `{"data":{"news":"${'x'.repeat(64 * 1024)}"}}`;
+  let published = 0;
+  while (!slow.refused && published < 2000) {
+    router.operations.publish(topic, payload);
+    published++;
+    await waitFor(() => fastReceived() === published, 'the fast client to receive each result');
+  }
+  return published;
 }

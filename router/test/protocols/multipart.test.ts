@@ -3,37 +3,31 @@
  * that stops reading) against the router, its body parsed incrementally into parts by a small
  * RFC 2046 reader written here from the spec, independent of how the router chunks its writes.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { once } from 'node:events';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { describe, expect, it } from '@jest/globals';
+import type { IncomingMessage } from 'node:http';
 import { rejectedBody } from '../../src/protocols/multipart.js';
 import { prefersMultipart } from '../../src/server/multipart.js';
 import {
   connections,
   messagesSent,
   NOT_A_SUBSCRIPTION,
+  pausedResponse,
+  publishUntilRefused,
+  readBody,
+  sharedTestRouter,
   slowConsumerDrops,
   startTestRouter,
+  TICKS,
+  TOPIC,
   waitFor,
-  type TestRouter,
 } from './harness.js';
 
-const TICKS = 'subscription Ticks($count: Int, $intervalMs: Int) { tick }';
-const TOPIC = 'subscription News($topic: String!) { news }';
 const ECHO = 'query Echo($text: String) { echo(text: $text) }';
 /** What Apollo Client sends for a subscription. */
 const APOLLO_SUBSCRIPTION_ACCEPT = 'multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json';
 const SUBSCRIPTION_TYPE = 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0"';
 
-let router: TestRouter;
-
-beforeAll(async () => {
-  router = await startTestRouter();
-});
-
-afterAll(async () => {
-  await router?.close();
-});
+const router = sharedTestRouter();
 
 interface Part {
   headers: Record<string, string>;
@@ -125,18 +119,10 @@ async function openMultipart(
   });
   const reader = new MultipartReader(boundaryOf(res.headers.get('content-type')));
   let text = '';
-  const ended = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        const piece = decoder.decode(chunk, { stream: true });
-        text += piece;
-        reader.push(piece);
-      }
-    } catch {
-      // aborted by the test
-    }
-  })();
+  const ended = readBody(res, (piece) => {
+    text += piece;
+    reader.push(piece);
+  });
   const isHeartbeat = (p: Part) =>
     typeof p.body === 'object' && p.body !== null && Object.keys(p.body).length === 0;
   return {
@@ -418,30 +404,18 @@ describe('multipart streams as connections', () => {
     let slowResponse: IncomingMessage | undefined;
     let fast: MultipartResponse | undefined;
     try {
-      const req = httpRequest(limited.url, {
-        method: 'POST',
-        headers: { accept: APOLLO_SUBSCRIPTION_ACCEPT, 'content-type': 'application/json' },
+      const { res, closed: slowClosed } = await pausedResponse(limited.url, APOLLO_SUBSCRIPTION_ACCEPT, {
+        query: TOPIC,
+        variables: { topic: 'news' },
       });
-      req.end(JSON.stringify({ query: TOPIC, variables: { topic: 'news' } }));
-      const [res] = (await once(req, 'response')) as [IncomingMessage];
       slowResponse = res;
-      const slowClosed = new Promise((resolve) => res.once('close', resolve));
-      res.on('error', () => {});
-      // The slow client stops reading: the kernel buffers fill, then the router's send buffer.
-      res.pause();
       await waitFor(() => limited.operations.subscribers('news') === 1, 'the slow subscriber');
       const slowOp = limited.operations.started[0]!;
 
       fast = await openMultipart(limited.url, { query: TOPIC, variables: { topic: 'news' } });
       await waitFor(() => limited.operations.subscribers('news') === 2, 'the fast subscriber');
 
-      const payload = `{"data":{"news":"${'x'.repeat(64 * 1024)}"}}`;
-      let published = 0;
-      while (!slowOp.refused && published < 2000) {
-        limited.operations.publish('news', payload);
-        published++;
-        await waitFor(() => fast!.results().length === published, 'the fast client to receive each result');
-      }
+      const published = await publishUntilRefused(limited, 'news', slowOp, () => fast!.results().length);
       expect(slowOp.refused).toBe(true);
       expect(await slowConsumerDrops(limited.metrics)).toBe(1);
 

@@ -1,29 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { once } from 'node:events';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { describe, expect, it } from '@jest/globals';
+import type { IncomingMessage } from 'node:http';
 import { createClient, type Client } from 'graphql-sse';
 import {
+  collect,
   connections,
   messagesSent,
   NOT_A_SUBSCRIPTION,
+  pausedResponse,
+  publishUntilRefused,
+  readBody,
+  sharedTestRouter,
   slowConsumerDrops,
   startTestRouter,
+  TICKS,
+  TOPIC,
   waitFor,
-  type TestRouter,
 } from './harness.js';
 
-const TICKS = 'subscription Ticks($count: Int, $intervalMs: Int) { tick }';
-const TOPIC = 'subscription News($topic: String!) { news }';
-
-let router: TestRouter;
-
-beforeAll(async () => {
-  router = await startTestRouter();
-});
-
-afterAll(async () => {
-  await router?.close();
-});
+const router = sharedTestRouter();
 
 function sseClient(url: string, fetchFn: typeof fetch = fetch): Client {
   return createClient({ url, fetchFn, retryAttempts: 0 });
@@ -41,15 +35,6 @@ const fetchAsGet: typeof fetch = (input, init) => {
   return fetch(`${String(input)}?${params}`, { ...init, method: 'GET', headers, body: undefined });
 };
 
-async function collect<T>(iterator: AsyncIterableIterator<T>, limit = Infinity): Promise<T[]> {
-  const results: T[] = [];
-  for await (const result of iterator) {
-    results.push(result);
-    if (results.length === limit) break;
-  }
-  return results;
-}
-
 /** A raw event-stream reader, for what the client library hides (comments, the exact text). */
 async function openStream(url: string, body: unknown, accept = 'text/event-stream') {
   const controller = new AbortController();
@@ -61,16 +46,9 @@ async function openStream(url: string, body: unknown, accept = 'text/event-strea
   });
   let text = '';
   let done = false;
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
-        text += decoder.decode(chunk, { stream: true });
-    } catch {
-      // aborted by the test
-    }
+  const reading = readBody(res, (piece) => (text += piece)).then(() => {
     done = true;
-  })();
+  });
   return {
     res,
     text: () => text,
@@ -253,17 +231,11 @@ describe('SSE streams as connections', () => {
     const fast = sseClient(limited.url);
     let slowResponse: IncomingMessage | undefined;
     try {
-      const req = httpRequest(limited.url, {
-        method: 'POST',
-        headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
+      const { res, closed: slowClosed } = await pausedResponse(limited.url, 'text/event-stream', {
+        query: TOPIC,
+        variables: { topic: 'news' },
       });
-      req.end(JSON.stringify({ query: TOPIC, variables: { topic: 'news' } }));
-      const [res] = (await once(req, 'response')) as [IncomingMessage];
       slowResponse = res;
-      const slowClosed = new Promise((resolve) => res.once('close', resolve));
-      res.on('error', () => {});
-      // The slow client stops reading: the kernel buffers fill, then the router's send buffer.
-      res.pause();
       await waitFor(() => limited.operations.subscribers('news') === 1, 'the slow subscriber');
       const slowOp = limited.operations.started[0]!;
 
@@ -274,13 +246,7 @@ describe('SSE streams as connections', () => {
       })();
       await waitFor(() => limited.operations.subscribers('news') === 2, 'the fast subscriber');
 
-      const payload = `{"data":{"news":"${'x'.repeat(64 * 1024)}"}}`;
-      let published = 0;
-      while (!slowOp.refused && published < 2000) {
-        limited.operations.publish('news', payload);
-        published++;
-        await waitFor(() => received.length === published, 'the fast client to receive each result');
-      }
+      const published = await publishUntilRefused(limited, 'news', slowOp, () => received.length);
       expect(slowOp.refused).toBe(true);
       expect(await slowConsumerDrops(limited.metrics)).toBe(1);
 

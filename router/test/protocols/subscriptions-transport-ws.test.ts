@@ -4,38 +4,32 @@
  * frames one by one and for what no well-behaved client sends, and the state machine alone with
  * a recording socket for hooks the router does not wire.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { SubscriptionClient } from 'subscriptions-transport-ws';
 import { WebSocket } from 'ws';
+import type { OperationService } from '../../src/subscriptions/service.js';
+import type { ProtocolHooks } from '../../src/protocols/connection.js';
 import {
   openSubscriptionsTransportWs,
   parseLegacyClientMessage,
-  type LegacyWsHooks,
 } from '../../src/protocols/subscriptions-transport-ws.js';
-import type { OperationService, ResultSink } from '../../src/subscriptions/service.js';
 import {
+  capturingService,
   connections,
   messagesSent,
   NOT_A_SUBSCRIPTION,
+  openStateMachine,
+  publishUntilRefused,
   RawClient,
+  sharedTestRouter,
   slowConsumerDrops,
   startTestRouter,
+  TICKS,
+  TOPIC,
   waitFor,
-  type TestRouter,
 } from './harness.js';
 
-const TICKS = 'subscription Ticks($count: Int, $intervalMs: Int) { tick }';
-const TOPIC = 'subscription News($topic: String!) { news }';
-
-let router: TestRouter;
-
-beforeAll(async () => {
-  router = await startTestRouter();
-});
-
-afterAll(async () => {
-  await router?.close();
-});
+const router = sharedTestRouter();
 
 function legacyClient(url: string, connectionParams?: Record<string, unknown>): SubscriptionClient {
   return new SubscriptionClient(url, { reconnect: false, connectionParams }, WebSocket);
@@ -63,12 +57,7 @@ function subscribe(client: SubscriptionClient, query: string, variables?: Record
 }
 
 /** A raw `graphql-ws` socket that has sent `connection_init` and seen the ack. */
-async function legacyAcknowledged(url: string, payload?: Record<string, unknown>): Promise<RawClient> {
-  const client = await RawClient.connect(url, 'graphql-ws');
-  client.send(payload ? { type: 'connection_init', payload } : { type: 'connection_init' });
-  await client.next((m) => m.type === 'connection_ack');
-  return client;
-}
+const legacyAcknowledged = (url: string) => RawClient.acknowledged(url, undefined, 'graphql-ws');
 
 function start(client: RawClient, id: string, query: string, variables?: Record<string, unknown>): void {
   client.send({ id, type: 'start', payload: variables ? { query, variables } : { query } });
@@ -430,16 +419,7 @@ describe('graphql-ws (legacy) limits and negotiation', () => {
 
       // The slow client stops reading: the kernel buffers fill, then the router's send buffer.
       slow.ws.pause();
-      const payload = `{"data":{"news":"${'x'.repeat(64 * 1024)}"}}`;
-      let published = 0;
-      while (!slowOp.refused && published < 2000) {
-        limited.operations.publish('news', payload);
-        published++;
-        await waitFor(
-          () => fastOutcome.results.length === published,
-          'the fast client to receive each result',
-        );
-      }
+      const published = await publishUntilRefused(limited, 'news', slowOp, () => fastOutcome.results.length);
       expect(slowOp.refused).toBe(true);
       expect(await slowConsumerDrops(limited.metrics)).toBe(1);
 
@@ -473,46 +453,8 @@ describe('graphql-ws (legacy) limits and negotiation', () => {
   });
 });
 
-class RecordingSocket {
-  sent: Record<string, unknown>[] = [];
-  closedWith: { code: number; reason: string } | undefined;
-  send(text: string) {
-    this.sent.push(JSON.parse(text) as Record<string, unknown>);
-  }
-  close(code: number, reason: string) {
-    this.closedWith = { code, reason };
-  }
-  bufferedAmount() {
-    return 0;
-  }
-}
-
-function capturingService() {
-  const sinks: ResultSink[] = [];
-  const service: OperationService = {
-    start(_request, _context, sink) {
-      sinks.push(sink);
-      return { ok: true, stop: () => {} };
-    },
-  };
-  return { service, sinks };
-}
-
-function openMachine(service: OperationService, hooks: Partial<LegacyWsHooks> = {}) {
-  const socket = new RecordingSocket();
-  const connection = openSubscriptionsTransportWs({
-    socket,
-    operations: service,
-    limits: {
-      connectionInitTimeoutMs: 60_000,
-      keepaliveIntervalMs: 0,
-      maxSubscriptions: 10,
-      sendBufferLimitBytes: 1000,
-    },
-    hooks: { messageSent: () => {}, slowConsumer: () => {}, ...hooks },
-  });
-  return { socket, connection };
-}
+const openMachine = (service: OperationService, hooks: Partial<ProtocolHooks> = {}) =>
+  openStateMachine(openSubscriptionsTransportWs, service, hooks);
 
 describe('graphql-ws (legacy) state machine', () => {
   it('an init refused by onConnect gets connection_error "Prohibited connection!" and closes with 1011', () => {

@@ -1,42 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createClient, type Client } from 'graphql-ws';
 import { WebSocket } from 'ws';
 import {
+  collect,
   connections,
   messagesSent,
   NOT_A_SUBSCRIPTION,
+  publishUntilRefused,
   RawClient,
   refusedUpgrade,
+  sharedTestRouter,
   slowConsumerDrops,
   startTestRouter,
+  TICKS,
+  TOPIC,
   waitFor,
-  type TestRouter,
 } from './harness.js';
 
-const TICKS = 'subscription Ticks($count: Int, $intervalMs: Int) { tick }';
-const TOPIC = 'subscription News($topic: String!) { news }';
-
-let router: TestRouter;
-
-beforeAll(async () => {
-  router = await startTestRouter();
-});
-
-afterAll(async () => {
-  await router?.close();
-});
+const router = sharedTestRouter();
 
 function graphqlWsClient(url: string, connectionParams?: Record<string, unknown>): Client {
   return createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams });
-}
-
-async function take<T>(iterator: AsyncIterableIterator<T>, n: number): Promise<T[]> {
-  const results: T[] = [];
-  for await (const result of iterator) {
-    results.push(result);
-    if (results.length === n) break;
-  }
-  return results;
 }
 
 describe('graphql-transport-ws with the graphql-ws client', () => {
@@ -56,7 +40,7 @@ describe('graphql-transport-ws with the graphql-ws client', () => {
     const client = graphqlWsClient(router.wsUrl);
     try {
       const before = router.operations.started.length;
-      const results = await take(client.iterate({ query: TICKS, variables: { intervalMs: 2 } }), 2);
+      const results = await collect(client.iterate({ query: TICKS, variables: { intervalMs: 2 } }), 2);
       expect(results).toEqual([{ data: { tick: 1 } }, { data: { tick: 2 } }]);
       const op = router.operations.started[before]!;
       await waitFor(() => op.stopped, 'the operation to be stopped');
@@ -70,7 +54,7 @@ describe('graphql-transport-ws with the graphql-ws client', () => {
     const client = graphqlWsClient(router.wsUrl, { authorization: 'Bearer t0ken' });
     try {
       const before = router.operations.started.length;
-      await take(client.iterate({ query: TICKS, variables: { count: 1 } }), 1);
+      await collect(client.iterate({ query: TICKS, variables: { count: 1 } }), 1);
       const { context } = router.operations.started[before]!;
       expect(context.connectionParams).toEqual({ authorization: 'Bearer t0ken' });
       expect(context.headers?.['sec-websocket-protocol']).toBe('graphql-transport-ws');
@@ -82,10 +66,10 @@ describe('graphql-transport-ws with the graphql-ws client', () => {
   it('a document the service refuses is an error for that subscription; the connection stays', async () => {
     const client = graphqlWsClient(router.wsUrl);
     try {
-      await expect(take(client.iterate({ query: '{ hello }' }), 1)).rejects.toEqual([
+      await expect(collect(client.iterate({ query: '{ hello }' }), 1)).rejects.toEqual([
         { message: NOT_A_SUBSCRIPTION, locations: [{ line: 1, column: 1 }] },
       ]);
-      expect(await take(client.iterate({ query: TICKS, variables: { count: 1 } }), 1)).toEqual([
+      expect(await collect(client.iterate({ query: TICKS, variables: { count: 1 } }), 1)).toEqual([
         { data: { tick: 1 } },
       ]);
     } finally {
@@ -340,13 +324,7 @@ describe('WebSocket limits', () => {
 
       // The slow client stops reading: the kernel buffers fill, then the router's send buffer.
       slow.ws.pause();
-      const payload = `{"data":{"news":"${'x'.repeat(64 * 1024)}"}}`;
-      let published = 0;
-      while (!slowOp.refused && published < 2000) {
-        limited.operations.publish('news', payload);
-        published++;
-        await waitFor(() => fastResults.length === published, 'the fast client to receive each result');
-      }
+      const published = await publishUntilRefused(limited, 'news', slowOp, () => fastResults.length);
       expect(slowOp.refused).toBe(true);
       expect(await slowConsumerDrops(limited.metrics)).toBe(1);
 

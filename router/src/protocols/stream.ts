@@ -1,0 +1,129 @@
+/**
+ * One operation on one streamed HTTP response, the life GraphQL over SSE (sse.ts) and over
+ * multipart (multipart.ts) share; each of them is a `StreamFraming`. This module knows nothing of
+ * HTTP: the adapter (server/sse.ts) hands it a socket whose first write commits the `200` head.
+ *
+ * Invariants:
+ * - The operation is started before anything is written, so an operation refused by the service
+ *   can still be answered with another status (the adapter's choice).
+ * - A result costs the framing's string concatenations around the payload exactly as the engine
+ *   serialized it (shared by all its clients); it is never parsed or re-serialized.
+ * - Memory per stream is bounded: a result that finds more than `sendBufferLimitBytes` unsent
+ *   drops the connection instead of queueing behind them.
+ * - Once the stream ends, by either side, the operation is stopped and nothing more is written.
+ */
+import type { GraphQLFormattedError } from 'graphql';
+import type { GraphQLRequest, RequestContext } from '../engine/types.js';
+import type { OperationService } from '../subscriptions/service.js';
+import { OperationRun, type DeliveryHooks } from './delivery.js';
+
+export interface StreamSocket {
+  /** Queues text on the response; never blocks. The first write commits the response head. */
+  write(text: string): void;
+  /** Ends the response after what is queued. */
+  end(): void;
+  /** Drops the connection now, discarding what is queued (a slow consumer). */
+  destroy(): void;
+  /** Bytes queued but not yet handed to the network. */
+  bufferedAmount(): number;
+}
+
+export interface StreamOptions {
+  socket: StreamSocket;
+  operations: OperationService;
+  request: GraphQLRequest;
+  context: RequestContext;
+  /** The framing's heartbeat this often; 0 = none. */
+  heartbeatIntervalMs: number;
+  sendBufferLimitBytes: number;
+  hooks: DeliveryHooks;
+}
+
+/** How a protocol writes one operation's stream; every text goes out as it is. */
+export interface StreamFraming {
+  /** Written before the first text (the opening delimiter of a multipart body). */
+  preamble: string;
+  /** One result; `json` is the engine's text. */
+  result(json: string): string;
+  /** The end of the body when the operation ends with errors. */
+  failed(errors: readonly GraphQLFormattedError[]): string;
+  /** The end of the body after the last result. */
+  completed: string;
+  /** Written once the operation runs; '' only commits the head, if nothing has been written yet. */
+  opening: string;
+  /** Written every `heartbeatIntervalMs`; undefined = never. */
+  heartbeat: string | undefined;
+}
+
+export interface OperationStream {
+  /** The client went away (or the response failed): stop the operation. Idempotent. */
+  closed(): void;
+  /** Ends the stream from the server side (shutdown), without its proper end: the client may retry. */
+  end(): void;
+}
+
+export type StreamStart =
+  { ok: false; errors: readonly GraphQLFormattedError[] } | { ok: true; stream: OperationStream };
+
+/** Starts the operation; on success the stream is open and its head written. */
+export function startStream(options: StreamOptions, framing: StreamFraming): StreamStart {
+  const { socket } = options;
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const run = new OperationRun(() => clearInterval(heartbeat));
+  let opened = false;
+  /** Every write goes through here, so the preamble precedes the first text. */
+  const write = (text: string): void => {
+    if (opened) return socket.write(text);
+    opened = true;
+    socket.write(framing.preamble + text);
+  };
+
+  const sink = run.sink(
+    {
+      bufferedAmount: () => socket.bufferedAmount(),
+      sendBufferLimitBytes: options.sendBufferLimitBytes,
+      hooks: options.hooks,
+      drop: () => {
+        run.cancel();
+        socket.destroy();
+      },
+    },
+    {
+      next: (json) => write(framing.result(json)),
+      error: (errors) => {
+        write(framing.failed(errors));
+        socket.end();
+      },
+      complete: () => {
+        write(framing.completed);
+        socket.end();
+      },
+    },
+  );
+  const started = options.operations.start(options.request, options.context, sink);
+
+  if (!started.ok) {
+    run.finish();
+    return { ok: false, errors: started.errors };
+  }
+  if (run.started(started)) {
+    // The head is committed now at the latest: the client learns the operation runs before its first result.
+    if (framing.opening !== '' || !opened) write(framing.opening);
+    const beat = framing.heartbeat;
+    if (beat !== undefined && options.heartbeatIntervalMs > 0) {
+      heartbeat = setInterval(() => write(beat), options.heartbeatIntervalMs);
+      heartbeat.unref?.();
+    }
+  }
+  return {
+    ok: true,
+    stream: {
+      closed: () => run.cancel(),
+      end() {
+        if (run.ended) return;
+        run.cancel();
+        socket.end();
+      },
+    },
+  };
+}
