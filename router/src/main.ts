@@ -97,7 +97,7 @@ export async function startRouter(
 
   // Durable JetStream consumers are per router instance, so every replica sees every event.
   const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port}`;
-  const providers = createProviders(config.events.providers, { logger, nats: { instanceId } });
+  const providers = createProviders(config.events.providers, { logger, nats: { instanceId }, metrics });
   const makeGateway = gatewayFactory(config, metrics, logger, providerBus(providers));
   const configPath = config.executionConfig.file.path;
   let configText: string | undefined;

@@ -68,7 +68,9 @@ export function createProviders(
         ...options.kafka,
         ...(instanceId !== undefined ? { instanceId } : {}),
         logger: options.logger,
-        ...(metrics ? { onReconnect: () => metrics.providerReconnects.inc({ provider_id: provider.id }) } : {}),
+        ...(metrics
+          ? { onReconnect: () => metrics.providerReconnects.inc({ provider_id: provider.id }) }
+          : {}),
       }),
     );
   }

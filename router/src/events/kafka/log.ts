@@ -1,8 +1,9 @@
 /**
  * kafkajs' own logger, routed into the router's pino logger (kafkajs would otherwise print plain
- * text to the console). kafkajs logs every retry of a lost connection at ERROR; the provider logs
- * the outage itself once, with what to check, so kafkajs' lines are demoted one step: ERROR and
- * WARN become warn, INFO becomes debug (joins, stops), DEBUG becomes trace (every request).
+ * text to the console). kafkajs logs every retry of a lost connection at ERROR, several a second;
+ * the provider logs an outage itself, once, with what to check. So kafkajs' lines are demoted:
+ * ERROR and WARN become warn (debug while `quiet()`, i.e. during an outage already reported),
+ * INFO becomes debug (joins, stops), DEBUG becomes trace (every request).
  *
  * Invariant: the bridge never throws into kafkajs, and asks kafkajs only for what pino would keep.
  */
@@ -18,11 +19,19 @@ export function kafkajsLevel(logger: Logger | undefined): logLevel {
   return logLevel.NOTHING;
 }
 
-export function kafkajsLogCreator(logger: Logger | undefined): logCreator {
+export function kafkajsLogCreator(
+  logger: Logger | undefined,
+  quiet: () => boolean = () => false,
+): logCreator {
   return () => (entry) => {
     if (!logger) return;
     try {
-      const { message, timestamp: _timestamp, logger: _name, ...fields } = entry.log as {
+      const {
+        message,
+        timestamp: _timestamp,
+        logger: _name,
+        ...fields
+      } = entry.log as {
         message: string;
         timestamp: string;
         logger?: string;
@@ -33,7 +42,8 @@ export function kafkajsLogCreator(logger: Logger | undefined): logCreator {
       switch (entry.level) {
         case logLevel.ERROR:
         case logLevel.WARN:
-          logger.warn(data, line);
+          if (quiet()) logger.debug(data, line);
+          else logger.warn(data, line);
           break;
         case logLevel.INFO:
           logger.debug(data, line);

@@ -3,22 +3,27 @@
  * replica, the router's own publish mutations go out through one shared producer.
  *
  * Broadcast, not work sharing: each provider instance consumes in a consumer group of its own
- * (`edfs-router-<instance>-<random>`), never commits offsets and never replays history: a topic
+ * (`edfs-router-<instance>-<random>-<0|1>`), never commits offsets and never replays history: a topic
  * is read from the position it had when it was first subscribed. Replicas therefore never split
  * a topic between them, and a restarted router does not resume where its predecessor stopped.
  *
  * One consumer for all triggers. kafkajs cannot change a running consumer's topics and has no
  * manual partition assignment, and one consumer per trigger would mean one group, one set of
  * connections and one join per subscribed topic set (templated topics such as `orders.{{ args.id
- * }}` make those many). So the provider keeps a single consumer and rebuilds it when topics must
- * be added, debounced (`resubscribeDebounceMs`) so that a burst of new subscriptions costs one
- * rebuild, and serialized, so rebuilds never overlap. Removing a topic costs nothing: it is
- * paused and dropped at the next rebuild. Nothing is lost across a rebuild, a rebalance or a
- * consumer crash: the provider tracks, per partition, the next offset to deliver (the topic's end
- * offsets when it was subscribed, then last delivered + 1) and seeks every assigned partition
- * there whenever the consumer (re)joins. A partition the provider has no position for (the topic
- * did not exist yet when subscribed, or gained partitions) is read from its beginning, since
- * everything in it was written after the subscription.
+ * }}` make those many). So the provider keeps a single consumer and replaces it when topics must be
+ * added: debounced (`resubscribeDebounceMs`), so that a burst of new subscriptions costs one
+ * replacement, and serialized, so replacements never overlap. The replacement joins a group of its
+ * own (two ids, used in turn) with everything paused while the current consumer keeps delivering,
+ * and takes over only once joined: the broker's join delay (`group.initial.rebalance.delay.ms`,
+ * 3 s by default) then holds up only the topics being added. Removing a topic costs nothing: it is
+ * paused and dropped at the next replacement; the last subscription leaving releases the consumer.
+ *
+ * Nothing is lost across a replacement, a rebalance or a consumer crash: the provider tracks, per
+ * partition, the next offset to deliver (the topic's end offsets when it was subscribed, then last
+ * delivered + 1) and seeks every assigned partition there whenever a consumer joins or takes over.
+ * A partition the provider has no position for (the topic did not exist yet when subscribed, or
+ * gained partitions) is read from its beginning, since everything in it was written after the
+ * subscription.
  *
  * Topics are never created by the router. A topic that does not exist yet is looked up every
  * `missingTopicPollMs` and joins the consumer once some producer created it; kept out of the
@@ -49,6 +54,7 @@ import {
   type Consumer,
   type EachBatchPayload,
   type ISocketFactory,
+  type KafkaConfig,
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
@@ -119,12 +125,17 @@ interface TopicState {
 
 interface ConsumerRecord {
   readonly generation: number;
+  readonly groupId: string;
   readonly consumer: Consumer;
   readonly topics: Set<string>;
+  /** Partitions per topic of the last join. */
+  assignment: Record<string, number[]>;
   /** Whether `run()` was called (pause/seek need it). */
   running: boolean;
   joined: boolean;
   dead: boolean;
+  /** Joining to take over from the current consumer (see startConsumer). */
+  pending: boolean;
 }
 
 const DEFAULT_DEBOUNCE_MS = 100;
@@ -148,11 +159,10 @@ export class KafkaProvider implements EventProvider {
   readonly kind = 'kafka' as const;
   readonly id: string;
   readonly brokers: readonly string[];
-  /** The consumer group of this provider instance (unique per instance). */
-  readonly groupId: string;
   private readonly config: KafkaProviderConfig;
   private readonly logger: Logger | undefined;
   private readonly kafka: Kafka;
+  private readonly probeKafka: Kafka;
   private readonly debounceMs: number;
   private readonly missingPollMs: number;
   private readonly restartBackoffMs: number;
@@ -163,6 +173,9 @@ export class KafkaProvider implements EventProvider {
 
   private readonly topicStates = new Map<string, TopicState>();
   private consumer: ConsumerRecord | undefined;
+  private pending: ConsumerRecord | undefined;
+  private readonly groupBase: string;
+  private lastGroupId: string;
   private generation = 0;
   private rebuildChain: Promise<void> = Promise.resolve();
   private rebuildTimer: NodeJS.Timeout | undefined;
@@ -187,11 +200,17 @@ export class KafkaProvider implements EventProvider {
 
   constructor(config: KafkaProviderConfig, options: KafkaProviderOptions = {}) {
     if (config.brokers.length === 0)
-      throw new ProviderError(config.id, 'no brokers configured; list at least one "host:port" under brokers');
+      throw new ProviderError(
+        config.id,
+        'no brokers configured; list at least one "host:port" under brokers',
+      );
     this.config = config;
     this.id = config.id;
     this.brokers = [...config.brokers];
-    this.logger = options.logger?.child({ provider_id: config.id, provider_brokers: config.brokers.join(',') });
+    this.logger = options.logger?.child({
+      provider_id: config.id,
+      provider_brokers: config.brokers.join(','),
+    });
     this.debounceMs = options.resubscribeDebounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.missingPollMs = options.missingTopicPollMs ?? DEFAULT_MISSING_POLL_MS;
     this.restartBackoffMs = options.restartBackoffMs ?? DEFAULT_RESTART_BACKOFF_MS;
@@ -201,22 +220,39 @@ export class KafkaProvider implements EventProvider {
     this.operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     this.onReconnect = options.onReconnect;
     const instance = (options.instanceId ?? hostname()).replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 100);
-    this.groupId = `edfs-router-${instance}-${randomBytes(4).toString('hex')}`;
-    this.kafka = new Kafka({
+    this.groupBase = `edfs-router-${instance}-${randomBytes(4).toString('hex')}`;
+    this.lastGroupId = `${this.groupBase}-0`;
+    const client: KafkaConfig = {
       clientId: options.clientId ?? `edfs-router-${config.id}`,
       brokers: [...config.brokers],
       ...(config.tls.enabled ? { ssl: options.tls ?? true } : {}),
       ...(config.authentication ? { sasl: saslOptions(config.authentication) } : {}),
       connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       logLevel: kafkajsLevel(this.logger),
-      logCreator: kafkajsLogCreator(this.logger),
+      logCreator: kafkajsLogCreator(this.logger, () => this.everUp && !this.up),
       socketFactory: this.socketFactory(),
-    });
+    };
+    this.kafka = new Kafka(client);
+    // The probe answers "reachable now?": no retries, not even for the connection itself.
+    this.probeKafka = new Kafka({ ...client, retry: { retries: 0 } });
   }
 
   /** Outages survived so far: each time the brokers answered again after failing to. */
   get reconnects(): number {
     return this.reconnectCount;
+  }
+
+  /**
+   * The consumer group of the current (or last) consumer. Unique to this provider instance: two
+   * ids, `edfs-router-<instance>-<random>-0` and `-1`, used in turn by successive consumers.
+   */
+  get groupId(): string {
+    return this.lastGroupId;
+  }
+
+  /** Consumers started so far, the first included: each later one is a rebuild. */
+  get rebuilds(): number {
+    return this.generation;
   }
 
   /** Every topic the provider tracks and where it stands (for tests and status pages). */
@@ -245,8 +281,10 @@ export class KafkaProvider implements EventProvider {
     const where = this.brokers.join(', ');
     if (this.closing) return { ready: `closed (${where})` };
     if (this.up) return { ready: true };
-    if (this.everUp) return { ready: `reconnecting to Kafka brokers ${where}: ${this.lastProblem ?? 'no answer'}` };
-    if (this.lastProblem) return { ready: `cannot reach Kafka brokers ${where}: ${this.lastProblem} (retrying)` };
+    if (this.everUp)
+      return { ready: `reconnecting to Kafka brokers ${where}: ${this.lastProblem ?? 'no answer'}` };
+    if (this.lastProblem)
+      return { ready: `cannot reach Kafka brokers ${where}: ${this.lastProblem} (retrying)` };
     return { ready: `not connected yet to Kafka brokers ${where}` };
   }
 
@@ -265,13 +303,15 @@ export class KafkaProvider implements EventProvider {
       );
     for (const topic of topics) {
       const problem = kafkaTopicProblem(topic);
-      if (problem !== undefined) throw new ProviderError(this.id, `cannot subscribe to topic "${topic}": ${problem}`);
+      if (problem !== undefined)
+        throw new ProviderError(this.id, `cannot subscribe to topic "${topic}": ${problem}`);
     }
-    if (this.closing) throw new ProviderError(this.id, `cannot subscribe to topic ${what}: the provider is closed`);
-    if (this.everUp && !this.up)
+    if (this.closing)
+      throw new ProviderError(this.id, `cannot subscribe to topic ${what}: the provider is closed`);
+    if (!this.up && (this.everUp || this.lastProblem))
       throw new ProviderError(
         this.id,
-        `cannot subscribe to topic ${what}: reconnecting to Kafka brokers ${this.brokers.join(', ')} (${this.lastProblem ?? 'no answer'})`,
+        `cannot subscribe to topic ${what}: ${this.everUp ? 'reconnecting to' : 'cannot reach'} Kafka brokers ${this.brokers.join(', ')} (${this.lastProblem ?? 'no answer'})`,
       );
 
     if (!this.everUp) void this.connect().catch(() => undefined);
@@ -291,7 +331,9 @@ export class KafkaProvider implements EventProvider {
       await Promise.all(attached.map((state) => this.position(state)));
     } catch (error) {
       this.detach(listener, attached);
-      throw new ProviderError(this.id, `cannot subscribe to topic ${what}: ${withoutPrefix(error)}`, { cause: error });
+      throw new ProviderError(this.id, `cannot subscribe to topic ${what}: ${withoutPrefix(error)}`, {
+        cause: error,
+      });
     }
     if (this.closing || !listener.open) {
       this.detach(listener, attached);
@@ -306,22 +348,32 @@ export class KafkaProvider implements EventProvider {
 
   async publish(topic: string, data: Uint8Array): Promise<void> {
     const problem = kafkaTopicProblem(topic);
-    if (problem !== undefined) throw new ProviderError(this.id, `cannot publish to topic "${topic}": ${problem}`);
-    if (this.closing) throw new ProviderError(this.id, `cannot publish to topic "${topic}": the provider is closed`);
+    if (problem !== undefined)
+      throw new ProviderError(this.id, `cannot publish to topic "${topic}": ${problem}`);
+    if (this.closing)
+      throw new ProviderError(this.id, `cannot publish to topic "${topic}": the provider is closed`);
     try {
       const producer = await this.producerClient();
       await this.withTimeout(
-        producer.send({ topic, acks: -1, messages: [{ value: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }] }),
+        producer.send({
+          topic,
+          acks: -1,
+          messages: [{ value: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }],
+        }),
         `the brokers did not acknowledge the event for topic "${topic}"`,
       );
     } catch (error) {
-      throw new ProviderError(this.id, `publish to topic "${topic}" failed: ${withoutPrefix(error)}${hint(error)}`, {
-        cause: error,
-      });
+      throw new ProviderError(
+        this.id,
+        `publish to topic "${topic}" failed: ${withoutPrefix(error)}${hint(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
-  async request(subject: string): Promise<Uint8Array> {
+  async request(subject: string, _data: Uint8Array, _timeoutMs: number): Promise<Uint8Array> {
     throw new ProviderError(
       this.id,
       `cannot send a request to topic "${subject}": Kafka has no request/reply; use a NATS provider (@edfs__natsRequest) for request fields, or a subscription and a publish mutation`,
@@ -334,14 +386,16 @@ export class KafkaProvider implements EventProvider {
     clearTimeout(this.rebuildTimer);
     clearTimeout(this.missingTimer);
     clearTimeout(this.probeTimer);
-    for (const state of this.topicStates.values()) for (const listener of state.listeners) listener.open = false;
+    for (const state of this.topicStates.values())
+      for (const listener of state.listeners) listener.open = false;
     this.topicStates.clear();
     // A rebuild in flight notices `closing`; the consumer it may be starting is disconnected here.
-    const consumer = this.consumer;
+    const consumers = [this.consumer, this.pending].filter((c): c is ConsumerRecord => c !== undefined);
     this.consumer = undefined;
-    if (consumer) consumer.dead = true;
+    this.pending = undefined;
+    for (const c of consumers) c.dead = true;
     await Promise.all([
-      consumer ? consumer.consumer.disconnect().catch(() => undefined) : undefined,
+      ...consumers.map((c) => c.consumer.disconnect().catch(() => undefined)),
       this.producer?.client.disconnect().catch(() => undefined),
       this.admin?.client.disconnect().catch(() => undefined),
       this.probeAdmin?.disconnect().catch(() => undefined),
@@ -400,7 +454,8 @@ export class KafkaProvider implements EventProvider {
       state.phase = 'live';
       return;
     }
-    state.phase = record && !record.dead && record.topics.has(state.name) ? 'joining' : 'wanted';
+    const joining = [record, this.pending].some((c) => c && !c.dead && c.topics.has(state.name));
+    state.phase = joining ? 'joining' : 'wanted';
     if (state.phase === 'wanted') this.rebuildSoon();
   }
 
@@ -438,7 +493,10 @@ export class KafkaProvider implements EventProvider {
   private wantedTopics(): Set<string> {
     const wanted = new Set<string>();
     for (const state of this.topicStates.values())
-      if (state.listeners.size > 0 && (state.phase === 'wanted' || state.phase === 'joining' || state.phase === 'live'))
+      if (
+        state.listeners.size > 0 &&
+        (state.phase === 'wanted' || state.phase === 'joining' || state.phase === 'live')
+      )
         wanted.add(state.name);
     return wanted;
   }
@@ -488,7 +546,10 @@ export class KafkaProvider implements EventProvider {
         this.rebuildChain = this.rebuildChain
           .then(() => this.rebuild())
           .catch((error: unknown) => {
-            this.logger?.warn({ err: error, retryInMs: this.restartDelay }, 'rebuilding the Kafka consumer failed; retrying');
+            this.logger?.warn(
+              { err: error, retryInMs: this.restartDelay },
+              'rebuilding the Kafka consumer failed; retrying',
+            );
             this.retryRebuild();
           });
       },
@@ -510,12 +571,10 @@ export class KafkaProvider implements EventProvider {
     const idle = [...this.topicStates.values()].filter((s) => s.phase === 'idle').length;
     const missingFromConsumer = [...wanted].some((topic) => !current?.topics.has(topic));
     if (wanted.size > 0 && current && !missingFromConsumer && idle <= IDLE_TOPIC_LIMIT) return;
-    if (wanted.size === 0 && !this.consumer) return;
 
     // kafkajs fails the whole consumer on an unknown topic: check before handing topics over.
-    let existing: Set<string> | undefined;
     if (wanted.size > 0) {
-      existing = await this.listTopics();
+      const existing = await this.listTopics();
       for (const topic of wanted) {
         if (existing.has(topic)) continue;
         const state = this.topicStates.get(topic)!;
@@ -526,50 +585,73 @@ export class KafkaProvider implements EventProvider {
         this.pollMissingSoon();
       }
     }
-
-    await this.stopConsumer();
-    for (const state of [...this.topicStates.values()])
-      if (state.phase === 'idle') this.topicStates.delete(state.name);
-    if (wanted.size === 0 || this.closing) return;
-    await this.startConsumer(wanted);
+    if (wanted.size === 0) {
+      if (this.consumer) await this.retire(this.consumer);
+      for (const state of [...this.topicStates.values()])
+        if (state.phase === 'idle') this.topicStates.delete(state.name);
+      return;
+    }
+    if (this.closing) return;
+    await this.startConsumer(wanted, this.consumer && !this.consumer.dead ? this.consumer : undefined);
   }
 
-  private async stopConsumer(): Promise<void> {
-    const record = this.consumer;
-    if (!record) return;
-    this.consumer = undefined;
+  /** Stops a consumer for good: nothing it fetched after this is delivered. */
+  private async retire(record: ConsumerRecord): Promise<void> {
     record.dead = true;
-    for (const state of this.topicStates.values())
-      if ((state.phase === 'live' || state.phase === 'joining') && state.listeners.size > 0) state.phase = 'wanted';
+    if (this.consumer === record) {
+      this.consumer = undefined;
+      for (const state of this.topicStates.values())
+        if ((state.phase === 'live' || state.phase === 'joining') && state.listeners.size > 0)
+          state.phase = 'wanted';
+    }
     await record.consumer.disconnect().catch((error: unknown) => {
-      this.logger?.debug({ err: error }, 'disconnecting the previous Kafka consumer failed');
+      this.logger?.debug(
+        { err: error, group: record.groupId },
+        'disconnecting a retired Kafka consumer failed',
+      );
     });
   }
 
-  private async startConsumer(topics: Set<string>): Promise<void> {
+  /**
+   * Starts a consumer for `topics`. With a `previous` consumer still delivering, the new one joins
+   * its own group (the other of two ids) with everything paused, and takes over only once it has
+   * joined: the broker's join delay (`group.initial.rebalance.delay.ms`, 3 s by default) then holds
+   * up only the topics being added, not the ones already flowing.
+   */
+  private async startConsumer(topics: Set<string>, previous: ConsumerRecord | undefined): Promise<void> {
+    const generation = ++this.generation;
+    const groupId = `${this.groupBase}-${generation % 2}`;
     const consumer = this.kafka.consumer({
-      groupId: this.groupId,
+      groupId,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
       // kafkajs would restart a crashed consumer without our positions; we rebuild it instead.
       retry: { restartOnFailure: async () => false },
     });
     const record: ConsumerRecord = {
-      generation: ++this.generation,
+      generation,
+      groupId,
       consumer,
       topics: new Set(topics),
+      assignment: {},
       running: false,
       joined: false,
       dead: false,
+      pending: previous !== undefined,
     };
-    this.consumer = record;
+    this.lastGroupId = groupId;
+    if (record.pending) this.pending = record;
+    else this.consumer = record;
     for (const topic of topics) {
       const state = this.topicStates.get(topic);
-      if (state) state.phase = 'joining';
+      if (state && !previous?.topics.has(topic) && state.phase !== 'positioning') state.phase = 'joining';
     }
     consumer.on(consumer.events.GROUP_JOIN, (event) => this.onJoin(record, event.payload.memberAssignment));
     consumer.on(consumer.events.CRASH, (event) => this.onCrash(record, event.payload.error));
-    this.logger?.debug({ topics: [...topics], group: this.groupId, generation: record.generation }, 'starting the Kafka consumer');
+    this.logger?.debug(
+      { topics: [...topics], group: groupId, generation, handover: record.pending },
+      'starting the Kafka consumer',
+    );
     try {
       await consumer.connect();
       await consumer.subscribe({ topics: [...topics], fromBeginning: true });
@@ -578,23 +660,64 @@ export class KafkaProvider implements EventProvider {
         eachBatch: (payload) => this.onBatch(record, payload),
       });
       record.running = true;
-      await running;
+      await running; // resolves once joined, or after a crash (onCrash has run then)
     } catch (error) {
-      if (!record.dead) this.onCrash(record, error as Error);
+      this.onCrash(record, error as Error);
     }
-    if (this.closing) await consumer.disconnect().catch(() => undefined);
+    if (this.closing) {
+      await consumer.disconnect().catch(() => undefined);
+      return;
+    }
+    if (record.pending && !record.dead && record.joined) await this.handOver(record, previous);
+  }
+
+  /** The new consumer has joined: stop the old one where it is and go on from there. */
+  private async handOver(record: ConsumerRecord, previous: ConsumerRecord | undefined): Promise<void> {
+    this.pending = undefined;
+    record.pending = false;
+    // From here the old consumer delivers nothing: its positions are final.
+    if (previous) previous.dead = true;
+    this.consumer = record;
+    try {
+      for (const [topic, partitions] of Object.entries(record.assignment)) {
+        const state = this.topicStates.get(topic);
+        if (!state || state.listeners.size === 0 || !['wanted', 'joining', 'live'].includes(state.phase))
+          continue;
+        for (const partition of partitions) {
+          const offset = state.positions.get(partition);
+          if (offset !== undefined) record.consumer.seek({ topic, partition, offset });
+        }
+        record.consumer.resume([{ topic }]);
+        state.phase = 'live';
+      }
+    } catch (error) {
+      this.logger?.error(
+        { err: error, generation: record.generation },
+        'taking over from the previous Kafka consumer failed',
+      );
+    }
+    for (const state of [...this.topicStates.values()])
+      if (state.phase === 'idle' && !record.topics.has(state.name)) this.topicStates.delete(state.name);
+    this.logger?.debug({ generation: record.generation, group: record.groupId }, 'Kafka consumer took over');
+    if (previous) await this.retire(previous);
   }
 
   /** After every join (first start, rebalance, rejoin after an outage): go to our positions. */
   private onJoin(record: ConsumerRecord, assignment: Record<string, number[]>): void {
-    if (record.dead || this.consumer !== record) return;
+    if (record.dead || (record !== this.consumer && record !== this.pending)) return;
     record.joined = true;
+    record.assignment = assignment;
     this.restartDelay = this.restartBackoffMs;
     try {
-      // Runs inside kafkajs' join (a synchronous event): the seeks apply before the next fetch.
+      // Runs inside kafkajs' join (a synchronous event): pauses and seeks apply before the next fetch.
       for (const [topic, partitions] of Object.entries(assignment)) {
         const state = this.topicStates.get(topic);
-        if (!state || state.phase === 'idle' || state.listeners.size === 0) {
+        if (
+          record.pending ||
+          !state ||
+          state.listeners.size === 0 ||
+          !['wanted', 'joining', 'live'].includes(state.phase)
+        ) {
           record.consumer.pause([{ topic }]);
           continue;
         }
@@ -602,23 +725,35 @@ export class KafkaProvider implements EventProvider {
           const offset = state.positions.get(partition);
           if (offset !== undefined) record.consumer.seek({ topic, partition, offset });
         }
-        if (state.phase === 'joining' || state.phase === 'wanted') state.phase = 'live';
+        record.consumer.resume([{ topic }]);
+        state.phase = 'live';
       }
     } catch (error) {
-      this.logger?.error({ err: error, generation: record.generation }, 'positioning the joined Kafka consumer failed');
+      this.logger?.error(
+        { err: error, generation: record.generation },
+        'positioning the joined Kafka consumer failed',
+      );
     }
-    this.logger?.debug({ assignment, generation: record.generation }, 'Kafka consumer joined');
+    this.logger?.debug(
+      { assignment, generation: record.generation, pending: record.pending },
+      'Kafka consumer joined',
+    );
   }
 
   private onCrash(record: ConsumerRecord, error: Error): void {
-    if (record.dead || this.consumer !== record || this.closing) return;
+    if (record.dead || this.closing) return;
     record.dead = true;
-    this.consumer = undefined;
     void record.consumer.disconnect().catch(() => undefined);
-    for (const state of this.topicStates.values()) {
-      if (state.phase === 'idle') this.topicStates.delete(state.name);
-      else if (state.phase === 'live' || state.phase === 'joining') state.phase = 'wanted';
-    }
+    if (record === this.pending) {
+      this.pending = undefined;
+      for (const state of this.topicStates.values()) if (state.phase === 'joining') state.phase = 'wanted';
+    } else if (record === this.consumer) {
+      this.consumer = undefined;
+      for (const state of this.topicStates.values()) {
+        if (state.phase === 'idle') this.topicStates.delete(state.name);
+        else if (state.phase === 'live' || state.phase === 'joining') state.phase = 'wanted';
+      }
+    } else return;
     this.logger?.warn(
       { err: error, retryInMs: this.restartDelay },
       `the Kafka consumer stopped (${messageOf(error)}); rebuilding it where it left off`,
@@ -629,7 +764,7 @@ export class KafkaProvider implements EventProvider {
 
   private async onBatch(record: ConsumerRecord, { batch }: EachBatchPayload): Promise<void> {
     const state = this.topicStates.get(batch.topic);
-    if (record.dead || !state || state.listeners.size === 0) return;
+    if (record.dead || record !== this.consumer || !state || state.listeners.size === 0) return;
     for (const message of batch.messages) {
       if (record.dead) return;
       state.positions.set(batch.partition, (BigInt(message.offset) + 1n).toString());
@@ -713,10 +848,13 @@ export class KafkaProvider implements EventProvider {
       let ok = false;
       try {
         if (!this.probeAdmin) {
-          this.probeAdmin = this.kafka.admin({ retry: { retries: 0 } });
+          this.probeAdmin = this.probeKafka.admin({ retry: { retries: 0 } });
           await this.probeAdmin.connect();
         }
-        await this.withTimeout(this.probeAdmin.describeCluster(), 'the brokers did not answer a metadata request');
+        await this.withTimeout(
+          this.probeAdmin.describeCluster(),
+          'the brokers did not answer a metadata request',
+        );
         ok = true;
       } catch (error) {
         const stale = this.probeAdmin;
@@ -771,7 +909,10 @@ export class KafkaProvider implements EventProvider {
   private socketFactory(): ISocketFactory {
     return ({ host, port, ssl, onConnect }) => {
       const socket: Socket = ssl
-        ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...(ssl as ConnectionOptions) }, onConnect)
+        ? tlsConnect(
+            { host, port, ...(isIP(host) ? {} : { servername: host }), ...(ssl as ConnectionOptions) },
+            onConnect,
+          )
         : netConnect({ host, port }, onConnect);
       socket.setKeepAlive(true, 60_000);
       let endedHere = false;
@@ -790,7 +931,13 @@ export class KafkaProvider implements EventProvider {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new ProviderError(this.id, `${what} within ${this.operationTimeoutMs} ms (${this.brokers.join(', ')})`)),
+        () =>
+          reject(
+            new ProviderError(
+              this.id,
+              `${what} within ${this.operationTimeoutMs} ms (${this.brokers.join(', ')})`,
+            ),
+          ),
         this.operationTimeoutMs,
       );
     });
@@ -827,7 +974,8 @@ function withoutPrefix(error: unknown): string {
 function hint(error: unknown): string {
   const type = (error as { type?: unknown } | undefined)?.type;
   if (type === 'TOPIC_AUTHORIZATION_FAILED') return ' (grant the router Write on the topic)';
-  if (type === 'UNKNOWN_TOPIC_OR_PARTITION') return ' (create the topic, or enable auto.create.topics.enable on the brokers)';
+  if (type === 'UNKNOWN_TOPIC_OR_PARTITION')
+    return ' (create the topic, or enable auto.create.topics.enable on the brokers)';
   return '';
 }
 
@@ -836,7 +984,8 @@ function describeConnectError(error: unknown): string {
   const name = (error as { name?: unknown } | undefined)?.name;
   if (name === 'KafkaJSSASLAuthenticationError' || /SASL|authentication/i.test(message))
     return `${message} (check the provider's authentication settings)`;
-  if (/certificate|self.signed|SSL|TLS/i.test(message)) return `${message} (check the provider's tls settings)`;
+  if (/certificate|self.signed|SSL|TLS/i.test(message))
+    return `${message} (check the provider's tls settings)`;
   const cause = (error as { cause?: unknown } | undefined)?.cause;
   if (cause instanceof Error && !message.includes(cause.message)) message = `${message}: ${cause.message}`;
   return message;
