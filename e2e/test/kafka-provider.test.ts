@@ -4,6 +4,8 @@
  * losing events, topics that do not exist yet, publish, a broker restart, SASL and TLS. The peer
  * on the other side of every exchange is a plain kafkajs client, not the provider itself.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { KafkaProvider, type KafkaProviderOptions } from '../../router/src/events/kafka/index.js';
 import { ProviderError, type BrokerMessage } from '../../router/src/events/provider.js';
@@ -495,11 +497,10 @@ describe('SASL and TLS', () => {
     expect(p.status().ready).toMatch(/authentication settings/);
   });
 
-  it('tls.enabled connects over TLS (here with the test CA passed as an option)', async () => {
-    const p = provider(
-      { brokers: broker.tlsBrokers!, tls: { enabled: true } },
-      { tls: { ca: [broker.tlsCa!] } },
-    );
+  it('tls.enabled with tls.ca_file connects over TLS, trusting that CA', async () => {
+    const caFile = join(broker.dir, 'test-ca.pem');
+    writeFileSync(caFile, broker.tlsCa!);
+    const p = provider({ brokers: broker.tlsBrokers!, tls: { enabled: true, caFile } });
     await p.connect();
     const t = topic('tls');
     const c = collector();

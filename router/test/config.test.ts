@@ -236,6 +236,13 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_h
     expect(message('subscriptions: { trigger_grace_period: later }')).toBe(
       'router.yaml: subscriptions.trigger_grace_period: must be a duration such as "500ms", "10s" or "1m30s" (got "later")',
     );
+    expect(
+      message(
+        'events: { providers: { kafka: [{ id: k, brokers: ["localhost:9092"], tls: { cert_file: c.pem } }] } }',
+      ),
+    ).toBe(
+      'router.yaml: events.providers.kafka[0].tls: cert_file and key_file go together: set both or neither',
+    );
     expect(message('shutdown_delay: soon')).toBe(
       'router.yaml: shutdown_delay: must be a duration such as "500ms", "10s" or "1m30s" (got "soon")',
     );

@@ -362,7 +362,7 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
     natsProvider(p, `events.providers.nats[${i}]`, filePath, issues),
   );
   const kafka = (file.events?.providers?.kafka ?? []).map((p, i) =>
-    kafkaProvider(p, `events.providers.kafka[${i}]`, issues),
+    kafkaProvider(p, `events.providers.kafka[${i}]`, filePath, issues),
   );
   const ids = new Map<string, string>();
   for (const [kind, list] of [
@@ -449,7 +449,12 @@ function natsProvider(
   return out;
 }
 
-function kafkaProvider(p: KafkaProviderFile, at: string, issues: ConfigIssue[]): KafkaProviderConfig {
+function kafkaProvider(
+  p: KafkaProviderFile,
+  at: string,
+  filePath: (p: string) => string,
+  issues: ConfigIssue[],
+): KafkaProviderConfig {
   p.brokers.forEach((b, i) => {
     const parsed = parseHostPort(b);
     if (!parsed.ok || parsed.value.port === 0)
@@ -463,6 +468,11 @@ function kafkaProvider(p: KafkaProviderFile, at: string, issues: ConfigIssue[]):
     brokers: [...p.brokers],
     tls: { enabled: p.tls?.enabled ?? false },
   };
+  if (p.tls && (p.tls.cert_file === undefined) !== (p.tls.key_file === undefined))
+    issues.push({ path: `${at}.tls`, message: 'cert_file and key_file go together: set both or neither' });
+  if (p.tls?.cert_file !== undefined) out.tls.certFile = filePath(p.tls.cert_file);
+  if (p.tls?.key_file !== undefined) out.tls.keyFile = filePath(p.tls.key_file);
+  if (p.tls?.ca_file !== undefined) out.tls.caFile = filePath(p.tls.ca_file);
   const a = p.authentication;
   if (a?.sasl_plain) out.authentication = { mechanism: 'plain', ...a.sasl_plain };
   else if (a?.sasl_scram) {

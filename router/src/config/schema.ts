@@ -81,7 +81,12 @@ const kafkaProvider = section(
       },
       { minProperties: 1, maxProperties: 1 },
     ),
-    tls: section({ enabled: boolean }),
+    tls: section({
+      enabled: boolean,
+      cert_file: nonEmptyString,
+      key_file: nonEmptyString,
+      ca_file: nonEmptyString,
+    }),
   },
   { required: ['id', 'brokers'] },
 );

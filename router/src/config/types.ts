@@ -73,7 +73,7 @@ export interface KafkaProviderFile {
     sasl_plain?: { username: string; password: string };
     sasl_scram?: { username: string; password: string; mechanism?: 'SCRAM-SHA-256' | 'SCRAM-SHA-512' };
   };
-  tls?: { enabled?: boolean };
+  tls?: { enabled?: boolean; cert_file?: string; key_file?: string; ca_file?: string };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,5 +169,6 @@ export interface KafkaProviderConfig {
     username: string;
     password: string;
   };
-  tls: { enabled: boolean };
+  /** File paths are absolute. */
+  tls: { enabled: boolean; certFile?: string; keyFile?: string; caFile?: string };
 }

@@ -43,6 +43,7 @@
  * Invariants: as EventProvider requires; errors are ProviderErrors naming the topic and brokers;
  * callbacks never throw into kafkajs; no callback runs after a subscription's `close()` returns.
  */
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
@@ -225,7 +226,7 @@ export class KafkaProvider implements EventProvider {
     const client: KafkaConfig = {
       clientId: options.clientId ?? `edfs-router-${config.id}`,
       brokers: [...config.brokers],
-      ...(config.tls.enabled ? { ssl: options.tls ?? true } : {}),
+      ...(config.tls.enabled ? { ssl: options.tls ?? tlsFromFiles(config.tls) } : {}),
       ...(config.authentication ? { sasl: saslOptions(config.authentication) } : {}),
       connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       logLevel: kafkajsLevel(this.logger),
@@ -989,4 +990,21 @@ function describeConnectError(error: unknown): string {
   const cause = (error as { cause?: unknown } | undefined)?.cause;
   if (cause instanceof Error && !message.includes(cause.message)) message = `${message}: ${cause.message}`;
   return message;
+}
+
+/** TLS options from router.yaml's file paths (read once, at start); `true` = system CAs only. */
+function tlsFromFiles(tls: KafkaProviderConfig['tls']): ConnectionOptions | true {
+  if (!tls.caFile && !tls.certFile) return true;
+  const read = (path: string, what: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`kafka tls.${what} ${path}: cannot read: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return {
+    ...(tls.caFile ? { ca: read(tls.caFile, 'ca_file') } : {}),
+    ...(tls.certFile ? { cert: read(tls.certFile, 'cert_file') } : {}),
+    ...(tls.keyFile ? { key: read(tls.keyFile, 'key_file') } : {}),
+  };
 }
