@@ -1,0 +1,537 @@
+/**
+ * The three reconcilers against an in-memory stand-in for the API server (named as such: a fake,
+ * for unit tests only; the e2e suites run them against a real kube-apiserver). It stores what the
+ * reconcilers apply and patch, bumps resourceVersions, and records every write, so a test can
+ * assert both outcomes (objects, status, Events) and the absence of writes.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from '@jest/globals';
+import { parseAllDocuments } from 'yaml';
+import type { EventProvider, Subgraph, Supergraph } from '../src/api/v1alpha1.js';
+import { renderDesired } from '../src/desired/index.js';
+import type { KubeClient, ListResult } from '../src/kube/client.js';
+import { KubeApiError } from '../src/kube/client.js';
+import { silentLogger } from '../src/kube/logger.js';
+import { RESOURCES, resourceOf, type AnyObject, type ResourceType } from '../src/kube/resources.js';
+import type { EventType, ObjectReader } from '../src/reconcile/context.js';
+import { dep, DependencyIndex } from '../src/reconcile/dependency-index.js';
+import { EventProviderReconciler } from '../src/reconcile/eventprovider.js';
+import { SubgraphReconciler } from '../src/reconcile/subgraph.js';
+import { SupergraphReconciler } from '../src/reconcile/supergraph.js';
+
+type Obj = AnyObject & Record<string, any>;
+
+/** In-memory objects with resourceVersions, generations and uids; every write is logged. */
+class FakeApiServer {
+  readonly objects = new Map<string, Obj>();
+  readonly writes: string[] = [];
+  readonly events: { object: string; type: EventType; reason: string; message: string }[] = [];
+  private rv = 0;
+  private uid = 0;
+
+  private key(type: ResourceType, namespace: string | undefined, name: string) {
+    return `${type.kind}/${namespace ?? ''}/${name}`;
+  }
+
+  /** Creates or replaces an object as a user would (spec change bumps generation). */
+  put<T extends AnyObject>(obj: T): T {
+    const type = resourceOf(obj.apiVersion!, obj.kind!)!;
+    const k = this.key(type, obj.metadata.namespace, obj.metadata.name);
+    const before = this.objects.get(k);
+    const stored: Obj = structuredClone({
+      ...obj,
+      metadata: {
+        ...obj.metadata,
+        uid: before?.metadata.uid ?? `uid-${++this.uid}`,
+        generation: (before?.metadata.generation ?? 0) + 1,
+        resourceVersion: String(++this.rv),
+      },
+      ...(before?.status ? { status: before.status } : {}),
+    });
+    this.objects.set(k, stored);
+    return stored as unknown as T;
+  }
+
+  remove(type: ResourceType, namespace: string, name: string) {
+    this.objects.delete(this.key(type, namespace, name));
+  }
+
+  find<T = Obj>(type: ResourceType, namespace: string, name: string): T | undefined {
+    return this.objects.get(this.key(type, namespace, name)) as T | undefined;
+  }
+
+  readonly reader: ObjectReader = {
+    get: <T extends AnyObject>(type: ResourceType, namespace: string, name: string) =>
+      structuredClone(this.find(type, namespace, name)) as T | undefined,
+    list: <T extends AnyObject>(type: ResourceType, namespace: string) =>
+      [...this.objects.values()]
+        .filter((o) => o.kind === type.kind && o.metadata.namespace === namespace)
+        .map((o) => structuredClone(o)) as unknown as T[],
+    caches: (type: ResourceType) => type !== RESOURCES.ServiceMonitor && type !== RESOURCES.ScaledObject,
+  };
+
+  readonly client: KubeClient = {
+    get: async <T extends AnyObject>(type: ResourceType, namespace: string | undefined, name: string) =>
+      structuredClone(this.find(type, namespace ?? '', name)) as T | undefined,
+    list: async <T extends AnyObject>(type: ResourceType, namespace?: string) =>
+      ({ items: this.reader.list(type, namespace ?? ''), metadata: {} }) as ListResult<T>,
+    apply: async <T extends AnyObject>(type: ResourceType, obj: T) => {
+      const o = obj as unknown as Obj;
+      const k = this.key(type, o.metadata.namespace, o.metadata.name);
+      const before = this.objects.get(k);
+      this.writes.push(`apply ${type.kind} ${o.metadata.name}`);
+      const { status: _ignored, ...rest } = o;
+      const stored: Obj = structuredClone({
+        ...before,
+        ...rest,
+        apiVersion: o.apiVersion ?? before?.apiVersion,
+        kind: type.kind,
+        metadata: {
+          ...o.metadata,
+          uid: before?.metadata.uid ?? `uid-${++this.uid}`,
+          generation: (before?.metadata.generation ?? 0) + 1,
+          resourceVersion: String(++this.rv),
+        },
+      });
+      this.objects.set(k, stored);
+      return structuredClone(stored) as unknown as T;
+    },
+    patchStatus: async <T extends AnyObject>(
+      type: ResourceType,
+      namespace: string,
+      name: string,
+      patch: Record<string, unknown>,
+    ) => {
+      const obj = this.find(type, namespace, name);
+      if (!obj) throw new KubeApiError(404, `${type.kind} ${name} not found`);
+      this.writes.push(`status ${type.kind} ${name}`);
+      const status = { ...(obj.status ?? {}) };
+      for (const [k, v] of Object.entries(patch.status as Record<string, unknown>)) {
+        if (v === null) delete status[k];
+        else status[k] = v;
+      }
+      obj.status = structuredClone(status);
+      obj.metadata.resourceVersion = String(++this.rv);
+      return structuredClone(obj) as unknown as T;
+    },
+    create: async <T extends AnyObject>(_type: ResourceType, obj: T) => obj,
+    replace: async <T extends AnyObject>(_type: ResourceType, obj: T) => obj,
+    delete: async (type: ResourceType, namespace: string | undefined, name: string) => {
+      const k = this.key(type, namespace, name);
+      this.writes.push(`delete ${type.kind} ${name}`);
+      return this.objects.delete(k);
+    },
+    request: async () => ({ status: 404, body: '' }),
+  };
+
+  takeWrites(): string[] {
+    return this.writes.splice(0);
+  }
+}
+
+function setup(options: { capabilities?: { serviceMonitor: boolean; keda: boolean } } = {}) {
+  const api = new FakeApiServer();
+  let clock = Date.UTC(2026, 0, 1);
+  const context = {
+    cache: api.reader,
+    client: api.client,
+    logger: silentLogger,
+    now: () => clock,
+    events: {
+      record: async (obj: AnyObject, type: EventType, reason: string, message: string) => {
+        api.events.push({ object: `${obj.kind}/${obj.metadata.name}`, type, reason, message });
+      },
+    },
+  };
+  const indexes = {
+    supergraph: new DependencyIndex(),
+    subgraph: new DependencyIndex(),
+    eventProvider: new DependencyIndex(),
+  };
+  const supergraphs = new SupergraphReconciler({
+    ...context,
+    index: indexes.supergraph,
+    capabilities: async () => options.capabilities ?? { serviceMonitor: false, keda: false },
+    render: renderDesired,
+    defaults: { routerImage: 'ghcr.io/edfs/edfs-router:test' },
+  });
+  const subgraphs = new SubgraphReconciler({ ...context, index: indexes.subgraph });
+  const providers = new EventProviderReconciler({ ...context, index: indexes.eventProvider });
+  return { api, supergraphs, subgraphs, providers, indexes, tick: (ms: number) => (clock += ms) };
+}
+
+const CHAT = new URL('../../examples/chat/manifests/', import.meta.url);
+function chatManifests(): Obj[] {
+  return ['eventprovider.yaml', 'subgraphs.yaml', 'supergraph.yaml'].flatMap((file) =>
+    parseAllDocuments(readFileSync(new URL(file, CHAT), 'utf8')).map((d) => d.toJS() as Obj),
+  );
+}
+
+function withChat(api: FakeApiServer) {
+  for (const obj of chatManifests()) api.put(obj);
+}
+
+const supergraph = (api: FakeApiServer) => api.find<Supergraph>(RESOURCES.Supergraph, 'demo', 'chat')!;
+const condition = (obj: { status?: { conditions?: { type: string }[] } }, type: string) =>
+  obj.status?.conditions?.find((c) => c.type === type) as Record<string, unknown> | undefined;
+
+describe('Supergraph reconciler', () => {
+  it('composes examples/chat and applies ConfigMap, Service, Deployment, PDB owned by the Supergraph', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+
+    expect(api.takeWrites()).toEqual([
+      'apply ConfigMap chat-router-config',
+      'apply Service chat-router',
+      'apply Deployment chat-router',
+      'apply PodDisruptionBudget chat-router',
+      'status Supergraph chat',
+    ]);
+    const sup = supergraph(api);
+    const owner = {
+      apiVersion: 'edfs.io/v1alpha1',
+      kind: 'Supergraph',
+      name: 'chat',
+      uid: sup.metadata.uid,
+      controller: true,
+    };
+    for (const [type, name] of [
+      [RESOURCES.ConfigMap, 'chat-router-config'],
+      [RESOURCES.Service, 'chat-router'],
+      [RESOURCES.Deployment, 'chat-router'],
+    ] as const) {
+      expect(api.find(type, 'demo', name)?.metadata.ownerReferences).toEqual([
+        expect.objectContaining(owner),
+      ]);
+    }
+    const configMap = api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config')!;
+    const config = JSON.parse(configMap.data['config.json']);
+    expect(config.subgraphs.map((s: { name: string }) => s.name)).toEqual(['edfs', 'messages', 'users']);
+    expect(configMap.data['router.yaml']).toContain('nats://nats.demo.svc:4222');
+
+    expect(sup.status).toMatchObject({
+      observedGeneration: 1,
+      configHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      subgraphs: [{ name: 'edfs' }, { name: 'messages' }, { name: 'users' }],
+      replicas: 0,
+      readyReplicas: 0,
+      selector: 'app.kubernetes.io/instance=chat,app.kubernetes.io/name=edfs-router',
+    });
+    expect(condition(sup, 'Composed')).toMatchObject({ status: 'True', reason: 'Composed' });
+    expect(condition(sup, 'Ready')).toMatchObject({ status: 'False', reason: 'RoutersNotReady' });
+    expect(api.events).toEqual([
+      expect.objectContaining({ object: 'Supergraph/chat', type: 'Normal', reason: 'Composed' }),
+    ]);
+  });
+
+  it('a second reconcile of unchanged inputs writes nothing', async () => {
+    const { api, supergraphs, tick } = setup();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+    api.takeWrites();
+    tick(60_000);
+    await supergraphs.reconcile('demo/chat');
+    await supergraphs.reconcile('demo/chat');
+    expect(api.takeWrites()).toEqual([]);
+    expect(api.events).toHaveLength(1);
+  });
+
+  it('a changed SDL rewrites only the ConfigMap (hot reload) and the config hash', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+    const before = supergraph(api).status!.configHash;
+    api.takeWrites();
+
+    const users = api.find<Subgraph>(RESOURCES.Subgraph, 'demo', 'users')!;
+    api.put({
+      ...users,
+      spec: {
+        ...users.spec,
+        schema: {
+          sdl: users.spec.schema.sdl!.replace('email: String!', 'email: String!\n  nickname: String'),
+        },
+      },
+    });
+    await supergraphs.reconcile('demo/chat');
+
+    expect(api.takeWrites()).toEqual(['apply ConfigMap chat-router-config', 'status Supergraph chat']);
+    const after = supergraph(api).status!.configHash;
+    expect(after).not.toBe(before);
+    expect(api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config')!.data['config.json']).toContain(
+      'nickname',
+    );
+  });
+
+  it('a broken SDL sets Composed=False with the error and leaves ConfigMap and Deployment alone', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+    const configMap = structuredClone(api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config'));
+    const hash = supergraph(api).status!.configHash;
+    api.takeWrites();
+
+    const users = api.find<Subgraph>(RESOURCES.Subgraph, 'demo', 'users')!;
+    api.put({
+      ...users,
+      spec: { ...users.spec, schema: { sdl: 'type User @key(fields: "id") { id: ID! name: }' } },
+    });
+    await supergraphs.reconcile('demo/chat');
+
+    expect(api.takeWrites()).toEqual(['status Supergraph chat']);
+    expect(api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config')).toEqual(configMap);
+    const sup = supergraph(api);
+    expect(sup.status!.configHash).toBe(hash);
+    expect(sup.status!.errors).toEqual([
+      { subgraph: 'users', message: expect.stringContaining('schema syntax error at line 1') },
+    ]);
+    expect(condition(sup, 'Composed')).toMatchObject({ status: 'False', reason: 'CompositionFailed' });
+    expect(api.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'CompositionFailed' });
+  });
+
+  it('an EventProvider missing for a providerId the schema uses blocks the rollout and names both', async () => {
+    const { api, supergraphs, indexes } = setup();
+    for (const obj of chatManifests()) if (obj.kind !== 'EventProvider') api.put(obj);
+    await supergraphs.reconcile('demo/chat');
+    expect(api.takeWrites()).toEqual(['status Supergraph chat']);
+    const sup = supergraph(api);
+    expect(condition(sup, 'Composed')).toMatchObject({ status: 'False', reason: 'EventProviderNotFound' });
+    expect(sup.status!.errors).toEqual([
+      {
+        subgraph: 'edfs',
+        message: 'no EventProvider with providerId "default" in namespace "demo" (used by subgraph "edfs")',
+      },
+    ]);
+    // Creating the provider must re-trigger this Supergraph.
+    expect(indexes.supergraph.dependents(dep('ProviderId', 'demo', 'default'))).toEqual(['demo/chat']);
+  });
+
+  it('records what it read: its Subgraphs, the EventProvider and its Secrets', async () => {
+    const { api, supergraphs, indexes } = setup();
+    withChat(api);
+    const ep = api.find<EventProvider>(RESOURCES.EventProvider, 'demo', 'default')!;
+    api.put({
+      ...ep,
+      spec: {
+        ...ep.spec,
+        nats: { ...ep.spec.nats!, auth: { tokenSecretRef: { name: 'nats-auth', key: 'token' } } },
+      },
+    });
+    await supergraphs.reconcile('demo/chat');
+    expect(indexes.supergraph.dependenciesOf('demo/chat')).toEqual(
+      [
+        dep('EventProvider', 'demo', 'default'),
+        dep('ProviderId', 'demo', 'default'),
+        dep('Secret', 'demo', 'nats-auth'),
+        dep('Subgraph', 'demo', 'edfs'),
+        dep('Subgraph', 'demo', 'messages'),
+        dep('Subgraph', 'demo', 'users'),
+      ].sort(),
+    );
+    // The token reaches pods as an env var from the Secret, never as a value in the ConfigMap.
+    expect(api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config')!.data['router.yaml']).toContain(
+      '${EDFS_PROVIDER_DEFAULT_TOKEN}',
+    );
+  });
+
+  it('reads an SDL from a ConfigMap and reports a missing one by name', async () => {
+    const { api, supergraphs, indexes } = setup();
+    withChat(api);
+    const users = api.find<Subgraph>(RESOURCES.Subgraph, 'demo', 'users')!;
+    const sdl = users.spec.schema.sdl!;
+    api.put({
+      ...users,
+      spec: { ...users.spec, schema: { configMapRef: { name: 'users-schema', key: 'schema.graphql' } } },
+    });
+    await supergraphs.reconcile('demo/chat');
+    expect(supergraph(api).status!.errors).toEqual([
+      {
+        subgraph: 'users',
+        message:
+          'ConfigMap "users-schema" (namespace "demo") referenced by spec.schema.configMapRef not found',
+      },
+    ]);
+    expect(indexes.supergraph.dependents(dep('ConfigMap', 'demo', 'users-schema'))).toEqual(['demo/chat']);
+
+    api.put({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'users-schema', namespace: 'demo' },
+      data: { 'schema.graphql': sdl },
+    } as AnyObject);
+    await supergraphs.reconcile('demo/chat');
+    expect(condition(supergraph(api), 'Composed')).toMatchObject({ status: 'True' });
+    expect(supergraph(api).status!.errors).toBeUndefined();
+  });
+
+  it('deletes the Ingress once the spec no longer asks for one', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    const sup = supergraph(api);
+    api.put({ ...sup, spec: { ...sup.spec, ingress: { host: 'chat.example.com' } } });
+    await supergraphs.reconcile('demo/chat');
+    expect(api.takeWrites()).toContain('apply Ingress chat-router');
+
+    api.put({ ...supergraph(api), spec: { ...sup.spec } });
+    await supergraphs.reconcile('demo/chat');
+    expect(api.takeWrites()).toContain('delete Ingress chat-router');
+    expect(api.find(RESOURCES.Ingress, 'demo', 'chat-router')).toBeUndefined();
+    expect(api.events.at(-1)).toMatchObject({
+      reason: 'Deleted',
+      message: expect.stringContaining('Ingress "chat-router"'),
+    });
+  });
+
+  it('never touches an object another controller owns, and says so in Ready', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    api.put({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        name: 'chat-router',
+        namespace: 'demo',
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'Deployment', name: 'someone-else', uid: 'x', controller: true },
+        ],
+      },
+      spec: { ports: [{ port: 80 }] },
+    } as AnyObject);
+    await expect(supergraphs.reconcile('demo/chat')).rejects.toThrow(
+      /Service "chat-router" already exists and is controlled by Deployment "someone-else"/,
+    );
+    expect(api.writes).not.toContain('apply Service chat-router');
+    expect(condition(supergraph(api), 'Ready')).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
+  });
+
+  it('an invalid selector is a Composed=False error, not a crash', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    const sup = supergraph(api);
+    api.put({
+      ...sup,
+      spec: {
+        ...sup.spec,
+        subgraphSelector: { matchExpressions: [{ key: 'graph', operator: 'In', values: [] }] },
+      },
+    });
+    await supergraphs.reconcile('demo/chat');
+    expect(condition(supergraph(api), 'Composed')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSelector',
+      message: expect.stringContaining(
+        'spec.subgraphSelector.matchExpressions[0] (key "graph"): operator In needs at least one value',
+      ),
+    });
+  });
+
+  it('never writes spec, and does nothing for a Supergraph that is gone', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    const spec = structuredClone(supergraph(api).spec);
+    await supergraphs.reconcile('demo/chat');
+    expect(supergraph(api).spec).toEqual(spec);
+    api.takeWrites();
+    await supergraphs.reconcile('demo/absent');
+    expect(api.takeWrites()).toEqual([]);
+  });
+});
+
+describe('Subgraph reconciler', () => {
+  it('reports Valid=True and the schema hash for a valid subgraph, once', async () => {
+    const { api, subgraphs } = setup();
+    withChat(api);
+    await subgraphs.reconcile('demo/edfs');
+    const sg = api.find<Subgraph>(RESOURCES.Subgraph, 'demo', 'edfs')!;
+    expect(sg.status).toMatchObject({
+      observedGeneration: 1,
+      schemaHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(condition(sg, 'Valid')).toMatchObject({ status: 'True' });
+    api.takeWrites();
+    await subgraphs.reconcile('demo/edfs');
+    expect(api.takeWrites()).toEqual([]);
+  });
+
+  it('reports syntax and federation errors with where they are', async () => {
+    const { api, subgraphs } = setup();
+    api.put({
+      apiVersion: 'edfs.io/v1alpha1',
+      kind: 'Subgraph',
+      metadata: { name: 'broken', namespace: 'demo' },
+      spec: { schema: { sdl: 'type Query {\n  a: String\n  b: \n}' } },
+    });
+    api.put({
+      apiVersion: 'edfs.io/v1alpha1',
+      kind: 'Subgraph',
+      metadata: { name: 'badkey', namespace: 'demo' },
+      spec: { schema: { sdl: 'type Query { a: String } type X @key(fields: "nope") { id: ID! }' } },
+    });
+    await subgraphs.reconcile('demo/broken');
+    await subgraphs.reconcile('demo/badkey');
+    expect(condition(api.find(RESOURCES.Subgraph, 'demo', 'broken')!, 'Valid')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSchema',
+      message: 'syntax error at line 4, column 1: Expected Name, found "}".',
+    });
+    expect(condition(api.find(RESOURCES.Subgraph, 'demo', 'badkey')!, 'Valid')).toMatchObject({
+      status: 'False',
+      message: expect.stringContaining('The type "X" does not define a field named "nope"'),
+    });
+    expect(api.events.map((e) => e.reason)).toEqual(['InvalidSchema', 'InvalidSchema']);
+  });
+});
+
+describe('EventProvider reconciler', () => {
+  const provider = (auth: Record<string, unknown>) =>
+    ({
+      apiVersion: 'edfs.io/v1alpha1',
+      kind: 'EventProvider',
+      metadata: { name: 'nats', namespace: 'demo' },
+      spec: { nats: { url: 'nats://nats:4222', auth } },
+    }) as EventProvider;
+  const secret = (data: Record<string, string>) =>
+    ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'nats-auth', namespace: 'demo' },
+      data,
+    }) as AnyObject;
+
+  it('names the missing Secret and the spec field that references it', async () => {
+    const { api, providers, indexes } = setup();
+    api.put(provider({ tokenSecretRef: { name: 'nats-auth', key: 'token' } }));
+    await providers.reconcile('demo/nats');
+    expect(condition(api.find(RESOURCES.EventProvider, 'demo', 'nats')!, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'SecretNotFound',
+      message: 'Secret "nats-auth" (spec.nats.auth.tokenSecretRef) not found in namespace "demo"',
+    });
+    expect(indexes.eventProvider.dependents(dep('Secret', 'demo', 'nats-auth'))).toEqual(['demo/nats']);
+  });
+
+  it('names the missing key, then turns Ready once it exists', async () => {
+    const { api, providers } = setup();
+    api.put(
+      provider({ userPasswordSecretRef: { name: 'nats-auth', usernameKey: 'user', passwordKey: 'pass' } }),
+    );
+    api.put(secret({ user: 'YQ==' }));
+    await providers.reconcile('demo/nats');
+    expect(condition(api.find(RESOURCES.EventProvider, 'demo', 'nats')!, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'SecretKeyNotFound',
+      message: 'Secret "nats-auth" has no key "pass" (spec.nats.auth.userPasswordSecretRef.passwordKey)',
+    });
+    api.put(secret({ user: 'YQ==', pass: 'Yg==' }));
+    await providers.reconcile('demo/nats');
+    expect(condition(api.find(RESOURCES.EventProvider, 'demo', 'nats')!, 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'SecretsFound',
+    });
+    expect(api.events.map((e) => `${e.type} ${e.reason}`)).toEqual([
+      'Warning SecretKeyNotFound',
+      'Normal SecretsFound',
+    ]);
+  });
+});
