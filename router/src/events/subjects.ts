@@ -153,7 +153,11 @@ export function kafkaTopicProblem(topic: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 
 /** Rejects `{{ ... }}` expressions other than `args.x`, which would otherwise pass through verbatim. */
+/** Templates already found well-formed (a config has few; every subscribe renders one). */
+const checkedTemplates = new Set<string>();
+
 function checkTemplateSyntax(template: string): void {
+  if (checkedTemplates.has(template)) return;
   for (const match of template.matchAll(ANY_TEMPLATE)) {
     if (!WHOLE_ARGUMENT_TEMPLATE.test(match[0]))
       throw new SubjectError(
@@ -164,6 +168,7 @@ function checkTemplateSyntax(template: string): void {
   const rest = template.replace(ANY_TEMPLATE, '');
   if (rest.includes('{{') || rest.includes('}}'))
     throw new SubjectError(`subject template "${template}" has an unclosed "{{" or a stray "}}"`, template);
+  if (checkedTemplates.size < 10_000) checkedTemplates.add(template);
 }
 
 function lookup(args: Readonly<Record<string, unknown>>, path: readonly string[]): unknown {

@@ -104,7 +104,6 @@ export abstract class WsConnection implements ProtocolConnection {
   protected init: 'none' | 'deciding' | 'acknowledged' = 'none';
   protected isClosed = false;
   private readonly service: OperationService;
-  private readonly abort = new AbortController();
   private context: RequestContext;
   private readonly outlet: Outlet;
   private initTimer: ReturnType<typeof setTimeout> | undefined;
@@ -115,7 +114,7 @@ export abstract class WsConnection implements ProtocolConnection {
     this.limits = options.limits;
     this.hooks = options.hooks;
     this.service = options.operations;
-    this.context = { ...options.context, signal: this.abort.signal };
+    this.context = options.context ?? {};
     this.outlet = {
       bufferedAmount: () => this.socket.bufferedAmount(),
       sendBufferLimitBytes: this.limits.sendBufferLimitBytes,
@@ -152,7 +151,6 @@ export abstract class WsConnection implements ProtocolConnection {
     clearTimeout(this.initTimer);
     clearInterval(this.keepaliveTimer);
     for (const operation of [...this.operations.values()]) operation.cancel();
-    this.abort.abort(new Error('the WebSocket connection closed'));
   }
 
   /** `onConnect` refused the init. */
@@ -173,6 +171,7 @@ export abstract class WsConnection implements ProtocolConnection {
   protected initialise(payload: Record<string, unknown> | undefined): void {
     this.init = 'deciding';
     clearTimeout(this.initTimer);
+    this.initTimer = undefined;
     if (payload) this.context = { ...this.context, connectionParams: payload };
     let decision: ConnectDecision | Promise<ConnectDecision>;
     try {

@@ -17,6 +17,7 @@
  *   closing handshake within a grace period are terminated, so shutdown cannot hang on them.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
@@ -24,7 +25,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { WebSocketConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
-import type { ProtocolConnection, ProtocolOptions } from '../protocols/connection.js';
+import type { ProtocolConnection, ProtocolOptions, ProtocolSocket } from '../protocols/connection.js';
 import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
 import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
 import type { OperationService } from '../subscriptions/service.js';
@@ -83,9 +84,35 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   let closing = false;
   let terminateTimer: ReturnType<typeof setTimeout> | undefined;
 
-  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // Per-connection listeners are shared functions, not closures: a closure made in `onUpgrade`
+  // would keep that upgrade request (headers and all) alive for the life of the connection.
+  function onUpgradeSocketError(err: Error): void {
     // A client resetting mid-handshake is its own business, not a process crash.
-    socket.on('error', (err) => logger.debug({ err }, 'WebSocket upgrade socket error'));
+    logger.debug({ err }, 'WebSocket upgrade socket error');
+  }
+  function releaseSlot(): void {
+    reserved--;
+  }
+  function onSocketError(err: Error): void {
+    logger.debug({ err }, 'WebSocket error');
+  }
+  function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    open.get(this)?.receive(toText(data, isBinary));
+  }
+  function onClosed(this: WebSocket): void {
+    const connection = open.get(this);
+    if (!connection) return;
+    open.delete(this);
+    metrics.engineConnections.dec();
+    connection.closed();
+    if (closing && open.size === 0) {
+      clearTimeout(terminateTimer);
+      idle?.();
+    }
+  }
+
+  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', onUpgradeSocketError);
     const pathname = (req.url ?? '').split('?', 1)[0];
     if (pathname !== path && pathname !== `${path}/`)
       return refuse(socket, 404, `No WebSocket endpoint here: GraphQL subscriptions are on ${path}.`);
@@ -99,12 +126,12 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       );
     }
     reserved++;
-    socket.once('close', () => reserved--);
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
+    socket.once('close', releaseSlot);
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req.headers));
   }
 
-  function accept(ws: WebSocket, req: IncomingMessage): void {
-    ws.on('error', (err) => logger.debug({ err }, 'WebSocket error'));
+  function accept(ws: WebSocket, headers: IncomingMessage['headers']): void {
+    ws.on('error', onSocketError);
     const openProtocol = protocols.get(ws.protocol);
     if (!openProtocol || closing) {
       ws.close(
@@ -113,49 +140,17 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       );
       return;
     }
-    // Frames queued for this socket in one turn of the event loop leave in one write: the socket
-    // is corked at the first send and uncorked on the next turn (when events arrive faster than
-    // one per turn, several frames share a syscall instead of one each).
-    const tcp = (ws as unknown as { _socket?: import('node:net').Socket })._socket;
-    let corked = false;
-    /** Characters queued this turn: not backlog yet, so not counted against the send buffer limit. */
-    let queuedThisTurn = 0;
-    const uncork = () => {
-      corked = false;
-      queuedThisTurn = 0;
-      tcp?.uncork();
-    };
     const connection = openProtocol({
-      socket: {
-        send: (text) => {
-          if (tcp && !corked) {
-            corked = true;
-            tcp.cork();
-            setImmediate(uncork);
-          }
-          if (corked) queuedThisTurn += text.length;
-          ws.send(text);
-        },
-        close: (code, reason) => ws.close(code, reason),
-        bufferedAmount: () => Math.max(0, ws.bufferedAmount - queuedThisTurn),
-      },
+      socket: new SocketWriter(ws),
       operations,
-      context: { headers: req.headers },
+      context: { headers },
       limits,
       hooks: protocolHooks,
     });
     open.set(ws, connection);
     metrics.engineConnections.inc();
-    ws.on('message', (data, isBinary) => connection.receive(toText(data, isBinary)));
-    ws.once('close', () => {
-      open.delete(ws);
-      metrics.engineConnections.dec();
-      connection.closed();
-      if (closing && open.size === 0) {
-        clearTimeout(terminateTimer);
-        idle?.();
-      }
-    });
+    ws.on('message', onMessage);
+    ws.once('close', onClosed);
   }
 
   app.server.on('upgrade', onUpgrade);
@@ -185,6 +180,61 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     wss.close();
   });
 };
+
+/**
+ * Writes one connection's frames. The first frame of an event-loop turn leaves at once (lowest
+ * latency when events are sparse); when a second frame follows in the same turn (events arriving
+ * faster than the client drains them), the socket is corked and everything queued in that turn
+ * leaves in one write when the turn ends. One `setImmediate` per turn serves every socket.
+ * Bytes queued in the current turn are not backlog, so they do not count against the send buffer
+ * limit (`bufferedAmount`).
+ */
+class SocketWriter implements ProtocolSocket {
+  private readonly tcp: Socket | undefined;
+  /** Characters sent in the current turn (0: none yet). */
+  private turnChars = 0;
+  private corked = false;
+
+  constructor(private readonly ws: WebSocket) {
+    this.tcp = (ws as unknown as { _socket?: Socket })._socket;
+  }
+
+  send(text: string): void {
+    if (this.turnChars === 0) touchedThisTurn(this);
+    else if (!this.corked && this.tcp) {
+      this.corked = true;
+      this.tcp.cork();
+    }
+    this.turnChars += text.length;
+    this.ws.send(text);
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  bufferedAmount(): number {
+    return Math.max(0, this.ws.bufferedAmount - this.turnChars);
+  }
+
+  endTurn(): void {
+    this.turnChars = 0;
+    if (this.corked) {
+      this.corked = false;
+      this.tcp?.uncork();
+    }
+  }
+}
+
+const touched: SocketWriter[] = [];
+function touchedThisTurn(writer: SocketWriter): void {
+  if (touched.length === 0) setImmediate(endTurn);
+  touched.push(writer);
+}
+function endTurn(): void {
+  for (const writer of touched) writer.endTurn();
+  touched.length = 0;
+}
 
 /** Text frames as sent; binary frames read as UTF-8 JSON too, as graphql-ws does. */
 function toText(data: RawData, _isBinary: boolean): string {
