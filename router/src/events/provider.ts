@@ -60,3 +60,13 @@ export class ProviderError extends Error {
     super(`provider "${providerId}": ${message}`, options);
   }
 }
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A ProviderError's message without its `provider "id": ` prefix, for nesting in another one. */
+export function withoutPrefix(error: unknown): string {
+  const message = messageOf(error);
+  return error instanceof ProviderError ? message.replace(/^provider "[^"]*": /, '') : message;
+}

@@ -68,6 +68,8 @@ import {
   type EventProvider,
   type ProviderStatus,
   type SubscribeSpec,
+  messageOf,
+  withoutPrefix,
 } from '../provider.js';
 import { kafkaTopicProblem } from '../subjects.js';
 import { kafkajsLevel, kafkajsLogCreator } from './log.js';
@@ -959,16 +961,6 @@ function saslOptions(auth: NonNullable<KafkaProviderConfig['authentication']>): 
     case 'scram-sha-512':
       return { mechanism: 'scram-sha-512', username: auth.username, password: auth.password };
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** A ProviderError's message without its `provider "id": ` prefix, for nesting in another one. */
-function withoutPrefix(error: unknown): string {
-  const message = messageOf(error);
-  return error instanceof ProviderError ? message.replace(/^provider "[^"]*": /, '') : message;
 }
 
 /** What to check for the errors users can fix. */

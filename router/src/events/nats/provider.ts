@@ -49,6 +49,8 @@ import {
   type EventProvider,
   type ProviderStatus,
   type SubscribeSpec,
+  messageOf,
+  withoutPrefix,
 } from '../provider.js';
 import { natsSubjectProblem, subjectsOverlap } from '../subjects.js';
 
@@ -735,16 +737,6 @@ export class NatsProvider implements EventProvider {
     if (problem !== undefined)
       throw new ProviderError(this.id, `cannot ${operation} subject "${subject}": ${problem}`);
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** A ProviderError's message without its `provider "id": ` prefix, for nesting in another one. */
-function withoutPrefix(error: unknown): string {
-  const message = messageOf(error);
-  return error instanceof ProviderError ? message.replace(/^provider "[^"]*": /, '') : message;
 }
 
 /** The innermost useful message of a wrapped error (for status lines). */
