@@ -7,7 +7,7 @@
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { ExecutionResult } from './types.js';
-import type { Fetch, Plan, ReprField, EntityTarget } from './plan.js';
+import type { Fetch, Plan, Rename, ReprField, EntityTarget } from './plan.js';
 import { FAILED, errorPrefixes, shapeRoot } from './shape.js';
 import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
 import { projectEvent, runPublish, runRequest, type EventBus } from './event-fields.js';
@@ -91,7 +91,10 @@ async function runFetch(
       (store as Record<symbol, unknown>)[FAILED] = true;
       return;
     }
-    if (response.data) deepMerge(store, response.data);
+    if (response.data) {
+      if (fetch.renames) applyRenames(response.data, fetch.renames);
+      deepMerge(store, response.data);
+    }
     for (const e of response.errors ?? []) errors.push(forwardError(e, e.path ? [...e.path] : undefined));
     return;
   }
@@ -129,6 +132,7 @@ async function runFetch(
   }
   const entities = response.data?._entities;
   if (Array.isArray(entities)) {
+    if (fetch.renames) applyRenames(entities, fetch.renames);
     for (const g of byIndex) {
       const entity = entities[g.index];
       if (!entity || typeof entity !== 'object') {
@@ -247,6 +251,18 @@ function forwardError(e: GraphQLFormattedError, path: RespPath | undefined): Gra
 }
 
 /** Visits every object at `path` below `value` (lists walked, nulls skipped), with its response path. */
+/** Undoes the planner's conflict aliases (see `Fetch.renames`), deepest first. */
+function applyRenames(data: unknown, renames: readonly Rename[]): void {
+  const ordered = [...renames].sort((a, b) => b.path.length - a.path.length);
+  for (const r of ordered)
+    walk(data, r.path, 0, [], (obj) => {
+      if (obj.__typename === r.typename && r.alias in obj) {
+        obj[r.key] = obj[r.alias];
+        delete obj[r.alias];
+      }
+    });
+}
+
 function walk(
   value: unknown,
   path: string[],

@@ -77,6 +77,20 @@ export interface Fetch {
   resolvesTypename?: boolean;
   /** Printed query text, set when planning completes. */
   query: string;
+  /**
+   * Fields the printed query aliases because sibling type fragments select the same response key
+   * with different types (invalid in one subgraph selection); the executor renames them back.
+   * Absent when the query needs none, which is the common case.
+   */
+  renames?: Rename[];
+}
+
+/** In the fetch's response data: objects at `path` of type `typename` hold `key` under `alias`. */
+export interface Rename {
+  path: string[];
+  typename: string;
+  alias: string;
+  key: string;
 }
 
 export type ShapeField =

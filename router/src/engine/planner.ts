@@ -12,7 +12,9 @@
  * Invariants: a client field is stored under its response key; a field the planner adds for keys
  * or requirements is stored under its name unless the client uses that response key for another
  * field, then under `__edfs_<name>`. Both rules are pure functions of the client selection, so
- * every fetch agrees on where a value lives.
+ * every fetch agrees on where a value lives. The one place a subgraph's response uses other keys:
+ * sibling type fragments that select one key with different types in that subgraph are printed
+ * with aliases, and the executor renames them back before merging (`Fetch.renames`).
  */
 import {
   Kind,
@@ -34,7 +36,7 @@ import {
   type VariableDefinitionNode,
 } from 'graphql';
 import { collectFields, subSelections, type Fragments } from './collect.js';
-import type { EntityTarget, EventSource, Fetch, Plan, ReprField, SubSel } from './plan.js';
+import type { EntityTarget, EventSource, Fetch, Plan, Rename, ReprField, SelField, SubSel } from './plan.js';
 import { buildShape } from './shape.js';
 import type { EventField, Subgraph, Supergraph } from './supergraph.js';
 
@@ -46,6 +48,7 @@ type Provided = Map<string, Provided>;
 
 const IMPOSSIBLE = 1000;
 type ClientFields = Map<string, FieldNode[]> | undefined;
+type GraphQLOutputTypeLike = Parameters<typeof getNamedType>[0];
 
 interface Mode {
   internal: boolean;
@@ -100,6 +103,8 @@ export function planOperation(
 class Planner {
   private readonly fetches: Fetch[] = [];
   private readonly entityFetches = new Map<string, Fetch[]>();
+  /** Per entity target: its key and the selections the key has been planned into. */
+  private readonly keyedSelections = new Map<EntityTarget, { key: SelectionSetNode; sels: Set<SubSel> }>();
   private readonly schema;
 
   constructor(
@@ -151,6 +156,19 @@ class Planner {
           `${rootType.name}.${name} is not event-driven: subscriptions are served from brokers (@edfs__natsSubscribe, @edfs__kafkaSubscribe)`,
         );
       } else {
+        const split = opType === 'query' ? this.splitSharedRoot(rootType, name, nodes) : undefined;
+        if (split) {
+          for (const [sub, subNodes] of split) {
+            const part =
+              this.fetches.find((f) => f.kind === 'root' && !f.event && f.subgraph === sub) ??
+              this.newFetch(sub, 'root', 'query', []);
+            this.planField(part, sub, rootType, key, subNodes, part.sel, [], undefined, {
+              ...CLIENT,
+              client: fields,
+            });
+          }
+          continue;
+        }
         fetch = this.httpRootFetch(opType, rootType, name, nodes, previous);
         if (opType === 'mutation') previous = fetch;
       }
@@ -160,7 +178,10 @@ class Planner {
       });
       if (fetch.event?.filter !== undefined) this.planFilterFields(fetch, fetch.event, nodes);
     }
-    for (const f of this.fetches) f.query = this.printFetch(f);
+    for (const f of this.fetches) {
+      f.query = this.printFetch(f);
+      if (f.renames?.length === 0) delete f.renames;
+    }
     const introspection =
       introspectionKeys.length > 0
         ? { responseKeys: introspectionKeys, document: this.introspectionDocument(introspectionKeys, fields) }
@@ -217,6 +238,42 @@ class Planner {
         this.cost(f.subgraph, rootType, nodes) <= bestCost,
     );
     return existing ?? this.newFetch(best, 'root', 'query', []);
+  }
+
+  /**
+   * A shareable root field returning a value type (no key, so no entity jumps) whose selection no
+   * single subgraph resolves: ask each subgraph for the fields it has, under the same root field,
+   * and let the responses merge. Only used where planning would otherwise fail.
+   */
+  private splitSharedRoot(
+    rootType: GraphQLObjectType,
+    name: string,
+    nodes: FieldNode[],
+  ): [Subgraph, FieldNode[]][] | undefined {
+    const candidates = this.supergraph.subgraphs.filter(
+      (s) => s.kind === 'graphql' && s.fields.get(rootType.name)?.has(name),
+    );
+    if (candidates.length < 2 || candidates.some((c) => this.cost(c, rootType, nodes) < IMPOSSIBLE))
+      return undefined;
+    const named = getNamedType(rootType.getFields()[name]?.type);
+    if (!named || !isObjectType(named)) return undefined;
+    const groups = new Map<Subgraph, FieldNode[]>();
+    const children = collectFields(this.schema, named, subSelections(nodes), this.fragments, this.variables);
+    for (const [, childNodes] of children) {
+      const owner = candidates.find(
+        (c) =>
+          this.cost(c, named, childNodes, providedFrom(c.provides.get(`${rootType.name}.${name}`))) <
+          IMPOSSIBLE,
+      );
+      if (!owner) return undefined;
+      groups.set(owner, [...(groups.get(owner) ?? []), ...childNodes]);
+    }
+    if (groups.size < 2) return undefined;
+    const node = nodes[0]!;
+    return [...groups].map(([sub, selections]) => [
+      sub,
+      [{ ...node, selectionSet: { kind: Kind.SELECTION_SET, selections } }],
+    ]);
   }
 
   private eventSource(
@@ -379,7 +436,7 @@ class Planner {
     if (!def) throw new PlanError(`type ${type.name} has no field "${name}"`);
     // A field with @requires is only resolvable through `_entities`, with the required fields in
     // the representation, even in the subgraph that defines it.
-    const needsRequires = !requiresMet && subgraph.requires.has(`${type.name}.${name}`);
+    const needsRequires = !requiresMet && requiresOf(subgraph, type.name, name) !== undefined;
     let jump = needsRequires || !this.canResolve(subgraph, type.name, name, provided);
     if (
       !jump &&
@@ -416,7 +473,7 @@ class Planner {
     this.planSelection(
       fetch,
       subgraph,
-      named,
+      this.ownReturnType(subgraph, type, name, named),
       subSelections(nodes),
       field.sel,
       [...path, storeKey],
@@ -442,6 +499,16 @@ class Planner {
     mode: Mode,
     touched: Set<Fetch>,
   ): void {
+    if (this.interfaceObjectSuffices(subgraph, type, selectionSets, provided)) {
+      // Nothing here depends on the concrete type: serve the fields as the interface, without
+      // asking the owner for __typename (which it may not be able to resolve at all).
+      const asObject = type as unknown as GraphQLObjectType;
+      const fields = collectFields(this.schema, asObject, selectionSets, this.fragments, this.variables);
+      const levelMode = mode.internal ? mode : { ...mode, client: fields };
+      for (const [key, nodes] of fields)
+        this.planField(fetch, subgraph, asObject, key, nodes, sub, path, provided, levelMode, touched);
+      return;
+    }
     const owner = this.supergraph.subgraphs.find(
       (s) =>
         s.kind === 'graphql' &&
@@ -526,6 +593,56 @@ class Planner {
     }
   }
 
+  /**
+   * The type to plan a field's selection against in `subgraph`: the supergraph's return type,
+   * unless the subgraph declares the field with one object type where the supergraph has an
+   * abstract type (composition widens `book: Book` and `book: Media` to the union). Fragments on
+   * the other members would not be valid in that subgraph, and it can only return that type.
+   */
+  private ownReturnType(
+    subgraph: Subgraph,
+    parent: GraphQLObjectType,
+    field: string,
+    named: GraphQLCompositeType,
+  ): GraphQLCompositeType {
+    if (isObjectType(named) || !subgraph.schema) return named;
+    const ownParent = subgraph.schema.getType(typeInSubgraph(subgraph, parent.name));
+    if (!ownParent || !('getFields' in ownParent)) return named;
+    const ownField = (ownParent.getFields() as Record<string, { type: GraphQLOutputTypeLike } | undefined>)[
+      field
+    ];
+    const ownNamed = ownField ? getNamedType(ownField.type) : undefined;
+    if (!ownNamed || ownNamed.name === named.name || !isObjectType(ownNamed)) return named;
+    const narrowed = this.schema.getType(ownNamed.name);
+    return narrowed && isObjectType(narrowed) ? narrowed : named;
+  }
+
+  /**
+   * Whether `subgraph` (which knows `type` as an @interfaceObject) can answer the selection without
+   * the concrete type: no __typename, no field under a concrete type's condition, and every field
+   * resolvable here.
+   */
+  private interfaceObjectSuffices(
+    subgraph: Subgraph,
+    type: GraphQLInterfaceType,
+    selectionSets: readonly SelectionSetNode[],
+    provided: Provided | undefined,
+  ): boolean {
+    const asObject = type as unknown as GraphQLObjectType;
+    const direct = collectFields(this.schema, asObject, selectionSets, this.fragments, this.variables);
+    for (const [, nodes] of direct) {
+      const name = nodes[0]!.name.value;
+      if (name === '__typename' || !this.canResolve(subgraph, type.name, name, provided)) return false;
+      if (requiresOf(subgraph, type.name, name)) return false;
+    }
+    for (const concrete of this.schema.getPossibleTypes(type)) {
+      const fields = collectFields(this.schema, concrete, selectionSets, this.fragments, this.variables);
+      if (fields.size !== direct.size) return false;
+      for (const key of fields.keys()) if (!direct.has(key)) return false;
+    }
+    return true;
+  }
+
   /** Client fields below `storeKey` (when the client selects the same field), for internal nesting. */
   private nestedClientFields(
     client: ClientFields,
@@ -598,16 +715,30 @@ class Planner {
       return this.reprFields(set, type, client);
     };
     let entityTarget = entity.targets.get(type.name);
-    if (!entityTarget) {
+    if (entityTarget) {
+      // The same entity fetch can be fed from several selections at one path (the field under
+      // `... on Book` and under `... on Magazine`): each of them must carry the key.
+      const keyed = this.keyedSelections.get(entityTarget)!;
+      if (!keyed.sels.has(target)) {
+        keyed.sels.add(target);
+        mergeRepr(entityTarget.fields, internal(keyed.key));
+      }
+    } else {
       const keys = this.resolvableKeys(chosen, type.name);
       const key = keys.find((k) => this.keyIsLocal(subgraph, type, k.fields)) ?? keys[0]!;
       entityTarget = {
         reprTypename: typeInSubgraph(chosen, type.name),
         fields: internal(key.fields),
       } satisfies EntityTarget;
+      this.keyedSelections.set(entityTarget, { key: key.fields, sels: new Set([target]) });
       entity.targets.set(type.name, entityTarget);
+      // An @interfaceObject entity: by the time this fetch runs, a typename-resolving fetch may
+      // have replaced the interface name with the concrete type, so accept those objects too.
+      if (isInterfaceType(type as GraphQLCompositeType))
+        for (const t of this.schema.getPossibleTypes(type as unknown as GraphQLInterfaceType))
+          if (!entity.targets.has(t.name)) entity.targets.set(t.name, entityTarget);
     }
-    const requires = chosen.requires.get(`${type.name}.${name}`);
+    const requires = requiresOf(chosen, type.name, name);
     if (requires) mergeRepr(entityTarget.fields, internal(requires));
     const inner = fragmentOf(entity.sel, entityTarget.reprTypename);
     this.planField(entity, chosen, type, responseKey, nodes, inner, path, undefined, mode, touched, true);
@@ -650,6 +781,9 @@ class Planner {
         const condType = cond ? this.schema.getType(cond) : type;
         if (condType && isObjectType(condType))
           out.push(...this.reprFields(sel.selectionSet, condType, client, cond));
+        else if (condType && isAbstractType(condType) && this.schema.isSubType(condType, type))
+          // `... on Foo` around fields of an object that is a Foo: they apply under the same condition.
+          out.push(...this.reprFields(sel.selectionSet, type, client, typeCondition));
       }
     }
     return out;
@@ -658,7 +792,7 @@ class Planner {
   private entityCandidates(subgraph: Subgraph, type: GraphQLObjectType, name: string): Subgraph[] {
     return this.supergraph.subgraphs.filter(
       (s) =>
-        (s !== subgraph || s.requires.has(`${type.name}.${name}`)) &&
+        (s !== subgraph || requiresOf(s, type.name, name) !== undefined) &&
         s.kind === 'graphql' &&
         this.canResolve(s, type.name, name, undefined) &&
         this.resolvableKeys(s, type.name).length > 0,
@@ -752,13 +886,27 @@ class Planner {
       : '';
     if (fetch.kind === 'root') {
       const head = varDefs.length ? `(${varDefs.join(', ')})` : '';
-      return `${fetch.operationType}${opName}${head} ${printSubSel(fetch.sel, false)}`;
+      return `${fetch.operationType}${opName}${head} ${printSubSel(fetch.sel, false, this.aliasing(fetch))}`;
     }
     const reprVar = defs.some((d) => d.variable.name.value === 'representations')
       ? '_edfs_representations'
       : 'representations';
     const head = [`$${reprVar}: [_Any!]!`, ...varDefs].join(', ');
-    return `query${opName}(${head}) { _entities(representations: $${reprVar}) ${printSubSel(fetch.sel, true)} }`;
+    return `query${opName}(${head}) { _entities(representations: $${reprVar}) ${printSubSel(fetch.sel, true, this.aliasing(fetch))} }`;
+  }
+
+  /** Lets printSubSel alias same-key fields of sibling fragments whose types differ in the subgraph. */
+  private aliasing(fetch: Fetch): Aliasing {
+    const own = fetch.subgraph.schema;
+    return {
+      path: [],
+      renames: (fetch.renames ??= []),
+      typeOf: (typeName, field) => {
+        const t = own?.getType(typeName) ?? this.schema.getType(typeName);
+        if (!t || !('getFields' in t)) return undefined;
+        return (t.getFields() as Record<string, { type: unknown } | undefined>)[field]?.type?.toString();
+      },
+    };
   }
 }
 
@@ -793,6 +941,14 @@ function safeName(name: string): string {
   return name.replace(/[^_0-9A-Za-z]/g, '_');
 }
 
+/** The @requires field set of `typeName.field` in `subgraph`, also when it is declared on the @interfaceObject. */
+function requiresOf(subgraph: Subgraph, typeName: string, field: string): SelectionSetNode | undefined {
+  const own = subgraph.requires.get(`${typeName}.${field}`);
+  if (own) return own;
+  const viaInterface = subgraph.interfaceObjectOf.get(typeName);
+  return viaInterface ? subgraph.requires.get(`${viaInterface}.${field}`) : undefined;
+}
+
 function typeInSubgraph(subgraph: Subgraph, typeName: string): string {
   return subgraph.interfaceObjectOf.get(typeName) ?? typeName;
 }
@@ -815,15 +971,76 @@ function printArgs(args: readonly ArgumentNode[]): string {
   return args.length ? `(${args.map((a) => print(a)).join(', ')})` : '';
 }
 
-export function printSubSel(sub: SubSel, typename: boolean): string {
+interface Aliasing {
+  /** Response keys from the fetch's data root to the selection being printed. */
+  path: string[];
+  renames: Rename[];
+  /** The field's type in the subgraph, printed (`ID!`, `[Account!]!`). */
+  typeOf(typeName: string, field: string): string | undefined;
+}
+
+/**
+ * Sibling fragments on different object types may select one response key with different types
+ * (`... on User { id } ... on Admin { id }` with `ID!` and `ID`): valid in the supergraph, where
+ * the client's key names one value per object, but a subgraph rejects it ("fields conflict").
+ * Those fields get an alias named after their type; the executor renames them back.
+ */
+function conflictingKeys(sub: SubSel, aliasing: Aliasing): Map<string, Map<string, string>> | undefined {
+  if (sub.fragments.size < 2) return undefined;
+  const types = new Map<string, Map<string, string>>(); // storeKey -> fragment type -> field type
+  for (const [typeName, frag] of sub.fragments)
+    for (const f of frag.fields.values()) {
+      const t = aliasing.typeOf(typeName, f.name);
+      if (t === undefined) continue;
+      let byType = types.get(f.storeKey);
+      if (!byType) types.set(f.storeKey, (byType = new Map()));
+      byType.set(typeName, t);
+    }
+  let out: Map<string, Map<string, string>> | undefined;
+  for (const [key, byType] of types)
+    if (new Set(byType.values()).size > 1) (out ??= new Map()).set(key, byType);
+  return out;
+}
+
+export function printSubSel(sub: SubSel, typename: boolean, aliasing?: Aliasing): string {
   const parts: string[] = typename ? ['__typename'] : [];
-  for (const f of sub.fields.values()) {
-    const alias = f.storeKey !== f.name ? `${f.storeKey}: ` : '';
-    parts.push(`${alias}${f.name}${printArgs(f.args)}${f.sel ? ' ' + printSubSel(f.sel, true) : ''}`);
-  }
+  const printFields = (
+    fields: Map<string, SelField>,
+    fragmentType?: string,
+    conflicts?: Map<string, Map<string, string>>,
+  ) => {
+    for (const f of fields.values()) {
+      let key = f.storeKey;
+      const fieldType = fragmentType ? conflicts?.get(f.storeKey)?.get(fragmentType) : undefined;
+      if (fieldType !== undefined) {
+        key = `${f.storeKey}__edfs_${fieldType.replace(/!/g, 'N').replace(/\[/g, 'L').replace(/\W/g, '')}`;
+        aliasing!.renames.push({
+          path: aliasing!.path,
+          typename: fragmentType!,
+          alias: key,
+          key: f.storeKey,
+        });
+      }
+      const alias = key !== f.name ? `${key}: ` : '';
+      const child = f.sel
+        ? ' ' + printSubSel(f.sel, true, aliasing && { ...aliasing, path: [...aliasing.path, key] })
+        : '';
+      parts.push(`${alias}${f.name}${printArgs(f.args)}${child}`);
+    }
+  };
+  printFields(sub.fields);
+  const conflicts = aliasing && conflictingKeys(sub, aliasing);
   for (const [type, frag] of sub.fragments) {
     if (frag.fields.size === 0 && frag.fragments.size === 0) continue;
-    parts.push(`... on ${type} ${printSubSel(frag, false)}`);
+    const inner: string[] = [];
+    const saved = parts.splice(0);
+    printFields(frag.fields, type, conflicts);
+    inner.push(...parts.splice(0));
+    for (const [t2, f2] of frag.fragments) {
+      if (f2.fields.size === 0 && f2.fragments.size === 0) continue;
+      inner.push(`... on ${t2} ${printSubSel(f2, false, aliasing)}`);
+    }
+    parts.push(...saved, `... on ${type} { ${inner.join(' ')} }`);
   }
   return `{ ${parts.join(' ')} }`;
 }

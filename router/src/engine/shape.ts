@@ -11,7 +11,9 @@ import {
   isCompositeType,
   isListType,
   isNonNullType,
+  isInterfaceType,
   isObjectType,
+  type GraphQLObjectType,
   type GraphQLOutputType,
   type GraphQLSchema,
   type SelectionSetNode,
@@ -35,8 +37,9 @@ export function buildShape(
       if (fields) return fields;
       const type = schema.getType(runtimeType);
       fields = [];
-      if (type && isObjectType(type)) {
-        for (const [key, nodes] of collectFields(schema, type, selectionSets, fragments, variables)) {
+      if (type && (isObjectType(type) || isInterfaceType(type))) {
+        const runtime = type as GraphQLObjectType;
+        for (const [key, nodes] of collectFields(schema, runtime, selectionSets, fragments, variables)) {
           const name = nodes[0]!.name.value;
           if (name === '__typename') {
             fields.push({ kind: 'typename', responseKey: key });
@@ -175,7 +178,8 @@ function completeValue(
     if (typeof value !== 'object' || Array.isArray(value)) return invalid(ctx, field, path, 'an object');
     const obj = value as Record<string, unknown>;
     let runtime = nullable.name;
-    if (isAbstractType(nullable)) {
+    // An @interfaceObject answer whose concrete type nobody needed keeps the interface's name.
+    if (isAbstractType(nullable) && !(isInterfaceType(nullable) && obj.__typename === nullable.name)) {
       const t = obj.__typename;
       const resolved = typeof t === 'string' ? ctx.schema.getType(t) : undefined;
       if (!resolved || !isObjectType(resolved) || !ctx.schema.isSubType(nullable, resolved))
