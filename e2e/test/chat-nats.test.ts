@@ -5,16 +5,17 @@
  * are an independent graphql-ws client; events also come from a plain NATS client, as `nats pub`
  * would send them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect } from '@nats-io/transport-node';
-import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
+import type { Client } from 'graphql-ws';
 import { composeSupergraph, loadComposeInputs } from '@edfs/operator';
 import { DEMO_MUTATION, DEMO_SUBSCRIPTION, startDemo } from '@edfs/operator/demo/demo';
 import { parseRouterConfig, startRouter, type RunningRouter } from '@edfs/router';
+import { wsClient as graphqlWsClient, post as postQuery } from '../src/fixtures/clients.js';
+import { startProcess, stopProcess } from '../src/fixtures/processes.js';
 import { startNatsServer, type NatsServer } from '../src/infra/nats.js';
 
 const chat = (path: string) => fileURLToPath(new URL(`../../examples/chat/${path}`, import.meta.url));
@@ -33,15 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await nats?.stop();
 });
-
-async function post(url: string, query: string): Promise<Response> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query }),
-  });
-  return (await res.json()) as Response;
-}
 
 /**
  * Subscribes and calls `send` every 200 ms until the first result arrives: a client cannot see
@@ -73,40 +65,8 @@ async function firstResultWhile(
   return result;
 }
 
-const wsClient = (httpUrl: string) =>
-  createClient({ url: httpUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
-
-/** Starts an example server as its own process; resolves with the URL it prints. */
-async function startProcess(
-  script: string,
-  env: Record<string, string>,
-): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [script], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  let timer: NodeJS.Timeout | undefined;
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+?)(,|\s|$)/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${output}`)));
-    timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 15_000);
-  }).finally(() => clearTimeout(timer));
-  return { url, child };
-}
-
-async function stopProcess(child: ChildProcess | undefined): Promise<number | null> {
-  if (!child || child.exitCode !== null) return child?.exitCode ?? null;
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  return exited;
-}
+const wsClient = (httpUrl: string) => graphqlWsClient(httpUrl, { lazy: true });
+const post = (url: string, query: string) => postQuery<Response>(url, query);
 
 describe('chat over a nats-server: subgraphs as processes, the router of router.yaml', () => {
   let messages: { url: string; child: ChildProcess };

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import pino from 'pino';
-import WebSocket from 'ws';
+import { wsClient } from '../src/fixtures/clients.js';
 import { MESSAGES_SDL, startEventsGraph, type EventsGraph } from '../src/fixtures/events/index.js';
+import { eventually } from '../src/fixtures/wait.js';
 import { startNatsServer, type NatsServer } from '../src/infra/nats.js';
 import { startRouter, resolveRouterConfig, type RunningRouter } from '@edfs/router';
 
@@ -32,18 +33,6 @@ async function swapConfig(text: string): Promise<void> {
   await writeFile(join(dir, version, 'config.json'), text);
   await symlink(version, join(dir, '..data_tmp'));
   await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-}
-
-async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 beforeAll(async () => {
@@ -92,12 +81,7 @@ describe('hot reload', () => {
     const connections: Client[] = [];
     let closedSockets = 0;
     for (let i = 0; i < 10; i++) {
-      const client = createClient({
-        url: router.url.replace('http', 'ws'),
-        webSocketImpl: WebSocket,
-        retryAttempts: 0,
-        lazy: false,
-      });
+      const client = wsClient(router.url);
       client.on('closed', () => closedSockets++);
       connections.push(client);
     }

@@ -6,17 +6,19 @@
  * `{"__typename":"Order","id":...}` to Kafka; the client receives the order joined with fields of
  * both subgraphs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
+import type { Client } from 'graphql-ws';
 import { composeSupergraph, loadComposeInputs } from '@edfs/operator';
 import { parseRouterConfig, startRouter, type RunningRouter } from '@edfs/router';
 import type { KafkaProvider } from '../../router/src/events/kafka/index.js';
 import { startKafka, type KafkaBroker } from '../src/infra/kafka.js';
-import { eventually, kafkaPeer, subscribe, type KafkaPeer } from '../src/fixtures/kafka/index.js';
+import { wsClient as graphqlWsClient, post as postQuery, subscribe } from '../src/fixtures/clients.js';
+import { kafkaPeer, type KafkaPeer } from '../src/fixtures/kafka/index.js';
+import { startProcess, stopProcess } from '../src/fixtures/processes.js';
+import { eventually } from '../src/fixtures/wait.js';
 
 const example = (path: string) =>
   fileURLToPath(new URL(`../../examples/notifications/${path}`, import.meta.url));
@@ -27,38 +29,6 @@ let orders: { url: string; child: ChildProcess };
 let shipping: { url: string; child: ChildProcess };
 let router: RunningRouter;
 const clients: Client[] = [];
-
-/** Starts an example server as its own process; resolves with the URL it prints. */
-async function startProcess(
-  script: string,
-  env: Record<string, string>,
-): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [script], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  let timer: NodeJS.Timeout | undefined;
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+?)(,|\s|$)/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${output}`)));
-    timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 15_000);
-  }).finally(() => clearTimeout(timer));
-  return { url, child };
-}
-
-async function stopProcess(child: ChildProcess | undefined): Promise<number | null> {
-  if (!child || child.exitCode !== null) return child?.exitCode ?? null;
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  return exited;
-}
 
 beforeAll(async () => {
   kafka = await startKafka();
@@ -106,25 +76,8 @@ afterAll(async () => {
   await kafka?.stop();
 });
 
-function wsClient(): Client {
-  const client = createClient({
-    url: router.url.replace('http', 'ws'),
-    webSocketImpl: WebSocket,
-    retryAttempts: 0,
-    lazy: false,
-  });
-  clients.push(client);
-  return client;
-}
-
-async function post(query: string): Promise<unknown> {
-  const res = await fetch(router.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query }),
-  });
-  return res.json();
-}
+const wsClient = () => graphqlWsClient(router.url, { track: clients });
+const post = (query: string) => postQuery<unknown>(router.url, query);
 
 /** A client cannot see when the router's position on the topic is fixed; the provider can. */
 const positioned = () =>

@@ -8,14 +8,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { KafkaProvider, type KafkaProviderOptions } from '../../router/src/events/kafka/index.js';
-import { ProviderError, type BrokerMessage } from '../../router/src/events/provider.js';
+import { ProviderError } from '../../router/src/events/provider.js';
 import type { KafkaProviderConfig } from '../../router/src/config/types.js';
 import { freePort } from '../src/infra/nats.js';
 import { startKafka, type KafkaBroker } from '../src/infra/kafka.js';
-import { eventually, kafkaPeer, type KafkaPeer } from '../src/fixtures/kafka/index.js';
-
-const decode = (data: Uint8Array): string => new TextDecoder().decode(data);
-const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
+import { kafkaPeer, type KafkaPeer } from '../src/fixtures/kafka/index.js';
+import { collector, decode, encode, rejection } from '../src/fixtures/providers.js';
+import { eventually } from '../src/fixtures/wait.js';
 
 const opened: { close(): Promise<void> }[] = [];
 
@@ -38,27 +37,6 @@ function provider(
   );
   opened.push(p);
   return p;
-}
-
-function collector() {
-  const messages: BrokerMessage[] = [];
-  const errors: Error[] = [];
-  return {
-    messages,
-    errors,
-    onMessage: (m: BrokerMessage) => void messages.push(m),
-    onError: (e: Error) => void errors.push(e),
-    texts: () => messages.map((m) => `${m.subject}=${decode(m.data)}`),
-  };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 let topicCount = 0;

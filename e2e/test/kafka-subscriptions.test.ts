@@ -11,21 +11,15 @@ import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
+import type { Client } from 'graphql-ws';
 import { composeSupergraph, loadComposeInputs } from '@edfs/operator';
 import { parseRouterConfig, resolveRouterConfig, startRouter, type RunningRouter } from '@edfs/router';
 import type { KafkaProvider } from '../../router/src/events/kafka/index.js';
 import { startKafka, type KafkaBroker } from '../src/infra/kafka.js';
 import { startNatsServer, type NatsServer } from '../src/infra/nats.js';
-import {
-  eventually,
-  kafkaPeer,
-  startKafkaGraph,
-  subscribe,
-  type KafkaGraph,
-  type KafkaPeer,
-} from '../src/fixtures/kafka/index.js';
+import { wsClient as graphqlWsClient, post as postQuery, subscribe } from '../src/fixtures/clients.js';
+import { kafkaPeer, startKafkaGraph, type KafkaGraph, type KafkaPeer } from '../src/fixtures/kafka/index.js';
+import { eventually } from '../src/fixtures/wait.js';
 
 let kafka: KafkaBroker;
 let peer: KafkaPeer;
@@ -75,16 +69,8 @@ async function router(): Promise<RunningRouter> {
   return r;
 }
 
-function wsClient(r: RunningRouter): Client {
-  const client = createClient({
-    url: r.url.replace('http', 'ws'),
-    webSocketImpl: WebSocket,
-    retryAttempts: 0,
-    lazy: false,
-  });
-  clients.push(client);
-  return client;
-}
+const wsClient = (r: RunningRouter) => graphqlWsClient(r.url, { track: clients });
+const post = (r: RunningRouter, query: string) => postQuery<unknown>(r.url, query);
 
 const provider = (r: RunningRouter) => r.providers.get('my-kafka') as KafkaProvider;
 
@@ -94,15 +80,6 @@ const positioned = (r: RunningRouter, ...topics: string[]) =>
     () => topics.every((t) => ![undefined, 'positioning', 'idle'].includes(provider(r).topics()[t])),
     `positions on ${topics.join(', ')}`,
   );
-
-async function post(r: RunningRouter, query: string): Promise<unknown> {
-  const res = await fetch(r.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query }),
-  });
-  return res.json();
-}
 
 describe('subscribe, filter, templated topic, publish', () => {
   let r: RunningRouter;

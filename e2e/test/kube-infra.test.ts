@@ -17,6 +17,7 @@ import {
   RbacAuthorizationV1Api,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
+import { eventuallyResolves as eventually } from '../src/fixtures/wait.js';
 import { helmBinary, startControlPlane, type ControlPlane } from '../src/infra/kube.js';
 
 const run = promisify(execFile);
@@ -32,18 +33,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cp?.stop();
 });
-
-async function eventually<T>(attempt: () => Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
 
 /** The HTTP status of a failed client call (client-node's ApiException carries it as `code`). */
 async function statusOf(call: Promise<unknown>): Promise<number> {
@@ -111,11 +100,15 @@ describe('kube-apiserver + etcd', () => {
     };
     const ext = kc.makeApiClient(ApiextensionsV1Api);
     await ext.createCustomResourceDefinition({ body: crd });
-    await eventually(async () => {
-      const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      const established = got.status?.conditions?.find((c) => c.type === 'Established');
-      if (established?.status !== 'True') throw new Error('CRD not Established yet');
-    }, 'CRD Established');
+    await eventually(
+      async () => {
+        const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+        const established = got.status?.conditions?.find((c) => c.type === 'Established');
+        if (established?.status !== 'True') throw new Error('CRD not Established yet');
+      },
+      'CRD Established',
+      10_000,
+    );
 
     const objects = kc.makeApiClient(CustomObjectsApi);
     const widget = (name: string, minReplicas: number, maxReplicas: number) => ({
@@ -134,6 +127,7 @@ describe('kube-apiserver + etcd', () => {
     await eventually(
       () => objects.createNamespacedCustomObject(widget('good', 1, 3)),
       'create a valid Widget',
+      10_000,
     );
 
     let rejection: unknown;
@@ -180,9 +174,13 @@ describe('kube-apiserver + etcd', () => {
     });
 
     // The RBAC authorizer reads through an informer: the grant lands within moments.
-    await eventually(async () => {
-      expect(await statusOf(asOperator.listNamespacedConfigMap({ namespace }))).toBe(200);
-    }, 'list ConfigMaps after the RoleBinding');
+    await eventually(
+      async () => {
+        expect(await statusOf(asOperator.listNamespacedConfigMap({ namespace }))).toBe(200);
+      },
+      'list ConfigMaps after the RoleBinding',
+      10_000,
+    );
     // Exactly what was granted: reading in this namespace, not writing, not elsewhere.
     expect(
       await statusOf(asOperator.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'x' } } })),

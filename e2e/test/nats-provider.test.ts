@@ -8,12 +8,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { NatsProvider } from '../../router/src/events/nats/index.js';
-import { ProviderError, type BrokerMessage } from '../../router/src/events/provider.js';
+import { ProviderError } from '../../router/src/events/provider.js';
 import type { NatsProviderConfig } from '../../router/src/config/types.js';
 import { freePort, startNatsServer, type NatsServer } from '../src/infra/nats.js';
-
-const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
-const decode = (data: Uint8Array): string => new TextDecoder().decode(data);
+import { collector, decode, encode, rejection } from '../src/fixtures/providers.js';
+import { eventually } from '../src/fixtures/wait.js';
 
 const opened: { close(): Promise<void> }[] = [];
 
@@ -33,40 +32,6 @@ async function peer(
   const nc = await connect({ servers: server.url, ...options });
   opened.push({ close: () => nc.close() });
   return nc;
-}
-
-async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
-
-function collector() {
-  const messages: BrokerMessage[] = [];
-  const errors: Error[] = [];
-  return {
-    messages,
-    errors,
-    onMessage: (m: BrokerMessage) => messages.push(m),
-    onError: (e: Error) => errors.push(e),
-    texts: () => messages.map((m) => `${m.subject}=${decode(m.data)}`),
-  };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 afterEach(async () => {
@@ -95,7 +60,7 @@ describe('core NATS', () => {
     for (const subject of ['employee.1', 'employee.1.name', 'audit.a.b', 'other.1', 'employee.2'])
       nc.publish(subject, encode(subject));
     await nc.flush();
-    await eventually(() => got.messages.length >= 3, 'three messages arrived');
+    await eventually(() => got.messages.length >= 3, 'three messages arrived', 10_000);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(got.texts().sort()).toEqual([
       'audit.a.b=audit.a.b',
@@ -115,7 +80,11 @@ describe('core NATS', () => {
     await p.subscribe({ subjects: ['employeeUpdated.1'] }, got.onMessage, got.onError);
 
     await p.publish('employeeUpdated.1', encode('{"__typename":"Employee","id":1}'));
-    await eventually(() => outside.length === 1 && got.messages.length === 1, 'both receivers got the event');
+    await eventually(
+      () => outside.length === 1 && got.messages.length === 1,
+      'both receivers got the event',
+      10_000,
+    );
     expect(outside).toEqual(['employeeUpdated.1={"__typename":"Employee","id":1}']);
     expect(got.texts()).toEqual(['employeeUpdated.1={"__typename":"Employee","id":1}']);
   });
@@ -125,7 +94,7 @@ describe('core NATS', () => {
     const got = collector();
     const subscription = await p.subscribe({ subjects: ['stop.me'] }, got.onMessage, got.onError);
     await p.publish('stop.me', encode('1'));
-    await eventually(() => got.messages.length === 1, 'the first message arrived');
+    await eventually(() => got.messages.length === 1, 'the first message arrived', 10_000);
     await subscription.close();
     await p.publish('stop.me', encode('2'));
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -210,11 +179,11 @@ describe('core NATS', () => {
     await expect(p.connect()).rejects.toThrow(ProviderError);
     const late = await startNatsServer({ port });
     try {
-      await eventually(() => p.status().ready === true, 'the provider connected in the background');
+      await eventually(() => p.status().ready === true, 'the provider connected in the background', 10_000);
       const got = collector();
       await p.subscribe({ subjects: ['late'] }, got.onMessage, got.onError);
       await p.publish('late', encode('hello'));
-      await eventually(() => got.messages.length === 1, 'the message arrived');
+      await eventually(() => got.messages.length === 1, 'the message arrived', 10_000);
     } finally {
       await late.stop();
     }
@@ -247,7 +216,7 @@ describe('JetStream', () => {
     await js.publish('orders.created', encode('{"id":1}'));
     await js.publish('orders.paid', encode('{"id":1}'));
     await js.publish('orders.created', encode('{"id":2}'));
-    await eventually(() => got.messages.length === 2, 'two orders.created messages arrived');
+    await eventually(() => got.messages.length === 2, 'two orders.created messages arrived', 10_000);
     expect(got.texts()).toEqual(['orders.created={"id":1}', 'orders.created={"id":2}']);
 
     const jsm = await jetstreamManager(nc);
@@ -257,6 +226,7 @@ describe('JetStream', () => {
     await eventually(
       async () => (await jsm.consumers.info('ORDERS', 'router')).num_ack_pending === 0,
       'all acked',
+      10_000,
     );
   });
 
@@ -274,7 +244,7 @@ describe('JetStream', () => {
     const js = jetstream(nc);
     await js.publish('orders.shipped', encode('s'));
     await js.publish('orders.cancelled', encode('c'));
-    await eventually(() => got.messages.length === 2, 'both messages arrived');
+    await eventually(() => got.messages.length === 2, 'both messages arrived', 10_000);
     expect(got.texts().sort()).toEqual(['orders.cancelled=c', 'orders.shipped=s']);
     const jsm = await jetstreamManager(nc);
     expect((await jsm.consumers.info('ORDERS', 'multi-0')).config.filter_subject).toBe('orders.shipped');
@@ -300,7 +270,7 @@ describe('JetStream', () => {
       after.onMessage,
       after.onError,
     );
-    await eventually(() => after.messages.length === 1, 'the message published while away arrived');
+    await eventually(() => after.messages.length === 1, 'the message published while away arrived', 10_000);
     expect(after.texts()).toEqual(['orders.refunded=while away']);
   });
 
@@ -369,7 +339,7 @@ describe('authentication', () => {
       const got = collector();
       await p.subscribe({ subjects: ['t'] }, got.onMessage, got.onError);
       await p.publish('t', encode('ok'));
-      await eventually(() => got.messages.length === 1, 'the message arrived');
+      await eventually(() => got.messages.length === 1, 'the message arrived', 10_000);
       expect(p.status()).toEqual({ ready: true });
     });
 
@@ -435,10 +405,11 @@ describe('server restart', () => {
     await eventually(
       () => core.messages.length === 1 && durable.messages.length === 1,
       'events before the restart',
+      10_000,
     );
 
     const restarted = server.restart();
-    await eventually(() => p.status().ready !== true, 'the provider noticed the outage');
+    await eventually(() => p.status().ready !== true, 'the provider noticed the outage', 10_000);
     expect(p.status().ready).toBe(`reconnecting to ${server.url}`);
     await restarted;
     await eventually(() => p.status().ready === true, 'the provider reconnected', 15_000);
@@ -449,6 +420,7 @@ describe('server restart', () => {
     await eventually(
       () => core.messages.length === 2,
       'the core subscription hears events after the restart',
+      10_000,
     );
     await jetstream(nc).publish('jobs.done', encode('after'));
     await eventually(

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { eventually } from '../src/fixtures/wait.js';
 import { helmBinary, startControlPlane, type ControlPlane } from '../src/infra/kube.js';
 import type { KubeObject, Supergraph } from '../../operator/src/api/v1alpha1.js';
 import { CHILD_KINDS, renderDesired } from '../../operator/src/desired/index.js';
@@ -511,14 +512,6 @@ function standInCrd(group: string, version: string, kind: string, plural: string
   };
 }
 
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe("rendered router objects under the chart's RBAC", () => {
   const ns = 'render';
   let supergraph: Supergraph;
@@ -570,11 +563,13 @@ describe("rendered router objects under the chart's RBAC", () => {
       const res = await call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
       if (res.status !== 201) throw new Error(JSON.stringify(res.body));
     }
-    await until(
-      'the stand-in APIs',
+    await eventually(
       async () =>
         (await call('GET', '/apis/monitoring.coreos.com/v1')).status === 200 &&
         (await call('GET', '/apis/keda.sh/v1alpha1')).status === 200,
+      'the stand-in APIs',
+      30_000,
+      100,
     );
     await ensureNamespace(ns);
     const created = await create({

@@ -17,7 +17,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -31,6 +30,9 @@ import {
   type RunningOperator,
   type StartOptions,
 } from '@edfs/operator';
+import { kubeApi, type KubeRequestOptions, type KubeResponse } from '../src/fixtures/kube.js';
+import { metric as metricAt } from '../src/fixtures/metrics.js';
+import { waitFor } from '../src/fixtures/wait.js';
 import { helmBinary, startControlPlane, type ControlPlane } from '../src/infra/kube.js';
 
 const run = promisify(execFile);
@@ -90,43 +92,12 @@ function pathOf(kind: string, namespace?: string, name?: string): string {
   return `${r.base}${r.namespaced ? `/namespaces/${namespace}` : ''}/${r.plural}${name ? `/${name}` : ''}`;
 }
 
-interface Res {
-  status: number;
-  body: any;
-}
-
-function api(
+const api = (
   method: string,
   path: string,
   body?: unknown,
-  opts: { contentType?: string; accept?: string; bearer?: string } = {},
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      cp.server + path,
-      {
-        method,
-        rejectUnauthorized: false,
-        headers: {
-          authorization: `Bearer ${opts.bearer ?? cp.token}`,
-          accept: opts.accept ?? 'application/json',
-          'content-type': opts.contentType ?? 'application/json',
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+  opts?: KubeRequestOptions,
+): Promise<KubeResponse> => kubeApi(cp, method, path, body, opts);
 
 /** Server-side apply as a user (field manager `e2e-user`). */
 async function apply(obj: Obj): Promise<Obj> {
@@ -152,28 +123,6 @@ async function must(kind: string, namespace: string | undefined, name: string): 
   const obj = await get(kind, namespace, name);
   if (!obj) throw new Error(`${kind} ${namespace}/${name} not found`);
   return obj;
-}
-
-async function waitFor<T>(
-  check: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -216,20 +165,9 @@ async function setSdl(namespace: string, name: string, sdl: string): Promise<voi
   await apply({ ...sg, spec: { ...sg.spec, schema: { sdl } } });
 }
 
-async function metric(
-  url: string | undefined,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(' ').pop());
-  }
-  return total;
-}
+/** A metric of the operator serving `/metrics` under `url`; see `metricAt`. */
+const metric = (url: string | undefined, name: string, labels?: Record<string, string>) =>
+  metricAt(`${url}/metrics`, name, labels);
 
 function operatorOptions(extra: Partial<StartOptions> = {}): StartOptions {
   return {

@@ -6,9 +6,10 @@
  * autoscaling rules on a Supergraph. `kubectl get` columns are checked in operator-controller.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parseAllDocuments } from 'yaml';
+import { kubeApi, type KubeResponse } from '../src/fixtures/kube.js';
+import { eventuallyResolves as eventually } from '../src/fixtures/wait.js';
 import { startControlPlane, type ControlPlane } from '../src/infra/kube.js';
 
 const BUILD_TIMEOUT_MS = 40 * 60_000;
@@ -16,44 +17,9 @@ const CRDS = new URL('../../crds/', import.meta.url);
 
 let cp: ControlPlane;
 
-interface Response {
-  status: number;
-  body: any;
-}
-
 /** One request with the admin token; JSON in and out. */
-function api(
-  method: string,
-  path: string,
-  body?: unknown,
-  contentType = 'application/json',
-): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      cp.server + path,
-      {
-        method,
-        rejectUnauthorized: false,
-        headers: {
-          authorization: `Bearer ${cp.token}`,
-          accept: 'application/json',
-          'content-type': contentType,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const api = (method: string, path: string, body?: unknown, contentType?: string): Promise<KubeResponse> =>
+  kubeApi(cp, method, path, body, { contentType });
 
 const PATHS: Record<string, string> = {
   CustomResourceDefinition: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
@@ -63,20 +29,8 @@ const PATHS: Record<string, string> = {
   Supergraph: '/apis/edfs.io/v1alpha1/namespaces/crd-test/supergraphs',
 };
 
-function create(obj: { kind: string; metadata: { name: string } }): Promise<Response> {
+function create(obj: { kind: string; metadata: { name: string } }): Promise<KubeResponse> {
   return api('POST', PATHS[obj.kind]!, obj);
-}
-
-async function eventually<T>(attempt: () => Promise<T>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
 }
 
 beforeAll(async () => {

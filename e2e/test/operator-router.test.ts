@@ -12,7 +12,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, rename } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,10 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { startOperator, type RunningOperator } from '@edfs/operator';
+import { post } from '../src/fixtures/clients.js';
+import { kubeApi } from '../src/fixtures/kube.js';
+import { metric } from '../src/fixtures/metrics.js';
+import { waitFor } from '../src/fixtures/wait.js';
 import { startControlPlane, type ControlPlane } from '../src/infra/kube.js';
 import { freePort, startNatsServer, type NatsServer } from '../src/infra/nats.js';
 
@@ -38,37 +41,8 @@ let operator: RunningOperator;
 let dir: string;
 const processes: ChildProcess[] = [];
 
-function api(
-  method: string,
-  path: string,
-  body?: unknown,
-  contentType = 'application/json',
-): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      cp.server + path,
-      {
-        method,
-        rejectUnauthorized: false,
-        headers: {
-          authorization: `Bearer ${cp.token}`,
-          accept: 'application/json',
-          'content-type': contentType,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const api = (method: string, path: string, body?: unknown, contentType?: string) =>
+  kubeApi(cp, method, path, body, { contentType });
 
 const PATHS: Record<string, (ns: string) => string> = {
   CustomResourceDefinition: () => '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
@@ -88,20 +62,6 @@ async function apply(obj: Obj): Promise<void> {
 async function get(kind: string, ns: string, name: string): Promise<Obj | undefined> {
   const res = await api('GET', `${PATHS[kind]!(ns)}/${name}`);
   return res.status === 200 ? res.body : undefined;
-}
-
-async function waitFor<T>(
-  check: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const manifests = (): Obj[] =>
@@ -170,21 +130,6 @@ function subscribe(client: Client, query: string): Stream {
     },
     stop,
   };
-}
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
-async function post(url: string, query: string): Promise<any> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query }),
-  });
-  return res.json();
 }
 
 beforeAll(async () => {

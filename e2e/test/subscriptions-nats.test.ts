@@ -6,10 +6,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { createClient as createSseClient } from 'graphql-sse';
 import WebSocket from 'ws';
+import { subscribeNoDeadline as subscribe, wsClient as graphqlWsClient } from '../src/fixtures/clients.js';
 import { startEventsGraph, type EventsGraph } from '../src/fixtures/events/index.js';
+import { metricByPrefix } from '../src/fixtures/metrics.js';
+import { eventually } from '../src/fixtures/wait.js';
 import { startNatsServer, type NatsServer } from '../src/infra/nats.js';
 import { startRouter, resolveRouterConfig, type RunningRouter } from '@edfs/router';
 
@@ -38,8 +41,12 @@ beforeAll(async () => {
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.dispose()));
-  await eventually(async () => (await metric('router_engine_subscriptions')) === 0, 'no subscriptions left');
-  await eventually(async () => (await metric('router_engine_triggers')) === 0, 'no triggers left');
+  await eventually(
+    async () => (await metric('router_engine_subscriptions')) === 0,
+    'no subscriptions left',
+    10_000,
+  );
+  await eventually(async () => (await metric('router_engine_triggers')) === 0, 'no triggers left', 10_000);
   graph.setMessagesDelay(0);
   graph.clearRequests();
 });
@@ -51,78 +58,8 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-function wsClient(): Client {
-  const client = createClient({
-    url: router.url.replace('http', 'ws'),
-    webSocketImpl: WebSocket,
-    retryAttempts: 0,
-    lazy: false,
-  });
-  clients.push(client);
-  return client;
-}
-
-interface Stream {
-  results: Record<string, unknown>[];
-  /** Resolves once `n` results arrived. */
-  next(n: number): Promise<Record<string, unknown>[]>;
-  errors: unknown[];
-  completed: boolean;
-  stop(): void;
-}
-
-function subscribe(client: Client, query: string, variables?: Record<string, unknown>): Stream {
-  const waiters: { n: number; resolve: (r: Record<string, unknown>[]) => void }[] = [];
-  const stream: Stream = {
-    results: [],
-    errors: [],
-    completed: false,
-    next(n) {
-      if (stream.results.length >= n) return Promise.resolve(stream.results.slice(0, n));
-      return new Promise((resolve) => waiters.push({ n, resolve }));
-    },
-    stop: () => undefined,
-  };
-  stream.stop = client.subscribe(
-    { query, variables },
-    {
-      next(value) {
-        stream.results.push(value as Record<string, unknown>);
-        for (const w of waiters.splice(0)) {
-          if (stream.results.length >= w.n) w.resolve(stream.results.slice(0, w.n));
-          else waiters.push(w);
-        }
-      },
-      error(err) {
-        stream.errors.push(err);
-      },
-      complete() {
-        stream.completed = true;
-      },
-    },
-  );
-  return stream;
-}
-
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(router.metricsUrl!)).text();
-  let total = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(name) && !line.startsWith('#')) total += Number(line.split(' ').pop());
-  return total;
-}
-
-async function eventually(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const wsClient = () => graphqlWsClient(router.url, { track: clients });
+const metric = (name: string) => metricByPrefix(router.metricsUrl!, name);
 
 const publish = (subject: string, event: unknown) => {
   publisher.publish(subject, typeof event === 'string' ? event : JSON.stringify(event));
@@ -131,7 +68,7 @@ const publish = (subject: string, event: unknown) => {
 
 /** Waits until the router holds `n` triggers, so a publish is not sent before the subscription exists. */
 const triggers = (n: number) =>
-  eventually(async () => (await metric('router_engine_triggers')) === n, `${n} triggers`);
+  eventually(async () => (await metric('router_engine_triggers')) === n, `${n} triggers`, 10_000);
 
 describe('seed 000: chat over NATS', () => {
   it('a published event reaches the subscriber joined with fields from both subgraphs', async () => {
@@ -278,6 +215,7 @@ describe('seed 001: request, publish, filter, streams', () => {
     await eventually(
       async () => (await jsm.consumers.list('MESSAGES').next()).length > 0,
       'the durable consumer',
+      10_000,
     );
     await publish('stream.messages', { __typename: 'Message', id: 'm2' });
     expect(await stream.next(1)).toEqual([{ data: { messageStream: { id: 'm2', text: 'Hi Alice' } } }]);
@@ -286,7 +224,7 @@ describe('seed 001: request, publish, filter, streams', () => {
   it('a JetStream subscription on a missing stream ends with an error naming the stream', async () => {
     const client = wsClient();
     const stream = subscribe(client, 'subscription { missingStream { id } }');
-    await eventually(() => stream.errors.length > 0 || stream.completed, 'the error');
+    await eventually(() => stream.errors.length > 0 || stream.completed, 'the error', 10_000);
     expect(JSON.stringify(stream.errors)).toMatch(/NO_SUCH_STREAM/);
     await triggers(0);
   });
@@ -305,6 +243,7 @@ describe('shared work', () => {
     await eventually(
       async () => (await metric('router_engine_subscriptions')) === 1000,
       '1,000 subscriptions',
+      10_000,
     );
     await triggers(1);
     const natsSubs = await natsSubscriptionCount('room.123.messages');
@@ -323,7 +262,11 @@ describe('shared work', () => {
   it('subscribers with different selections on one subject share one trigger', async () => {
     const a = subscribe(wsClient(), 'subscription { messageAdded(roomID: "123") { id } }');
     const b = subscribe(wsClient(), 'subscription { messageAdded(roomID: "123") { text user { name } } }');
-    await eventually(async () => (await metric('router_engine_subscriptions')) === 2, 'two subscriptions');
+    await eventually(
+      async () => (await metric('router_engine_subscriptions')) === 2,
+      'two subscriptions',
+      10_000,
+    );
     expect(await metric('router_engine_triggers')).toBe(1);
     await publish('room.123.messages', { __typename: 'Message', id: 'm3' });
     expect(await a.next(1)).toEqual([{ data: { messageAdded: { id: 'm3' } } }]);
@@ -341,6 +284,7 @@ describe('shared work', () => {
     await eventually(
       async () => (await metric('router_engine_subscriptions')) === 1,
       'one subscription left',
+      10_000,
     );
     expect(await metric('router_engine_triggers')).toBe(1);
     b.stop();
@@ -357,7 +301,7 @@ describe('bad input', () => {
         'subscription ($room: ID!) { messageAdded(roomID: $room) { id } }',
         { room },
       );
-      await eventually(() => stream.errors.length > 0, `the error for ${JSON.stringify(room)}`);
+      await eventually(() => stream.errors.length > 0, `the error for ${JSON.stringify(room)}`, 10_000);
       expect(JSON.stringify(stream.errors)).toMatch(/roomID/);
     }
     expect(await metric('router_engine_triggers')).toBe(0);
@@ -405,7 +349,11 @@ describe('bad input', () => {
         payload: { query: 'subscription { anyRoom { id text } }' },
       }),
     );
-    await eventually(async () => (await metric('router_engine_subscriptions')) === 2, 'two subscriptions');
+    await eventually(
+      async () => (await metric('router_engine_subscriptions')) === 2,
+      'two subscriptions',
+      10_000,
+    );
     (slow as unknown as { _socket: { pause(): void } })._socket.pause();
     const before = await metric('router_dropped_messages_total{reason="slow_consumer"}');
     const big = 'x'.repeat(64 * 1024);

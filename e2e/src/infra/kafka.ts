@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import { freePort } from './nats.js';
+import { freePorts } from './nats.js';
 
 export interface KafkaBrokerOptions {
   /**
@@ -109,11 +109,12 @@ export async function startKafka(options: KafkaBrokerOptions = {}): Promise<Kafk
   let running: Running | undefined;
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < START_ATTEMPTS && !running; attempt++) {
+    const [plain, controller, sasl, tlsPort] = await freePorts(4);
     ports = {
-      plain: await freePort(),
-      controller: await freePort(),
-      ...(options.sasl ? { sasl: await freePort() } : {}),
-      ...(tls ? { tls: await freePort() } : {}),
+      plain: plain!,
+      controller: controller!,
+      ...(options.sasl ? { sasl: sasl! } : {}),
+      ...(tls ? { tls: tlsPort! } : {}),
     };
     await writeFile(join(dir, 'server.properties'), serverProperties(dir, ports, options, tls?.keystore));
     try {

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { freePort } from './nats.js';
+import { freePort, freePorts } from './nats.js';
 
 export interface ControlPlane {
   /** `https://127.0.0.1:PORT` (a self-signed certificate: skip TLS verification). */
@@ -203,7 +203,7 @@ async function controlPlane(
 }
 
 async function startEtcd(bin: string, dir: string, attempt: number): Promise<Running> {
-  const [clientPort, peerPort] = await Promise.all([freePort(), freePort()]);
+  const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
   const url = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
