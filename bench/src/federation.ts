@@ -13,7 +13,8 @@ import { createGateway, planOperation } from '@edfs/router';
 import { composeSupergraph } from '@edfs/operator';
 import { median, percentile, sample, table } from './stats.js';
 
-const LINK = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key", "@shareable"])\n';
+const LINK =
+  'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key", "@shareable"])\n';
 const N = 20;
 
 const subgraphs = {
@@ -24,21 +25,32 @@ type Product @key(fields: "upc") { upc: ID! }`,
     resolvers: {
       Query: {
         topReviews: (_: unknown, { first }: { first: number }) =>
-          Array.from({ length: first }, (_, i) => ({ id: `r${i}`, body: `review ${i}`, product: { upc: `p${i % 10}` } })),
+          Array.from({ length: first }, (_, i) => ({
+            id: `r${i}`,
+            body: `review ${i}`,
+            product: { upc: `p${i % 10}` },
+          })),
       },
     },
   },
   products: {
     sdl: `${LINK}type Product @key(fields: "upc") { upc: ID! name: String! price: Int! }`,
     resolvers: {
-      Product: { __resolveReference: (r: { upc: string }) => ({ upc: r.upc, name: `Product ${r.upc}`, price: 10 }) },
+      Product: {
+        __resolveReference: (r: { upc: string }) => ({ upc: r.upc, name: `Product ${r.upc}`, price: 10 }),
+      },
     },
   },
   inventory: {
     sdl: `${LINK}type Product @key(fields: "upc") { upc: ID! stock: Stock! }
 type Stock { available: Int! warehouse: String! }`,
     resolvers: {
-      Product: { __resolveReference: (r: { upc: string }) => ({ upc: r.upc, stock: { available: 3, warehouse: 'west' } }) },
+      Product: {
+        __resolveReference: (r: { upc: string }) => ({
+          upc: r.upc,
+          stock: { available: 3, warehouse: 'west' },
+        }),
+      },
     },
   },
 };
@@ -64,7 +76,9 @@ async function serve(schema: GraphQLSchema): Promise<{ url: string; server: http
 export async function runFederationBench(): Promise<Record<string, unknown>> {
   const running: Record<string, { url: string; server: http.Server }> = {};
   for (const [name, def] of Object.entries(subgraphs))
-    running[name] = await serve(buildSubgraphSchema({ typeDefs: parse(def.sdl), resolvers: def.resolvers as never }));
+    running[name] = await serve(
+      buildSubgraphSchema({ typeDefs: parse(def.sdl), resolvers: def.resolvers as never }),
+    );
   const composed = composeSupergraph(
     Object.entries(subgraphs).map(([name, def]) => ({ name, routingUrl: running[name]!.url, sdl: def.sdl })),
   );
@@ -79,18 +93,33 @@ export async function runFederationBench(): Promise<Record<string, unknown>> {
   if (check.errors) throw new Error(`benchmark query failed: ${JSON.stringify(check.errors)}`);
 
   // Baseline: the same three requests, pre-built, sent directly with a keep-alive pool.
-  const pools = Object.fromEntries(Object.entries(running).map(([n, r]) => [n, { pool: new Pool(new URL(r.url).origin), path: '/graphql' }]));
+  const pools = Object.fromEntries(
+    Object.entries(running).map(([n, r]) => [n, { pool: new Pool(new URL(r.url).origin), path: '/graphql' }]),
+  );
   const post = async (name: string, query: string, variables: unknown) => {
     const { pool, path } = pools[name]!;
-    const res = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    const res = await pool.request({
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
     return (await res.body.json()) as { data: Record<string, any> };
   };
   const direct = async () => {
     const r1 = await post('reviews', '{ topReviews { __typename id body product { __typename upc } } }', {});
-    const upcs = [...new Set(r1.data.topReviews.map((r: any) => r.product.upc))].map((upc) => ({ __typename: 'Product', upc }));
-    const q = 'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { name price } } }';
-    const q2 = 'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { stock { available warehouse } } } }';
-    await Promise.all([post('products', q, { representations: upcs }), post('inventory', q2, { representations: upcs })]);
+    const upcs = [...new Set(r1.data.topReviews.map((r: any) => r.product.upc))].map((upc) => ({
+      __typename: 'Product',
+      upc,
+    }));
+    const q =
+      'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { name price } } }';
+    const q2 =
+      'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { stock { available warehouse } } } }';
+    await Promise.all([
+      post('products', q, { representations: upcs }),
+      post('inventory', q2, { representations: upcs }),
+    ]);
   };
   const ITER = 1500;
   // Interleave the two to share the machine's noise fairly.
@@ -118,7 +147,9 @@ export async function runFederationBench(): Promise<Record<string, unknown>> {
     overhead_us_median: median(routerUs) - median(directUs),
     ratio_router_to_direct: median(routerUs) / median(directUs),
   };
-  console.log('\nFederation: 3-hop query (reviews -> products + inventory), 20 reviews, 10 distinct products');
+  console.log(
+    '\nFederation: 3-hop query (reviews -> products + inventory), 20 reviews, 10 distinct products',
+  );
   console.log(
     table([
       ['measure', 'median µs', 'p99 µs'],

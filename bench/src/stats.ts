@@ -9,7 +9,11 @@ export function percentile(samples: number[], p: number): number {
 export const median = (samples: number[]): number => percentile(samples, 50);
 
 /** Runs `fn` `n` times (after `warmup` runs) and returns per-run durations in microseconds. */
-export async function sample(n: number, warmup: number, fn: () => unknown | Promise<unknown>): Promise<number[]> {
+export async function sample(
+  n: number,
+  warmup: number,
+  fn: () => unknown | Promise<unknown>,
+): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn();
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -23,7 +27,9 @@ export async function sample(n: number, warmup: number, fn: () => unknown | Prom
 export function table(rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : c)));
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  return cells.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+  return cells
+    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 function formatNumber(n: number): string {

@@ -81,15 +81,13 @@ async function startFakeApi(): Promise<FakeApi> {
         .end('{"kind":"Status","message":"forbidden"}');
       return;
     }
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(
-        JSON.stringify({
-          kind: 'ConfigMapList',
-          items: [...api.objects.values()],
-          metadata: { resourceVersion: String(rv) },
-        }),
-      );
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        kind: 'ConfigMapList',
+        items: [...api.objects.values()],
+        metadata: { resourceVersion: String(rv) },
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
