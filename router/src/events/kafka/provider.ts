@@ -684,14 +684,8 @@ export class KafkaProvider implements EventProvider {
     try {
       for (const [topic, partitions] of Object.entries(record.assignment)) {
         const state = this.topicStates.get(topic);
-        if (!state || state.listeners.size === 0 || !['wanted', 'joining', 'live'].includes(state.phase))
-          continue;
-        for (const partition of partitions) {
-          const offset = state.positions.get(partition);
-          if (offset !== undefined) record.consumer.seek({ topic, partition, offset });
-        }
-        record.consumer.resume([{ topic }]);
-        state.phase = 'live';
+        if (!state || !wanted(state)) continue;
+        goLive(record, state, partitions);
       }
     } catch (error) {
       this.logger?.error(
@@ -715,21 +709,11 @@ export class KafkaProvider implements EventProvider {
       // Runs inside kafkajs' join (a synchronous event): pauses and seeks apply before the next fetch.
       for (const [topic, partitions] of Object.entries(assignment)) {
         const state = this.topicStates.get(topic);
-        if (
-          record.pending ||
-          !state ||
-          state.listeners.size === 0 ||
-          !['wanted', 'joining', 'live'].includes(state.phase)
-        ) {
+        if (record.pending || !state || !wanted(state)) {
           record.consumer.pause([{ topic }]);
           continue;
         }
-        for (const partition of partitions) {
-          const offset = state.positions.get(partition);
-          if (offset !== undefined) record.consumer.seek({ topic, partition, offset });
-        }
-        record.consumer.resume([{ topic }]);
-        state.phase = 'live';
+        goLive(record, state, partitions);
       }
     } catch (error) {
       this.logger?.error(
@@ -999,4 +983,22 @@ function tlsFromFiles(tls: KafkaProviderConfig['tls']): ConnectionOptions | true
     ...(tls.certFile ? { cert: read(tls.certFile, 'cert_file') } : {}),
     ...(tls.keyFile ? { key: read(tls.keyFile, 'key_file') } : {}),
   };
+}
+
+/** Whether a topic has subscribers waiting for (or getting) its messages. */
+function wanted(state: TopicState): boolean {
+  return (
+    state.listeners.size > 0 &&
+    (state.phase === 'wanted' || state.phase === 'joining' || state.phase === 'live')
+  );
+}
+
+/** Seeks the topic's partitions to the next offsets already read, then lets it flow. */
+function goLive(record: ConsumerRecord, state: TopicState, partitions: number[]): void {
+  for (const partition of partitions) {
+    const offset = state.positions.get(partition);
+    if (offset !== undefined) record.consumer.seek({ topic: state.name, partition, offset });
+  }
+  record.consumer.resume([{ topic: state.name }]);
+  state.phase = 'live';
 }
