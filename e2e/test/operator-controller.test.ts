@@ -546,11 +546,16 @@ describe('the operator with exactly the chart RBAC', () => {
       return cm?.data['router.yaml'].includes('EDFS_PROVIDER_DEFAULT_TOKEN') ? cm : undefined;
     }, 'router.yaml with the token reference');
     expect(JSON.stringify(configMap.data)).not.toContain('s3cr3t');
-    const container = (await must('Deployment', 'demo', 'chat-router')).spec.template.spec.containers[0];
-    expect(container.env).toContainEqual({
+    // The Deployment is applied after the ConfigMap in the same pass: wait for it too.
+    const tokenEnv = {
       name: 'EDFS_PROVIDER_DEFAULT_TOKEN',
       valueFrom: { secretKeyRef: { name: 'nats-auth', key: 'token' } },
-    });
+    };
+    const container = await waitFor(async () => {
+      const c = (await must('Deployment', 'demo', 'chat-router')).spec.template.spec.containers[0];
+      return c.env?.some((e: { name: string }) => e.name === tokenEnv.name) ? c : undefined;
+    }, 'Deployment with the token env var');
+    expect(container.env).toContainEqual(tokenEnv);
     expect(JSON.stringify((await must('Supergraph', 'demo', 'chat')).status)).not.toContain('s3cr3t');
 
     // Adding the key is a Secret change, which re-queues the EventProvider that references it.
