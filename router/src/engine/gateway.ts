@@ -60,6 +60,8 @@ export interface Gateway {
 }
 
 interface CachedDocument {
+  /** The document text this entry is the cache entry of. */
+  query: string;
   document?: DocumentNode;
   errors?: GraphQLFormattedError[];
   fragments: Record<string, FragmentDefinitionNode>;
@@ -83,7 +85,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       documents.set(query, entry);
       return entry;
     }
-    entry = { fragments: {}, plans: new Map(), conditionVariables: new Map() };
+    entry = { query, fragments: {}, plans: new Map(), conditionVariables: new Map() };
     try {
       const document = parse(query);
       const errors = validate(supergraph.clientSchema, document);
@@ -178,6 +180,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     return {
       kind: 'operation',
       operationKind: operation.operation,
+      query: entry.query,
       subscription,
       execute: async (ctx?: RequestContext) => {
         let introspection: Record<string, unknown> | undefined;

@@ -37,6 +37,11 @@ export type PreparedRequest =
   | {
       kind: 'operation';
       operationKind: OperationKind;
+      /**
+       * The request's document text, as one string shared by every request with the same text
+       * (the document cache's key): long-lived subscriptions keep this one, not their own copy.
+       */
+      query: string;
       execute(ctx?: RequestContext): Promise<ExecutionResult>;
       /** Set for subscriptions: what the subscription engine needs to serve it from a broker. */
       subscription?: PreparedSubscription;

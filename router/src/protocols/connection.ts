@@ -18,7 +18,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService, Started } from '../subscriptions/service.js';
-import { OperationRun, type DeliveryHooks, type OperationFrames, type Outlet } from './delivery.js';
+import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
 
 /** The little a protocol needs from a WebSocket. */
 export interface ProtocolSocket {
@@ -85,27 +85,43 @@ export const CONNECTION_ACK = '{"type":"connection_ack"}';
 /** One operation of a connection, under its id as JSON: the map key and the text in every frame. */
 export class WsOperation extends OperationRun {
   constructor(
+    private readonly connection: WsConnection,
     readonly idJson: string,
     /** The result frame up to its payload. */
     readonly prefix: string,
-    readonly request: GraphQLRequest,
-    onEnd: () => void,
+    /** Until the operation is started: the service keeps what it needs of it. */
+    public request: GraphQLRequest | undefined,
   ) {
-    super(onEnd, 'pending');
+    super(connection, 'pending');
+  }
+
+  protected onEnd(): void {
+    this.connection.forget(this.idJson);
+  }
+
+  protected writeNext(json: string): void {
+    this.connection.socket.send(this.prefix + json + '}');
+  }
+
+  protected writeError(errors: readonly GraphQLFormattedError[]): void {
+    this.connection.sendErrors(this, errors);
+  }
+
+  protected writeComplete(): void {
+    this.connection.sendComplete(this);
   }
 }
 
 /** One connection of a subprotocol: the life every subprotocol shares. */
-export abstract class WsConnection implements ProtocolConnection {
-  protected readonly socket: ProtocolSocket;
+export abstract class WsConnection implements ProtocolConnection, Outlet {
+  readonly socket: ProtocolSocket;
   protected readonly limits: ProtocolLimits;
-  protected readonly hooks: ProtocolHooks;
+  readonly hooks: ProtocolHooks;
   protected readonly operations = new Map<string, WsOperation>();
   protected init: 'none' | 'deciding' | 'acknowledged' = 'none';
   protected isClosed = false;
   private readonly service: OperationService;
   private context: RequestContext;
-  private readonly outlet: Outlet;
   private initTimer: ReturnType<typeof setTimeout> | undefined;
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -115,16 +131,6 @@ export abstract class WsConnection implements ProtocolConnection {
     this.hooks = options.hooks;
     this.service = options.operations;
     this.context = options.context ?? {};
-    this.outlet = {
-      bufferedAmount: () => this.socket.bufferedAmount(),
-      sendBufferLimitBytes: this.limits.sendBufferLimitBytes,
-      hooks: this.hooks,
-      drop: () =>
-        this.close(
-          ConnectionCloseCode.SlowConsumer,
-          `slow consumer: send buffer over ${this.limits.sendBufferLimitBytes} bytes`,
-        ),
-    };
     this.initTimer = setTimeout(() => {
       if (this.init === 'none')
         this.close(ConnectionCloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
@@ -133,6 +139,27 @@ export abstract class WsConnection implements ProtocolConnection {
   }
 
   abstract receive(text: string): void;
+
+  // Outlet: where this connection's operations deliver.
+  bufferedAmount(): number {
+    return this.socket.bufferedAmount();
+  }
+
+  get sendBufferLimitBytes(): number {
+    return this.limits.sendBufferLimitBytes;
+  }
+
+  drop(): void {
+    this.close(
+      ConnectionCloseCode.SlowConsumer,
+      `slow consumer: send buffer over ${this.limits.sendBufferLimitBytes} bytes`,
+    );
+  }
+
+  /** Frees the id of an operation that ended. */
+  forget(idJson: string): void {
+    this.operations.delete(idJson);
+  }
 
   close(code: number, reason: string): void {
     if (this.isClosed) return;
@@ -162,8 +189,8 @@ export abstract class WsConnection implements ProtocolConnection {
   /** The result frame of operation `idJson` up to its payload. */
   protected abstract resultPrefix(idJson: string): string;
   /** The operation ended with GraphQL errors, or the service refused to start it. */
-  protected abstract sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void;
-  protected abstract sendComplete(operation: WsOperation): void;
+  abstract sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void;
+  abstract sendComplete(operation: WsOperation): void;
   /** An operation could not be started (too many, an internal failure). */
   protected abstract sendStartError(idJson: string, message: string): void;
 
@@ -215,9 +242,7 @@ export abstract class WsConnection implements ProtocolConnection {
       );
       return undefined;
     }
-    const operation = new WsOperation(idJson, this.resultPrefix(idJson), request, () =>
-      this.operations.delete(idJson),
-    );
+    const operation = new WsOperation(this, idJson, this.resultPrefix(idJson), request);
     this.operations.set(idJson, operation);
     return operation;
   }
@@ -225,14 +250,11 @@ export abstract class WsConnection implements ProtocolConnection {
   /** Starts a pending operation in the service. */
   protected run(operation: WsOperation): void {
     operation.state = 'starting';
-    const frames: OperationFrames = {
-      next: (json) => this.socket.send(operation.prefix + json + '}'),
-      error: (errors) => this.sendErrors(operation, errors),
-      complete: () => this.sendComplete(operation),
-    };
+    const request = operation.request!;
+    operation.request = undefined;
     let started: Started;
     try {
-      started = this.service.start(operation.request, this.context, operation.sink(this.outlet, frames));
+      started = this.service.start(request, this.context, operation);
     } catch (err) {
       this.hooks.onInternalError?.(err);
       if (operation.finish()) this.sendStartError(operation.idJson, 'Internal server error');

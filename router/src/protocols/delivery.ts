@@ -34,34 +34,37 @@ export function deliveryMetrics(metrics: RouterMetrics): DeliveryHooks {
 export interface Outlet {
   /** Bytes queued for the client but not yet handed to the network. */
   bufferedAmount(): number;
-  sendBufferLimitBytes: number;
-  hooks: DeliveryHooks;
+  readonly sendBufferLimitBytes: number;
+  readonly hooks: DeliveryHooks;
   /** Drops the client, whose send buffer is over the limit. */
   drop(): void;
 }
 
-/** What a protocol writes for one operation. */
-export interface OperationFrames {
-  /** One result; `json` is the engine's text, shared by every client of the operation. */
-  next(json: string): void;
-  /** The operation ended with errors. */
-  error(errors: readonly GraphQLFormattedError[]): void;
-  complete(): void;
-}
-
 /**
- * One operation as a protocol runs it. `pending` waits to be started (the legacy graphql-ws
- * holds operations until the ack); `starting` covers the synchronous `start` call (the sink may
- * already be used); `finished` means the service ended it, `cancelled` that this side stopped it.
+ * One operation as a protocol runs it, and the sink the service writes its results to. `pending`
+ * waits to be started (the legacy graphql-ws holds operations until the ack); `starting` covers
+ * the synchronous `start` call (the sink may already be used); `finished` means the service ended
+ * it, `cancelled` that this side stopped it.
+ *
+ * A subclass per protocol supplies the frames, so one object per operation serves as its state,
+ * its sink and its frames: a connection holds no closures per operation (memory per idle
+ * subscriber is one of the figures the product is judged by).
  */
-export class OperationRun {
-  private stop: (() => void) | undefined;
+export abstract class OperationRun implements ResultSink {
+  private stopper: { stop(): void } | undefined;
 
-  /** `onEnd` runs once, as the operation ends (either way), before the service is stopped. */
   constructor(
-    private readonly onEnd: () => void,
+    private readonly outlet: Outlet,
     public state: 'pending' | 'starting' | 'active' | 'finished' | 'cancelled' = 'starting',
   ) {}
+
+  /** Runs once, as the operation ends (either way), before the service is stopped. */
+  protected abstract onEnd(): void;
+  /** One result; `json` is the engine's text, shared by every client of the operation. */
+  protected abstract writeNext(json: string): void;
+  /** The operation ended with errors. */
+  protected abstract writeError(errors: readonly GraphQLFormattedError[]): void;
+  protected abstract writeComplete(): void;
 
   get ended(): boolean {
     return this.state === 'finished' || this.state === 'cancelled';
@@ -81,14 +84,14 @@ export class OperationRun {
     const wasActive = this.state === 'active';
     this.state = 'cancelled';
     this.onEnd();
-    if (wasActive) this.stop?.();
+    if (wasActive) this.stopper?.stop();
   }
 
   /** The service's `start` succeeded: true when the operation is now active. */
   started(started: { stop(): void }): boolean {
     if (this.state === 'starting') {
       this.state = 'active';
-      this.stop = started.stop;
+      this.stopper = started;
       return true;
     }
     // Stopped while the service was starting (a slow consumer on the first result).
@@ -96,26 +99,25 @@ export class OperationRun {
     return false;
   }
 
-  /** The sink to hand the service: results go out as `frames` while the client keeps up. */
-  sink(outlet: Outlet, frames: OperationFrames): ResultSink {
-    return {
-      next: (json) => {
-        if (this.ended) return false;
-        if (outlet.bufferedAmount() > outlet.sendBufferLimitBytes) {
-          outlet.hooks.slowConsumer();
-          outlet.drop();
-          return false;
-        }
-        frames.next(json);
-        outlet.hooks.messageSent();
-        return true;
-      },
-      error: (errors) => {
-        if (this.finish()) frames.error(errors);
-      },
-      complete: () => {
-        if (this.finish()) frames.complete();
-      },
-    };
+  /** A result goes out while the client keeps up (ResultSink). */
+  next(json: string): boolean {
+    if (this.ended) return false;
+    const outlet = this.outlet;
+    if (outlet.bufferedAmount() > outlet.sendBufferLimitBytes) {
+      outlet.hooks.slowConsumer();
+      outlet.drop();
+      return false;
+    }
+    this.writeNext(json);
+    outlet.hooks.messageSent();
+    return true;
+  }
+
+  error(errors: readonly GraphQLFormattedError[]): void {
+    if (this.finish()) this.writeError(errors);
+  }
+
+  complete(): void {
+    if (this.finish()) this.writeComplete();
   }
 }

@@ -168,11 +168,11 @@ class TransportWsConnection extends WsConnection {
     return `{"id":${idJson},"type":"next","payload":`;
   }
 
-  protected sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {
+  sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {
     this.socket.send(`{"id":${operation.idJson},"type":"error","payload":${JSON.stringify(errors)}}`);
   }
 
-  protected sendComplete(operation: WsOperation): void {
+  sendComplete(operation: WsOperation): void {
     this.socket.send(`{"id":${operation.idJson},"type":"complete"}`);
   }
 

@@ -15,7 +15,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService } from '../subscriptions/service.js';
-import { OperationRun, type DeliveryHooks } from './delivery.js';
+import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
 
 export interface StreamSocket {
   /** Queues text on the response; never blocks. The first write commits the response head. */
@@ -65,56 +65,76 @@ export interface OperationStream {
 export type StreamStart =
   { ok: false; errors: readonly GraphQLFormattedError[] } | { ok: true; stream: OperationStream };
 
+/** One operation on one response: its state, its sink and its framing. */
+class StreamRun extends OperationRun {
+  heartbeat: ReturnType<typeof setInterval> | undefined;
+  private opened = false;
+
+  constructor(
+    readonly socket: StreamSocket,
+    private readonly framing: StreamFraming,
+    outlet: Outlet,
+  ) {
+    super(outlet);
+  }
+
+  /** Every write goes through here, so the preamble precedes the first text. */
+  write(text: string): void {
+    if (this.opened) return this.socket.write(text);
+    this.opened = true;
+    this.socket.write(this.framing.preamble + text);
+  }
+
+  /** The head is committed now at the latest: the client learns the operation runs before its first result. */
+  open(heartbeatIntervalMs: number): void {
+    const { framing } = this;
+    if (framing.opening !== '' || !this.opened) this.write(framing.opening);
+    const beat = framing.heartbeat;
+    if (beat !== undefined && heartbeatIntervalMs > 0) {
+      this.heartbeat = setInterval(() => this.write(beat), heartbeatIntervalMs);
+      this.heartbeat.unref?.();
+    }
+  }
+
+  protected onEnd(): void {
+    clearInterval(this.heartbeat);
+  }
+
+  protected writeNext(json: string): void {
+    this.write(this.framing.result(json));
+  }
+
+  protected writeError(errors: readonly GraphQLFormattedError[]): void {
+    this.write(this.framing.failed(errors));
+    this.socket.end();
+  }
+
+  protected writeComplete(): void {
+    this.write(this.framing.completed);
+    this.socket.end();
+  }
+}
+
 /** Starts the operation; on success the stream is open and its head written. */
 export function startStream(options: StreamOptions, framing: StreamFraming): StreamStart {
   const { socket } = options;
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
-  const run = new OperationRun(() => clearInterval(heartbeat));
-  let opened = false;
-  /** Every write goes through here, so the preamble precedes the first text. */
-  const write = (text: string): void => {
-    if (opened) return socket.write(text);
-    opened = true;
-    socket.write(framing.preamble + text);
+  const outlet: Outlet = {
+    bufferedAmount: () => socket.bufferedAmount(),
+    sendBufferLimitBytes: options.sendBufferLimitBytes,
+    hooks: options.hooks,
+    drop: () => {
+      run.cancel();
+      socket.destroy();
+    },
   };
-
-  const sink = run.sink(
-    {
-      bufferedAmount: () => socket.bufferedAmount(),
-      sendBufferLimitBytes: options.sendBufferLimitBytes,
-      hooks: options.hooks,
-      drop: () => {
-        run.cancel();
-        socket.destroy();
-      },
-    },
-    {
-      next: (json) => write(framing.result(json)),
-      error: (errors) => {
-        write(framing.failed(errors));
-        socket.end();
-      },
-      complete: () => {
-        write(framing.completed);
-        socket.end();
-      },
-    },
-  );
-  const started = options.operations.start(options.request, options.context, sink);
+  const run = new StreamRun(socket, framing, outlet);
+  const started = options.operations.start(options.request, options.context, run);
 
   if (!started.ok) {
     run.finish();
     return { ok: false, errors: started.errors };
   }
-  if (run.started(started)) {
-    // The head is committed now at the latest: the client learns the operation runs before its first result.
-    if (framing.opening !== '' || !opened) write(framing.opening);
-    const beat = framing.heartbeat;
-    if (beat !== undefined && options.heartbeatIntervalMs > 0) {
-      heartbeat = setInterval(() => write(beat), options.heartbeatIntervalMs);
-      heartbeat.unref?.();
-    }
-  }
+  if (run.started(started)) run.open(options.heartbeatIntervalMs);
   return {
     ok: true,
     stream: {

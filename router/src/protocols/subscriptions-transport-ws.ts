@@ -220,12 +220,12 @@ class LegacyWsConnection extends WsConnection {
   }
 
   /** As a last `data` {errors}, then `complete` (see above). */
-  protected sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {
+  sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {
     this.socket.send(`${operation.prefix}{"errors":${JSON.stringify(errors)}}}`);
     this.sendComplete(operation);
   }
 
-  protected sendComplete(operation: WsOperation): void {
+  sendComplete(operation: WsOperation): void {
     this.socket.send(`{"type":"complete","id":${operation.idJson}}`);
   }
 

@@ -100,6 +100,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     open.get(this)?.receive(toText(data, isBinary));
   }
   function onClosed(this: WebSocket): void {
+    reserved--;
     const connection = open.get(this);
     if (!connection) return;
     open.delete(this);
@@ -126,12 +127,20 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       );
     }
     reserved++;
-    socket.once('close', releaseSlot);
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req.headers));
+    // Until the handshake completes the TCP socket holds the slot; then the WebSocket does.
+    socket.on('close', releaseSlot);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', onUpgradeSocketError);
+      socket.off('close', releaseSlot);
+      accept(ws, req.headers);
+    });
   }
 
-  function accept(ws: WebSocket, headers: IncomingMessage['headers']): void {
+  // Listeners are added with `on`, not `once` (each `once` costs a wrapper per socket): `close`
+  // and a handshake's end happen once anyway.
+  function accept(ws: WebSocket, upgradeHeaders: IncomingMessage['headers']): void {
     ws.on('error', onSocketError);
+    ws.on('close', onClosed);
     const openProtocol = protocols.get(ws.protocol);
     if (!openProtocol || closing) {
       ws.close(
@@ -143,14 +152,13 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     const connection = openProtocol({
       socket: new SocketWriter(ws),
       operations,
-      context: { headers },
+      context: { headers: requestHeaders(upgradeHeaders) },
       limits,
       hooks: protocolHooks,
     });
     open.set(ws, connection);
     metrics.engineConnections.inc();
     ws.on('message', onMessage);
-    ws.once('close', onClosed);
   }
 
   app.server.on('upgrade', onUpgrade);
@@ -234,6 +242,21 @@ function touchedThisTurn(writer: SocketWriter): void {
 function endTurn(): void {
   for (const writer of touched) writer.endTurn();
   touched.length = 0;
+}
+
+/**
+ * The upgrade request's headers as an operation's context sees them: without the handshake's own
+ * (`sec-websocket-*`, `upgrade`, `connection`), which mean nothing after it and would otherwise be
+ * kept for the life of every connection.
+ */
+export function requestHeaders(
+  headers: IncomingMessage['headers'],
+): Record<string, string | string[] | undefined> {
+  const kept: Record<string, string | string[] | undefined> = {};
+  for (const name in headers)
+    if (!name.startsWith('sec-websocket-') && name !== 'upgrade' && name !== 'connection')
+      kept[name] = headers[name];
+  return kept;
 }
 
 /** Text frames as sent; binary frames read as UTF-8 JSON too, as graphql-ws does. */

@@ -47,24 +47,39 @@ export interface SubscriptionEngineOptions {
   maxPendingEvents?: number;
 }
 
-interface Member {
-  sink: ResultSink;
-  /** The client's request, prepared again on a new execution config. */
-  request: GraphQLRequest;
-  context: RequestContext;
-  /** Where the member gets its events now, and (during a handover) where it got them before. */
-  current?: { trigger: Trigger; group: Group };
-  previous?: { trigger: Trigger; group: Group };
-}
+/**
+ * One client subscription, and the `Started` handed back to its protocol. It takes the events
+ * (Trigger sequence numbers) from `from` on from its `current` Group; during a handover also
+ * `previousFrom`..`previousUntil` from its `previous` Group. Plain fields, no closures: there is
+ * one of these per subscribed client.
+ */
+class Member {
+  current: Group | undefined = undefined;
+  from = 0;
+  previous: Group | undefined = undefined;
+  previousFrom = 0;
+  previousUntil = 0;
 
-/** The events (trigger sequence numbers) a member takes from a Group. */
-interface Range {
-  from: number;
-  until: number;
+  constructor(
+    private readonly engine: SubscriptionEngine,
+    readonly sink: ResultSink,
+    /** The client's request, prepared again on a new execution config. */
+    readonly request: GraphQLRequest,
+    readonly context: RequestContext,
+  ) {}
+
+  get ok(): true {
+    return true;
+  }
+
+  /** Stops the subscription (Started); idempotent. */
+  stop(): void {
+    this.engine.endMember(this);
+  }
 }
 
 class Group {
-  readonly members = new Map<Member, Range>();
+  readonly members = new Set<Member>();
   private tail: Promise<void> = Promise.resolve();
   private pending = 0;
   /** The filter with this Group's arguments bound, and the field paths it reads. */
@@ -145,9 +160,14 @@ class Group {
   /** Sends `json` (undefined: filtered out) to the members whose range holds `seq`. */
   private fanOut(json: string | undefined, received: number, seq: number): void {
     let handedOver = false;
-    for (const [member, range] of this.members) {
-      if (json !== undefined && seq >= range.from && seq <= range.until) member.sink.next(json);
-      if (seq >= range.until) handedOver = true;
+    for (const member of this.members) {
+      if (member.current === this) {
+        if (json !== undefined && seq >= member.from) member.sink.next(json);
+      } else {
+        if (json !== undefined && seq >= member.previousFrom && seq <= member.previousUntil)
+          member.sink.next(json);
+        if (seq >= member.previousUntil) handedOver = true;
+      }
     }
     if (json !== undefined)
       this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
@@ -198,7 +218,7 @@ class Trigger {
       this.engine.logger.warn({ subject: message.subject }, 'invalid event: not JSON');
       const json = invalidEventPayload(message.subject, 'the event is not valid JSON');
       this.seq++;
-      for (const group of this.groups.values()) for (const m of group.members.keys()) m.sink.next(json);
+      for (const group of this.groups.values()) for (const m of group.members) m.sink.next(json);
       return;
     }
     const seq = ++this.seq;
@@ -211,7 +231,7 @@ class Trigger {
     if (this.closed) return;
     this.engine.logger.warn({ err: error, trigger: this.key }, 'trigger failed');
     const errors = [{ message: error.message, extensions: { code: 'EVENT_SOURCE_FAILED' } }];
-    const members = [...new Set([...this.groups.values()].flatMap((g) => [...g.members.keys()]))];
+    const members = [...new Set([...this.groups.values()].flatMap((g) => [...g.members]))];
     this.engine.dropTrigger(this);
     for (const m of members) this.engine.endMember(m, () => m.sink.error(errors));
   }
@@ -257,12 +277,12 @@ export class SubscriptionEngine {
     request: GraphQLRequest,
     context: RequestContext = {},
   ): Started {
-    const member: Member = { sink, request, context };
+    const member = new Member(this, sink, request, context);
     const problem = this.attach(member, prepared);
     if (problem) return fail(problem);
     this.members.add(member);
     this.metrics.engineSubscriptions.inc();
-    return { ok: true, stop: () => this.endMember(member) };
+    return member;
   }
 
   /**
@@ -301,9 +321,10 @@ export class SubscriptionEngine {
     if (typeof target === 'string') return target;
     const trigger = this.acquire(target.provider, target.spec);
     const group = this.groupOf(trigger, prepared, target.filter);
-    group.members.set(member, { from: trigger.seq + 1, until: Infinity });
+    group.members.add(member);
     trigger.refs++;
-    member.current = { trigger, group };
+    member.current = group;
+    member.from = trigger.seq + 1;
     return undefined;
   }
 
@@ -318,23 +339,24 @@ export class SubscriptionEngine {
       return this.attach(member, prepared);
     }
     const group = this.groupOf(trigger, prepared, target.filter);
-    if (group === current.group) return undefined;
-    if (member.previous) this.leave(member.previous.group, member);
-    const range = current.group.members.get(member)!;
-    range.until = trigger.seq;
-    group.members.set(member, { from: trigger.seq + 1, until: Infinity });
+    if (group === current) return undefined;
+    if (member.previous) this.leave(member.previous, member);
     member.previous = current;
-    member.current = { trigger, group };
-    if (current.group.idle) this.finishHandovers(current.group, trigger.seq);
+    member.previousFrom = member.from;
+    member.previousUntil = trigger.seq;
+    group.members.add(member);
+    member.current = group;
+    member.from = trigger.seq + 1;
+    if (current.idle) this.finishHandovers(current, trigger.seq);
     return undefined;
   }
 
   /** Drops members of `group` whose range ended at or before `seq` (their new Group took over). */
   finishHandovers(group: Group, seq: number): void {
-    for (const [member, range] of group.members) {
-      if (range.until > seq) continue;
+    for (const member of group.members) {
+      if (member.previous !== group || member.previousUntil > seq) continue;
       this.leave(group, member);
-      if (member.previous?.group === group) member.previous = undefined;
+      member.previous = undefined;
     }
   }
 
@@ -389,11 +411,11 @@ export class SubscriptionEngine {
   /** Takes `member` off its Trigger (both Groups during a handover) and releases the Trigger. */
   private detach(member: Member): void {
     const { current, previous } = member;
-    if (previous) this.leave(previous.group, member);
+    if (previous) this.leave(previous, member);
     member.previous = undefined;
     if (!current) return;
     member.current = undefined;
-    this.leave(current.group, member);
+    this.leave(current, member);
     const trigger = current.trigger;
     trigger.refs--;
     if (trigger.refs === 0 && !trigger.closed) {

@@ -20,7 +20,12 @@ export function createOperationService(
         return { ok: false, errors: [{ message: 'the router has no execution config loaded yet' }] };
       const prepared = current.prepare(request);
       if (prepared.kind === 'errors') return { ok: false, errors: prepared.errors };
-      if (prepared.subscription) return engine.subscribe(prepared.subscription, sink, request, context);
+      if (prepared.subscription) {
+        // The engine keeps the request for the life of the subscription: with the shared text
+        // (equal strings are not one string; the client's own copy is dropped here).
+        const kept = { ...request, query: prepared.query };
+        return engine.subscribe(prepared.subscription, sink, kept, context);
+      }
       if (prepared.operationKind === 'subscription')
         return { ok: false, errors: [{ message: 'this subscription has no event source' }] };
       let stopped = false;
