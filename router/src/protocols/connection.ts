@@ -112,12 +112,51 @@ export class WsOperation extends OperationRun {
   }
 }
 
+/**
+ * A connection's operations by id. Nearly every connection runs one operation, so the first lives
+ * in a field and a Map (~180 bytes) exists only while there are more: this is per connection.
+ */
+export class OperationTable {
+  private first: WsOperation | undefined;
+  private rest: Map<string, WsOperation> | undefined;
+
+  get size(): number {
+    return (this.first ? 1 : 0) + (this.rest?.size ?? 0);
+  }
+
+  get(idJson: string): WsOperation | undefined {
+    return this.first?.idJson === idJson ? this.first : this.rest?.get(idJson);
+  }
+
+  has(idJson: string): boolean {
+    return this.get(idJson) !== undefined;
+  }
+
+  /** Adds an operation whose id is not taken; `values` keeps the order of adding. */
+  add(operation: WsOperation): void {
+    if (!this.first && !this.rest) this.first = operation;
+    else (this.rest ??= new Map()).set(operation.idJson, operation);
+  }
+
+  delete(idJson: string): void {
+    if (this.first?.idJson === idJson) this.first = undefined;
+    else if (this.rest?.delete(idJson) && this.rest.size === 0) this.rest = undefined;
+  }
+
+  /** A snapshot in the order of adding: safe to end operations while iterating. */
+  values(): WsOperation[] {
+    const all = this.rest ? [...this.rest.values()] : [];
+    if (this.first) all.unshift(this.first);
+    return all;
+  }
+}
+
 /** One connection of a subprotocol: the life every subprotocol shares. */
 export abstract class WsConnection implements ProtocolConnection, Outlet {
   readonly socket: ProtocolSocket;
   protected readonly limits: ProtocolLimits;
   readonly hooks: ProtocolHooks;
-  protected readonly operations = new Map<string, WsOperation>();
+  protected readonly operations = new OperationTable();
   protected init: 'none' | 'deciding' | 'acknowledged' = 'none';
   protected isClosed = false;
   private readonly service: OperationService;
@@ -177,7 +216,7 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
     this.isClosed = true;
     clearTimeout(this.initTimer);
     clearInterval(this.keepaliveTimer);
-    for (const operation of [...this.operations.values()]) operation.cancel();
+    for (const operation of this.operations.values()) operation.cancel();
   }
 
   /** `onConnect` refused the init. */
@@ -243,7 +282,7 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
       return undefined;
     }
     const operation = new WsOperation(this, idJson, this.resultPrefix(idJson), request);
-    this.operations.set(idJson, operation);
+    this.operations.add(operation);
     return operation;
   }
 

@@ -204,7 +204,7 @@ class LegacyWsConnection extends WsConnection {
   /** `ka` right after the ack and every `keepaliveIntervalMs`; then the starts held for the ack run. */
   protected acknowledged(): void {
     this.keepalive(() => this.socket.send(KEEP_ALIVE), true);
-    for (const operation of [...this.operations.values()])
+    for (const operation of this.operations.values())
       if (operation.state === 'pending' && !this.isClosed) this.run(operation);
   }
 

@@ -190,14 +190,19 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
 };
 
 /**
- * Writes one connection's frames. The first frame of an event-loop turn leaves at once (lowest
- * latency when events are sparse); when a second frame follows in the same turn (events arriving
- * faster than the client drains them), the socket is corked and everything queued in that turn
- * leaves in one write when the turn ends. One `setImmediate` per turn serves every socket.
+ * Writes one connection's frames, coalescing them when events come fast. Sparse events: the
+ * first frame of an event-loop turn leaves at once (lowest latency); a second frame in the same
+ * turn corks the socket, and everything queued in that turn leaves in one write when it ends.
+ * Once a turn has coalesced frames on any socket (events arrive faster than turns end), the turns
+ * of the next second cork every socket from its first frame: each socket costs one write per turn
+ * however many events the turn delivers, and the fan-out loop itself only queues (the writes
+ * follow in one run), so more events land in the next turn together. Measured: 1.3x the
+ * deliveries/s of first-frame-at-once at 10,000 sockets (`npm run bench -- fanout`). One
+ * `setImmediate` per turn serves every socket.
  * Bytes queued in the current turn are not backlog, so they do not count against the send buffer
  * limit (`bufferedAmount`).
  */
-class SocketWriter implements ProtocolSocket {
+export class SocketWriter implements ProtocolSocket {
   private readonly tcp: Socket | undefined;
   /** Characters sent in the current turn (0: none yet). */
   private turnChars = 0;
@@ -208,10 +213,12 @@ class SocketWriter implements ProtocolSocket {
   }
 
   send(text: string): void {
-    if (this.turnChars === 0) touchedThisTurn(this);
-    else if (!this.corked && this.tcp) {
-      this.corked = true;
-      this.tcp.cork();
+    if (this.turnChars === 0) {
+      touchedThisTurn(this);
+      if (turns.coalescing) this.cork();
+    } else {
+      turns.coalesced = true;
+      if (!this.corked) this.cork();
     }
     this.turnChars += text.length;
     this.ws.send(text);
@@ -232,16 +239,30 @@ class SocketWriter implements ProtocolSocket {
       this.tcp?.uncork();
     }
   }
+
+  private cork(): void {
+    if (!this.tcp) return;
+    this.corked = true;
+    this.tcp.cork();
+  }
 }
 
-const touched: SocketWriter[] = [];
+/** Frames keep coalescing from the first frame this long after a turn last coalesced them. */
+const COALESCING_HOLD_MS = 1000;
+/** The writers touched in this turn; whether frames coalesce in it; until when they do. */
+const turns = { touched: [] as SocketWriter[], coalesced: false, coalescing: false, coalescingUntil: 0 };
 function touchedThisTurn(writer: SocketWriter): void {
-  if (touched.length === 0) setImmediate(endTurn);
-  touched.push(writer);
+  if (turns.touched.length === 0) {
+    setImmediate(endTurn);
+    turns.coalescing = performance.now() < turns.coalescingUntil;
+  }
+  turns.touched.push(writer);
 }
 function endTurn(): void {
-  for (const writer of touched) writer.endTurn();
-  touched.length = 0;
+  for (const writer of turns.touched) writer.endTurn();
+  turns.touched.length = 0;
+  if (turns.coalesced) turns.coalescingUntil = performance.now() + COALESCING_HOLD_MS;
+  turns.coalesced = false;
 }
 
 /**
