@@ -7,7 +7,8 @@
  * a broken SDL is reported and the ConfigMap stays byte for byte; a missing Secret key is named on
  * the EventProvider; an operator killed mid-way (SIGKILL of a real `edfs operator` process) is
  * replaced and the result converges without churn; SIGTERM releases the Lease and exits 0; two
- * replicas never reconcile at the same time; `kubectl get sup` columns.
+ * replicas never reconcile at the same time; `kubectl get sup` columns; a rotated credential rolls
+ * the routers (an unrelated key does not); switching to an HPA keeps the live replica count.
  *
  * No controller-manager runs (envtest-style), so Deployments never get pods: `Ready` stays False
  * (`RoutersNotReady`) and `Progressing` True. Each scenario uses its own namespace where it needs
@@ -72,6 +73,11 @@ const RESOURCES: Record<string, { base: string; plural: string; namespaced: bool
   Pod: { base: '/api/v1', plural: 'pods', namespaced: true },
   Deployment: { base: '/apis/apps/v1', plural: 'deployments', namespaced: true },
   PodDisruptionBudget: { base: '/apis/policy/v1', plural: 'poddisruptionbudgets', namespaced: true },
+  HorizontalPodAutoscaler: {
+    base: '/apis/autoscaling/v2',
+    plural: 'horizontalpodautoscalers',
+    namespaced: true,
+  },
   Lease: { base: '/apis/coordination.k8s.io/v1', plural: 'leases', namespaced: true },
   ClusterRole: { base: '/apis/rbac.authorization.k8s.io/v1', plural: 'clusterroles', namespaced: false },
   ClusterRoleBinding: {
@@ -853,5 +859,158 @@ describe('the operator with exactly the chart RBAC', () => {
     expect((await must('Supergraph', 'team-b', 'chat')).status).toBeUndefined();
     expect(await get('ConfigMap', 'team-b', 'chat-router-config')).toBeUndefined();
     expect((await must('Lease', 'edfs-scoped', 'edfs-operator')).spec.holderIdentity).toBe(scoped.identity);
+  }, 30_000);
+});
+
+describe('credential rotation and autoscaler handover', () => {
+  const reconciles: ReconcileRecord[] = [];
+  let operator: RunningOperator;
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const SECRETS_HASH = 'edfs.io/secrets-hash';
+
+  /** A Supergraph reconcile of `key` that started after `since` has finished. */
+  const reconciledSince = (key: string, since: number) =>
+    waitFor(
+      async () =>
+        reconciles.some((r) => r.controller === 'supergraph' && r.key === key && r.startedAt > since),
+      `a reconcile of ${key}`,
+    );
+
+  /** Who owns spec.replicas of a Deployment, by server-side apply bookkeeping. */
+  const replicasOwners = (deployment: Obj): string[] =>
+    deployment.metadata.managedFields
+      .filter((m: { fieldsV1?: any }) => m.fieldsV1?.['f:spec']?.['f:replicas'] !== undefined)
+      .map((m: { manager: string; operation: string }) => `${m.manager}/${m.operation}`)
+      .sort();
+
+  beforeAll(async () => {
+    // The describe block above stops every operator it started (its last test): start afresh.
+    await Promise.all(operators.map((o) => o.stop()));
+    operator = await launch({ onReconcile: (r) => reconciles.push(r) });
+    await waitFor(
+      async () => (await metric(operator.metricsUrl, 'leader_election_master_status')) === 1,
+      'leading',
+      20_000,
+    );
+  }, 30_000);
+
+  it('a new value of the referenced Secret key rolls the pod template; another key of that Secret changes nothing', async () => {
+    const ns = 'rotation';
+    await applyChat(ns);
+    const secret = (token: string, other: string) =>
+      apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'nats-auth', namespace: ns },
+        data: { token: b64(token), other: b64(other) },
+      });
+    await secret('r0tate-first', 'unrelated-1');
+    const ep = chatManifests(ns).find((o) => o.kind === 'EventProvider')!;
+    await apply({
+      ...ep,
+      spec: {
+        ...ep.spec,
+        nats: { ...ep.spec.nats, auth: { tokenSecretRef: { name: 'nats-auth', key: 'token' } } },
+      },
+    });
+    const before = await waitFor(async () => {
+      const d = await get('Deployment', ns, 'chat-router');
+      return d?.spec.template.metadata.annotations?.[SECRETS_HASH] ? d : undefined;
+    }, 'the Deployment with the secrets hash');
+    const hash = before.spec.template.metadata.annotations[SECRETS_HASH];
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+
+    // Another key of the same Secret: the Supergraph is reconciled, and writes nothing.
+    let since = Date.now();
+    await secret('r0tate-first', 'unrelated-2');
+    await reconciledSince(`${ns}/chat`, since);
+    await sleep(1_000); // any write would be in by now
+    const unchanged = await must('Deployment', ns, 'chat-router');
+    expect(unchanged.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    expect(unchanged.metadata.generation).toBe(before.metadata.generation);
+
+    // The referenced key: the pod template changes (a rollout), within seconds of the Secret.
+    since = Date.now();
+    await secret('r0tate-second', 'unrelated-2');
+    const after = await waitFor(async () => {
+      const d = await get('Deployment', ns, 'chat-router');
+      const value = d?.spec.template.metadata.annotations?.[SECRETS_HASH];
+      return value && value !== hash ? d : undefined;
+    }, 'a new secrets hash on the pod template');
+    expect(Date.now() - since).toBeLessThan(5_000);
+    expect(after.metadata.generation).toBe(before.metadata.generation + 1);
+    const { [SECRETS_HASH]: _new, ...restAfter } = after.spec.template.metadata.annotations;
+    const { [SECRETS_HASH]: _old, ...restBefore } = before.spec.template.metadata.annotations;
+    expect(restAfter).toEqual(restBefore);
+    expect(after.spec.template.spec).toEqual(before.spec.template.spec);
+
+    // No value anywhere the operator writes.
+    const written = JSON.stringify([
+      after,
+      await must('ConfigMap', ns, 'chat-router-config'),
+      (await must('Supergraph', ns, 'chat')).status,
+      (await must('EventProvider', ns, 'default')).status,
+      (await api('GET', pathOf('Event', ns))).body.items,
+    ]);
+    for (const value of ['r0tate', b64('r0tate-first'), b64('r0tate-second')]) {
+      expect(written).not.toContain(value);
+    }
+    expect(await metric(operator.metricsUrl, 'controller_runtime_reconcile_errors_total')).toBe(0);
+  }, 30_000);
+
+  it('switching from 3 fixed replicas to an HPA keeps spec.replicas at 3 (ownership handed over, never reset)', async () => {
+    const ns = 'handover';
+    await applyChat(ns);
+    const sup = chatManifests(ns).find((o) => o.kind === 'Supergraph')!;
+    await apply({ ...sup, spec: { ...sup.spec, router: { ...sup.spec.router, replicas: 3 } } });
+    const fixed = await waitFor(async () => {
+      const d = await get('Deployment', ns, 'chat-router');
+      return d?.spec.replicas === 3 ? d : undefined;
+    }, 'the Deployment at 3 replicas');
+    expect(replicasOwners(fixed)).toEqual(['edfs-operator/Apply']);
+
+    await apply({
+      ...sup,
+      spec: {
+        ...sup.spec,
+        router: { ...sup.spec.router, replicas: 3 },
+        autoscaling: { minReplicas: 2, maxReplicas: 5, targetConnectionsPerPod: 1000 },
+      },
+    });
+    const hpa = await waitFor(() => get('HorizontalPodAutoscaler', ns, 'chat-router'), 'the HPA');
+    expect(hpa.spec).toMatchObject({
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'chat-router' },
+      minReplicas: 2,
+      maxReplicas: 5,
+    });
+    const handedOver = await waitFor(async () => {
+      const d = await must('Deployment', ns, 'chat-router');
+      return replicasOwners(d).includes('edfs-operator/Apply') ? undefined : d;
+    }, 'the operator no longer applying spec.replicas');
+    expect(handedOver.spec.replicas).toBe(3);
+    expect(replicasOwners(handedOver)).toEqual(['edfs-operator-handover/Apply']);
+    // Exactly one change of the Deployment (its applied-hash annotation, which bumps a
+    // Deployment's generation): a reset to 1 and back would have taken more.
+    expect(handedOver.metadata.generation).toBe(fixed.metadata.generation + 1);
+
+    // Settled: further reconciles leave it as it is.
+    const since = Date.now();
+    const owner = (await must('Supergraph', ns, 'chat')).metadata;
+    await apply({
+      apiVersion: 'edfs.io/v1alpha1',
+      kind: 'Supergraph',
+      metadata: { name: owner.name, namespace: ns, labels: { touched: 'yes' } },
+      spec: {
+        ...sup.spec,
+        router: { ...sup.spec.router, replicas: 3 },
+        autoscaling: { minReplicas: 2, maxReplicas: 5, targetConnectionsPerPod: 1000 },
+      },
+    });
+    await reconciledSince(`${ns}/chat`, since);
+    await sleep(1_000);
+    const settled = await must('Deployment', ns, 'chat-router');
+    expect(settled.metadata.resourceVersion).toBe(handedOver.metadata.resourceVersion);
+    expect(settled.spec.replicas).toBe(3);
+    expect(await metric(operator.metricsUrl, 'controller_runtime_reconcile_errors_total')).toBe(0);
   }, 30_000);
 });

@@ -16,6 +16,7 @@ import {
   CONFIG_HASH_ANNOTATION,
   PRE_STOP_SECONDS,
   ROUTER_CONFIG_HASH_ANNOTATION,
+  SECRETS_HASH_ANNOTATION,
   envVarName,
   renderDesired,
   routerSelector,
@@ -552,6 +553,65 @@ describe('broker credentials', () => {
         'EventProvider "demo/b": provider id "orders.v1" clashes with EventProvider "demo/a"',
       ),
     ]);
+  });
+});
+
+describe('secret rotation', () => {
+  const withToken = (secretsHash: string | undefined) =>
+    input((i) => {
+      i.providers = [nats('default', { auth: { tokenSecretRef: { name: 'nats-auth', key: 'token' } } })];
+      i.secretsHash = secretsHash;
+    });
+  const podAnnotations = (objects: KubeObject[]) =>
+    find(objects, 'Deployment').spec.template.metadata.annotations;
+
+  it('puts the digest of the referenced Secret values in a pod-template annotation', () => {
+    const { objects } = renderDesired(withToken('a'.repeat(64)));
+    expect(podAnnotations(objects)[SECRETS_HASH_ANNOTATION]).toBe('a'.repeat(64));
+    // Only the digest: the Deployment still gets the credential from the Secret itself.
+    expect(routerContainer(objects).env).toEqual([
+      {
+        name: 'EDFS_PROVIDER_DEFAULT_TOKEN',
+        valueFrom: { secretKeyRef: { name: 'nats-auth', key: 'token' } },
+      },
+    ]);
+  });
+
+  it('a changed digest changes only that annotation, so the pods roll; the same digest renders the same bytes', () => {
+    const a = renderDesired(withToken('a'.repeat(64))).objects;
+    const b = renderDesired(withToken('b'.repeat(64))).objects;
+    expect(JSON.stringify(renderDesired(withToken('a'.repeat(64))).objects)).toBe(JSON.stringify(a));
+    expect(podAnnotations(b)[SECRETS_HASH_ANNOTATION]).toBe('b'.repeat(64));
+    const withoutHash = (objects: KubeObject[]) => {
+      const copy = structuredClone(objects);
+      delete find(copy, 'Deployment').spec.template.metadata.annotations[SECRETS_HASH_ANNOTATION];
+      return copy;
+    };
+    expect(withoutHash(b)).toEqual(withoutHash(a));
+    expect(find(b, 'Deployment')).not.toEqual(find(a, 'Deployment'));
+  });
+
+  it('is absent when no provider references a Secret, or when no digest is given', () => {
+    const none = renderDesired(input((i) => (i.secretsHash = 'a'.repeat(64)))).objects;
+    expect(podAnnotations(none)).not.toHaveProperty(SECRETS_HASH_ANNOTATION);
+    expect(find(none, 'Deployment')).toEqual(find(renderDesired(input()).objects, 'Deployment'));
+    expect(podAnnotations(renderDesired(withToken(undefined)).objects)).not.toHaveProperty(
+      SECRETS_HASH_ANNOTATION,
+    );
+  });
+
+  it('wins over a podTemplate override of the same annotation', () => {
+    const { objects } = renderDesired(
+      input((i) => {
+        i.providers = [nats('default', { auth: { tokenSecretRef: { name: 'nats-auth', key: 'token' } } })];
+        i.secretsHash = 'a'.repeat(64);
+        i.supergraph.spec.router = {
+          ...i.supergraph.spec.router,
+          podTemplate: { metadata: { annotations: { [SECRETS_HASH_ANNOTATION]: 'forged' } } },
+        };
+      }),
+    );
+    expect(podAnnotations(objects)[SECRETS_HASH_ANNOTATION]).toBe('a'.repeat(64));
   });
 });
 

@@ -426,6 +426,96 @@ describe('Supergraph reconciler', () => {
     });
   });
 
+  it('a new value of a referenced Secret key rolls the Deployment; another key or no change writes nothing', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    const ep = api.find<EventProvider>(RESOURCES.EventProvider, 'demo', 'default')!;
+    api.put({
+      ...ep,
+      spec: {
+        ...ep.spec,
+        nats: { ...ep.spec.nats!, auth: { tokenSecretRef: { name: 'nats-auth', key: 'token' } } },
+      },
+    });
+    const putSecret = (data: Record<string, string>) =>
+      api.put({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'nats-auth', namespace: 'demo' },
+        data: Object.fromEntries(
+          Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+        ),
+      } as AnyObject);
+    const annotation = () =>
+      api.find(RESOURCES.Deployment, 'demo', 'chat-router')!.spec.template.metadata.annotations[
+        'edfs.io/secrets-hash'
+      ];
+    putSecret({ token: 's3cr3t-one', other: 'x' });
+    await supergraphs.reconcile('demo/chat');
+    const first = annotation();
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    api.takeWrites();
+
+    await supergraphs.reconcile('demo/chat');
+    putSecret({ token: 's3cr3t-one', other: 'y' });
+    await supergraphs.reconcile('demo/chat');
+    expect(api.takeWrites()).toEqual([]);
+    expect(annotation()).toBe(first);
+
+    putSecret({ token: 's3cr3t-two', other: 'y' });
+    await supergraphs.reconcile('demo/chat');
+    expect(api.takeWrites().filter((w) => w.startsWith('apply'))).toEqual(['apply Deployment chat-router']);
+    expect(annotation()).not.toBe(first);
+
+    // No value (nor its base64 form) in any object the operator wrote, its status or its Events.
+    const written = JSON.stringify([
+      [...api.objects.values()].filter((o) => o.kind !== 'Secret'),
+      api.events,
+    ]);
+    for (const value of ['s3cr3t', Buffer.from('s3cr3t-two').toString('base64')]) {
+      expect(written).not.toContain(value);
+    }
+  });
+
+  it('hands spec.replicas to the autoscaler: the live count is applied under a second manager first', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+    const deployment = api.find(RESOURCES.Deployment, 'demo', 'chat-router')!;
+    expect(deployment.spec.replicas).toBe(2);
+    // What the API server records for the operator's earlier apply.
+    deployment.metadata.managedFields = [
+      {
+        manager: 'edfs-operator',
+        operation: 'Apply',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:spec': { 'f:replicas': {}, 'f:template': {} } },
+      },
+    ];
+    const applies: { kind: string; manager: string; force: boolean; spec: Record<string, unknown> }[] = [];
+    const apply = api.client.apply;
+    api.client.apply = (type, obj, opts) => {
+      const spec = (obj as Obj).spec ?? {};
+      applies.push({ kind: type.kind, manager: opts.fieldManager, force: Boolean(opts.force), spec });
+      return apply(type, obj, opts);
+    };
+    const sup = supergraph(api);
+    api.put({
+      ...sup,
+      spec: { ...sup.spec, autoscaling: { minReplicas: 2, maxReplicas: 6, targetConnectionsPerPod: 500 } },
+    });
+    await supergraphs.reconcile('demo/chat');
+
+    expect(applies.map((a) => `${a.kind} ${a.manager}`)).toEqual([
+      'Deployment edfs-operator-handover',
+      'Deployment edfs-operator',
+      'HorizontalPodAutoscaler edfs-operator',
+    ]);
+    expect(applies[0]).toMatchObject({ force: false, spec: { replicas: 2 } });
+    expect(Object.keys(applies[0]!.spec)).toEqual(['replicas']);
+    expect(applies[1]!.spec).not.toHaveProperty('replicas');
+  });
+
   it('never writes spec, and does nothing for a Supergraph that is gone', async () => {
     const { api, supergraphs } = setup();
     withChat(api);

@@ -221,6 +221,12 @@ export interface DesiredInput {
   configHash: string;
   /** The EventProviders the composed schema uses (by providerId). */
   providers: EventProvider[];
+  /**
+   * A digest of the values of every Secret key those providers reference (never the values), or
+   * undefined when it is not known. Rendered as a pod-template annotation, so a rotated credential
+   * replaces the router pods: env vars from Secrets are read only when a container starts.
+   */
+  secretsHash?: string;
   /** Optional APIs present in the cluster. */
   capabilities: { serviceMonitor: boolean; keda: boolean };
   /** Operator defaults (from its flags / Helm values). */

@@ -9,7 +9,7 @@
  *   its labels now;
  * - EventProvider: itself; every Supergraph that used it or waits for its providerId;
  * - ConfigMap: Subgraphs and Supergraphs that read it (SDL); the Supergraph that owns it;
- * - Secret: EventProviders and Supergraphs that reference it;
+ * - Secret: EventProviders and Supergraphs that reference it (a changed value rolls the routers);
  * - Deployment, Service, Ingress, HPA, PDB: the Supergraph that owns them (drift, rollout status).
  *
  * Invariants: informers run on every replica (a standby has warm caches); reconcilers run only
@@ -40,6 +40,7 @@ import type { ObjectReader } from '../reconcile/context.js';
 import { dep, DependencyIndex } from '../reconcile/dependency-index.js';
 import { EventProviderReconciler } from '../reconcile/eventprovider.js';
 import { SubgraphReconciler } from '../reconcile/subgraph.js';
+import { digestSecret } from '../reconcile/secrets-hash.js';
 import { SupergraphReconciler } from '../reconcile/supergraph.js';
 import { Controller, type ReconcileRecord } from './controller.js';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.js';
@@ -120,8 +121,9 @@ export class Manager {
         namespace: opts.namespace,
         logger: this.logger,
         clock: this.clock,
-        // Only which keys a Secret has matters here; its values never stay in memory.
-        transform: kind === 'Secret' ? redactSecret : undefined,
+        // Only which keys a Secret has and whether a value changed matter here: each value is
+        // kept as a keyed digest, never as itself.
+        transform: kind === 'Secret' ? digestSecret : undefined,
       });
     }
     this.informers = informers;
@@ -379,16 +381,4 @@ function anyChange(): boolean {
 function owner(obj: AnyObject): string[] {
   const ref = controllerOwner(obj, API_VERSION, 'Supergraph');
   return ref ? [keyOf(obj.metadata.namespace, ref.name)] : [];
-}
-
-function redactSecret(obj: AnyObject): AnyObject {
-  const secret = obj as AnyObject & { data?: Record<string, string>; stringData?: unknown };
-  if (secret.data) for (const key of Object.keys(secret.data)) secret.data[key] = '';
-  delete secret.stringData;
-  const annotations = secret.metadata.annotations;
-  // kubectl apply keeps the whole Secret, values included, in this annotation.
-  if (annotations && 'kubectl.kubernetes.io/last-applied-configuration' in annotations) {
-    delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
-  }
-  return secret;
 }

@@ -17,7 +17,7 @@ import {
 } from '../api/v1alpha1.js';
 import { CONFIG_HASH_ANNOTATION, CONFIG_JSON_KEY, ROUTER_YAML_KEY, childMeta } from './meta.js';
 import { renderServiceMonitor } from './monitoring.js';
-import { renderRouterConfig, type RenderedRouterConfig } from './router-config.js';
+import { renderRouterConfig, secretBindings, type RenderedRouterConfig } from './router-config.js';
 import { renderDisruptionBudget, renderScaling } from './scaling.js';
 import { renderDeployment, renderIngress, renderService } from './workload.js';
 
@@ -37,6 +37,7 @@ export {
   ROUTER_METRICS_PORT,
   ROUTER_YAML_KEY,
   SECRETS_DIR,
+  SECRETS_HASH_ANNOTATION,
   ownerReference,
   routerLabels,
   routerSelector,
@@ -75,6 +76,9 @@ export function renderDesired(input: DesiredInput): DesiredResult {
         configHash: input.configHash,
         image: supergraph.spec.router?.image || input.defaults.routerImage,
         replicas: scaling.replicas,
+        secretsHash: input.providers.some((p) => secretBindings(p).length > 0)
+          ? input.secretsHash
+          : undefined,
       },
       warnings,
     ),

@@ -38,6 +38,12 @@ export const CONFIG_HASH_ANNOTATION = 'edfs.io/config-hash';
  * must replace the pods.
  */
 export const ROUTER_CONFIG_HASH_ANNOTATION = 'edfs.io/router-config-hash';
+/**
+ * Pod-template annotation with a digest of the values of the Secret keys the providers reference,
+ * present whenever a provider references one: pods read env vars from Secrets only at start, so a
+ * rotated credential must replace them.
+ */
+export const SECRETS_HASH_ANNOTATION = 'edfs.io/secrets-hash';
 
 export const APP_NAME = 'edfs-router';
 export const MANAGED_BY = 'edfs-operator';

@@ -12,6 +12,8 @@
  * - Rollout `HotReload` keeps pods across schema changes (the pod template does not contain the
  *   execution config hash); `Restart` puts that hash in a pod annotation so every change rolls.
  * - `replicas` is left out when an autoscaler owns it, so applying never fights the autoscaler.
+ * - The digest of the referenced Secret values (`secretsHash`, computed by the reconciler) is a pod
+ *   annotation: a rotated credential rolls the pods, an unchanged one changes nothing.
  */
 import { configMapName, routerName, type KubeObject, type Supergraph } from '../api/v1alpha1.js';
 import { isPlainObject, sortKeysDeep, sortedMap, strategicMerge } from './merge.js';
@@ -27,6 +29,7 @@ import {
   ROUTER_HTTP_PORT,
   ROUTER_METRICS_PORT,
   ROUTER_YAML_KEY,
+  SECRETS_HASH_ANNOTATION,
   childMeta,
   routerLabels,
   routerSelectorLabels,
@@ -40,6 +43,8 @@ export interface WorkloadInput {
   image: string;
   /** undefined: an autoscaler owns the replica count. */
   replicas: number | undefined;
+  /** Digest of the referenced Secret keys' values; undefined: no annotation. */
+  secretsHash?: string;
 }
 
 /** The termination grace period that covers preStop, the drain window and a margin. */
@@ -48,7 +53,7 @@ export function terminationGraceSeconds(supergraph: Supergraph): number {
 }
 
 export function renderDeployment(input: WorkloadInput, warnings: string[]): KubeObject {
-  const { supergraph, routerConfig, configHash, image, replicas } = input;
+  const { supergraph, routerConfig, configHash, image, replicas, secretsHash } = input;
   const router = supergraph.spec.router ?? {};
   const grace = terminationGraceSeconds(supergraph);
 
@@ -93,6 +98,7 @@ export function renderDeployment(input: WorkloadInput, warnings: string[]): Kube
     [ROUTER_CONFIG_HASH_ANNOTATION]: routerConfig.hash,
   };
   if ((router.rollout ?? 'HotReload') === 'Restart') podAnnotations[CONFIG_HASH_ANNOTATION] = configHash;
+  if (secretsHash) podAnnotations[SECRETS_HASH_ANNOTATION] = secretsHash;
 
   let template: Record<string, unknown> = {
     metadata: { labels: routerLabels(supergraph), annotations: sortedMap(podAnnotations) },

@@ -87,6 +87,16 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
+  /** Which field manager owns which fields (server-side apply bookkeeping). */
+  managedFields?: ManagedFieldsEntry[];
+}
+
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: 'Apply' | 'Update';
+  subresource?: string;
+  fieldsType?: string;
+  fieldsV1?: Record<string, unknown>;
 }
 
 export interface OwnerReference {

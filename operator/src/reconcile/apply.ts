@@ -7,11 +7,55 @@
  * catches edits by anyone else. Live objects carry more (defaults, status, other managers'
  * fields); those are ignored. When in doubt (say, the API server normalized a quantity) the
  * answer is "apply", which is a no-op on the server: it costs a request, never a change.
+ *
+ * Handing `spec.replicas` to an autoscaler: applying an object that no longer sets a field this
+ * manager applied before removes the field (a Deployment falls back to 1 replica) unless another
+ * manager owns it too. So before the first apply without `spec.replicas`, the live count is applied
+ * under a second manager (`HANDOVER_FIELD_MANAGER`), which keeps it until the autoscaler changes
+ * it ("Transferring ownership" in the Kubernetes server-side apply documentation).
  */
 import { createHash } from 'node:crypto';
 import type { AnyObject } from '../kube/resources.js';
 
 export const APPLIED_HASH_ANNOTATION = 'edfs.io/applied-hash';
+
+/** The field manager that holds `spec.replicas` while an autoscaler takes it over. */
+export const HANDOVER_FIELD_MANAGER = 'edfs-operator-handover';
+
+/**
+ * The object to apply under `HANDOVER_FIELD_MANAGER` before `desired`, or undefined when none is
+ * needed: it is needed when `desired` leaves `spec.replicas` out while `manager` has applied it
+ * to the live object. It sets exactly the live count, so it changes nothing on the server.
+ */
+export function replicasHandover(
+  desired: AnyObject,
+  live: AnyObject | undefined,
+  manager: string,
+): AnyObject | undefined {
+  if (!live || fieldOf(desired, 'spec', 'replicas') !== undefined) return undefined;
+  const replicas = fieldOf(live, 'spec', 'replicas');
+  if (typeof replicas !== 'number') return undefined;
+  const owned = (live.metadata.managedFields ?? []).some(
+    (entry) =>
+      entry.manager === manager &&
+      entry.operation === 'Apply' &&
+      !entry.subresource &&
+      fieldOf(entry.fieldsV1, 'f:spec', 'f:replicas') !== undefined,
+  );
+  if (!owned) return undefined;
+  return {
+    apiVersion: desired.apiVersion,
+    kind: desired.kind,
+    metadata: { name: live.metadata.name, namespace: live.metadata.namespace },
+    spec: { replicas },
+  } as AnyObject;
+}
+
+function fieldOf(obj: unknown, ...path: string[]): unknown {
+  let at: unknown = obj;
+  for (const key of path) at = isObject(at) ? at[key] : undefined;
+  return at;
+}
 
 /** The desired object with the annotation holding the hash of its own content. */
 export function withAppliedHash<T extends AnyObject>(desired: T): T {

@@ -4,7 +4,7 @@
  * failing to start, so it is reported here first, naming the Secret, the key and the spec field.
  *
  * `Ready`: True when every referenced key exists, False (`SecretNotFound` / `SecretKeyNotFound`)
- * otherwise. Secret values are never read into status (the informer keeps keys only).
+ * otherwise. Secret values are never read into status (the informer keeps keys and digests only).
  *
  * Invariant: only status is written, and only when it changed.
  */

@@ -4,8 +4,11 @@
  * reconcile(namespace/name):
  *   1. select the Subgraphs (label selector, same namespace), read their SDL, compose;
  *   2. resolve the EventProviders the composed config's event fields name (by providerId);
- *   3. render the desired children (`renderDesired`, pure) and server-side apply each one that is
- *      not already up to date (one field manager, forced, controller owner reference);
+ *   3. render the desired children (`renderDesired`, pure; given a digest of the referenced Secret
+ *      values so a rotated credential rolls the routers) and server-side apply each one that is
+ *      not already up to date (one field manager, forced, controller owner reference). When the
+ *      Deployment's replicas pass to an autoscaler, the live count is first applied under a
+ *      handover field manager so it is kept until the autoscaler changes it;
  *   4. delete children of kinds no longer rendered (an Ingress taken out of the spec);
  *   5. write status through the status subresource when it changed, and record Events for
  *      transitions (composed, composition failed, apply failed).
@@ -44,11 +47,12 @@ import {
   type AnyObject,
   type ResourceType,
 } from '../kube/resources.js';
-import { isUpToDate, withAppliedHash } from './apply.js';
+import { HANDOVER_FIELD_MANAGER, isUpToDate, replicasHandover, withAppliedHash } from './apply.js';
 import { metaTime, sameStatus, statusPatch } from './conditions.js';
 import type { Capabilities, ReconcileContext } from './context.js';
 import { dep, type DependencyIndex } from './dependency-index.js';
 import { providersUsed, readSubgraph, resolveProviders, selectedSubgraphs, sha256 } from './inputs.js';
+import { secretsHash } from './secrets-hash.js';
 import { WrittenStatus } from './written-status.js';
 import {
   describeErrors,
@@ -136,6 +140,7 @@ export class SupergraphReconciler implements Reconciler {
           configJson,
           configHash: sha256(configJson),
           providers,
+          secretsHash: secretsHash(namespace, providers, cache),
           capabilities,
           defaults: this.opts.defaults,
         });
@@ -282,6 +287,16 @@ export class SupergraphReconciler implements Reconciler {
         };
       }
       if (isUpToDate(desired, live)) return { object: live, changed: false };
+    }
+    const handover = replicasHandover(desired, live, FIELD_MANAGER);
+    if (handover) {
+      try {
+        // Not forced: the live count is applied, so no other manager can conflict unless it
+        // changed the count meanwhile; then the next reconcile reads it again.
+        await this.opts.client.apply<AnyObject>(type, handover, { fieldManager: HANDOVER_FIELD_MANAGER });
+      } catch (err) {
+        return { error: `handing ${what}'s replicas over to the autoscaler: ${message(err)}` };
+      }
     }
     try {
       const object = await this.opts.client.apply<AnyObject>(type, desired, {
