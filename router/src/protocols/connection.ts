@@ -24,6 +24,11 @@ import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
 export interface ProtocolSocket {
   /** Queues one text frame; never blocks. */
   send(text: string): void;
+  /**
+   * Queues the text frame `prefix + json + suffix`, where `json` is the engine's result text,
+   * the same string for every client of an event: the socket may encode it once for all of them.
+   */
+  sendResult(prefix: string, json: string, suffix: string): void;
   close(code: number, reason: string): void;
   /** Bytes queued but not yet handed to the network. */
   bufferedAmount(): number;
@@ -100,7 +105,7 @@ export class WsOperation extends OperationRun {
   }
 
   protected writeNext(json: string): void {
-    this.connection.socket.send(this.prefix + json + '}');
+    this.connection.socket.sendResult(this.prefix, json, '}');
   }
 
   protected writeError(errors: readonly GraphQLFormattedError[]): void {

@@ -204,7 +204,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
  */
 export class SocketWriter implements ProtocolSocket {
   private readonly tcp: Socket | undefined;
-  /** Characters sent in the current turn (0: none yet). */
+  /** Bytes (about: characters of `send`) queued in the current turn (0: none yet). */
   private turnChars = 0;
   private corked = false;
 
@@ -213,15 +213,46 @@ export class SocketWriter implements ProtocolSocket {
   }
 
   send(text: string): void {
-    if (this.turnChars === 0) {
-      touchedThisTurn(this);
-      if (turns.coalescing) this.cork();
-    } else {
-      turns.coalesced = true;
-      if (!this.corked) this.cork();
-    }
-    this.turnChars += text.length;
+    this.beginFrame(text.length);
     this.ws.send(text);
+  }
+
+  /**
+   * A result frame, framed here rather than by `ws`: the engine's text is encoded once per event
+   * for all sockets (`encodedOnce`) and written after this socket's own frame header and prefix,
+   * one gather write; `ws.send` would encode the whole text again for every socket. Frames leave
+   * in order with those `ws` writes itself (it writes straight to the socket: no compression).
+   */
+  sendResult(prefix: string, json: string, suffix: string): void {
+    const tcp = this.tcp;
+    if (!tcp || this.ws.readyState !== OPEN) return this.send(prefix + json + suffix);
+    const body = encodedOnce(json, suffix);
+    const prefixBytes = Buffer.byteLength(prefix);
+    const length = prefixBytes + body.length;
+    const headerBytes = length < 126 ? 2 : length < 65536 ? 4 : 10;
+    const head = Buffer.allocUnsafe(headerBytes + prefixBytes);
+    head[0] = 0x81; // FIN, text
+    if (headerBytes === 2) head[1] = length;
+    else if (headerBytes === 4) {
+      head[1] = 126;
+      head.writeUInt16BE(length, 2);
+    } else {
+      head[1] = 127;
+      head.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+      head.writeUInt32BE(length >>> 0, 6);
+    }
+    head.write(prefix, headerBytes);
+
+    this.beginFrame(length);
+    if (this.corked) {
+      tcp.write(head);
+      tcp.write(body);
+    } else {
+      tcp.cork();
+      tcp.write(head);
+      tcp.write(body);
+      tcp.uncork();
+    }
   }
 
   close(code: number, reason: string): void {
@@ -240,11 +271,37 @@ export class SocketWriter implements ProtocolSocket {
     }
   }
 
+  /** Before each frame: leave at once, or corked (a second frame this turn, or coalescing). */
+  private beginFrame(size: number): void {
+    if (this.turnChars === 0) {
+      touchedThisTurn(this);
+      if (turns.coalescing) this.cork();
+    } else {
+      turns.coalesced = true;
+      if (!this.corked) this.cork();
+    }
+    this.turnChars += size;
+  }
+
   private cork(): void {
     if (!this.tcp) return;
     this.corked = true;
     this.tcp.cork();
   }
+}
+
+const OPEN = 1;
+
+/** The bytes of `json + suffix`, encoded once while every socket of an event gets the same text. */
+const encoded = { json: '', suffix: '', bytes: Buffer.alloc(0) };
+function encodedOnce(json: string, suffix: string): Buffer {
+  // The same string object for every client of an event: `===` is then a pointer comparison.
+  if (json !== encoded.json || suffix !== encoded.suffix) {
+    encoded.json = json;
+    encoded.suffix = suffix;
+    encoded.bytes = Buffer.from(json + suffix);
+  }
+  return encoded.bytes;
 }
 
 /** Frames keep coalescing from the first frame this long after a turn last coalesced them. */

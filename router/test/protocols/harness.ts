@@ -382,6 +382,9 @@ export class RecordingSocket implements ProtocolSocket {
   send(text: string) {
     this.sent.push(JSON.parse(text) as Record<string, unknown>);
   }
+  sendResult(prefix: string, json: string, suffix: string) {
+    this.send(prefix + json + suffix);
+  }
   close(code: number, reason: string) {
     this.closedWith = { code, reason };
   }

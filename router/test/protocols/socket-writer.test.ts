@@ -70,3 +70,46 @@ describe('SocketWriter: coalescing frames into one write per turn', () => {
     expect(writer.bufferedAmount()).toBe(130);
   });
 });
+
+describe('SocketWriter: result frames framed once per event', () => {
+  it('a real ws client reads every size of result frame exactly, in order with plain frames', async () => {
+    const { WebSocketServer, WebSocket: Client } = await import('ws');
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const accepted = new Promise<WebSocket>((r) => server.once('connection', r));
+      const client = new Client(`ws://127.0.0.1:${port}`);
+      const received: string[] = [];
+      client.on('message', (data) => received.push(String(data)));
+      await new Promise((r) => client.once('open', r));
+      const writer = new SocketWriter(await accepted);
+
+      // Payload sizes on both sides of the 7-bit, 16-bit and 64-bit length encodings, and UTF-8.
+      const texts = [10, 125 - 12, 126, 300, 65_535 - 12, 65_536, 70_000].map((n) =>
+        JSON.stringify({ data: { s: 'é'.repeat(Math.max(0, Math.floor(n / 2) - 20)) } }),
+      );
+      const expected: string[] = [];
+      writer.send('{"type":"connection_ack"}');
+      expected.push('{"type":"connection_ack"}');
+      for (const [i, json] of texts.entries()) {
+        const prefix = `{"id":"${i}","type":"next","payload":`;
+        writer.sendResult(prefix, json, '}');
+        writer.sendResult(prefix, json, '}'); // the same text again: encoded once
+        expected.push(prefix + json + '}', prefix + json + '}');
+        if (i === 3) await nextTurn(); // some frames alone in a turn, some coalesced
+      }
+      writer.send('{"type":"ping"}');
+      expected.push('{"type":"ping"}');
+      await waitUntil(() => received.length >= expected.length);
+      expect(received).toEqual(expected);
+      client.close();
+    } finally {
+      server.close();
+    }
+  });
+});
+
+async function waitUntil(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+}
