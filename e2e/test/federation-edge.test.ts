@@ -8,10 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createGateway } from '@edfs/router';
 import {
   ARCHIVE,
+  CAMPUS,
+  DEPOT,
   GALLERY,
+  KENNEL,
   NOTICEBOARD,
+  SHELVES,
   SHOPWINDOW,
   STUDIO,
+  TICKETS,
   WEATHER,
   WORKSHOP,
   startEdgeGraph,
@@ -183,5 +188,102 @@ describe('a shareable root field whose value-type fields are spread over subgrap
     });
     const sent = ['temperatures', 'skies', 'winds'].map((name) => graph.requests(name).length);
     expect(sent).toEqual([0, 1, 0]);
+  });
+});
+
+describe('@requires with an argument in the field set', () => {
+  const graph = useGraph(TICKETS);
+
+  it('sends the required field fetched with its argument', async () => {
+    expectResponse(await graph.run('{ rides { id total } }'), {
+      data: {
+        rides: [
+          { id: 'r1', total: 15 },
+          { id: 'r2', total: 33 },
+        ],
+      },
+    });
+  });
+
+  it('keeps the required value apart from the same field the client selects with another argument', async () => {
+    expectResponse(await graph.run('{ rides { fare(currency: "USD") total eur: fare(currency: "EUR") } }'), {
+      data: {
+        rides: [
+          { fare: 13, total: 15, eur: 12 },
+          { fare: 33, total: 33, eur: 30 },
+        ],
+      },
+    });
+  });
+
+  it('passes a variable default on to the subgraph, where it fills a non-null argument', async () => {
+    expectResponse(await graph.run('query ($c: String = "USD") { rides { fare(currency: $c) } }'), {
+      data: { rides: [{ fare: 13 }, { fare: 33 }] },
+    });
+  });
+});
+
+describe('a value type that another subgraph extends, reached through a parent entity', () => {
+  const graph = useGraph(SHELVES);
+
+  it('keeps the fields the first subgraph has and fetches the others through the parent entity', async () => {
+    expectResponse(await graph.run('{ books { id genre { name stats { titles } } } }'), {
+      data: {
+        books: [
+          { id: 'b1', genre: { name: 'Science fiction', stats: { titles: 2 } } },
+          { id: 'b2', genre: { name: 'Romance', stats: { titles: 1 } } },
+          { id: 'b3', genre: { name: 'Science fiction', stats: { titles: 2 } } },
+        ],
+      },
+    });
+  });
+});
+
+describe('a field whose value no single subgraph completes, on an entity the root subgraph only keys', () => {
+  const graph = useGraph(CAMPUS);
+
+  it('fetches each part through the entity from the subgraph that has it, and follows the key of the value', async () => {
+    expectResponse(await graph.run('{ courses { title room { code building seats } } }'), {
+      data: {
+        courses: [
+          { title: 'Algebra', room: { code: 'r1', building: 'North', seats: 40 } },
+          { title: 'Botany', room: { code: 'r2', building: 'South', seats: 25 } },
+        ],
+      },
+    });
+  });
+});
+
+describe('an enum value that is @inaccessible', () => {
+  const graph = useGraph(DEPOT);
+
+  it('is not passed on: the field is null, with an error at its path', async () => {
+    const response = await graph.run('{ parcels { id status } }');
+    expect(response.data).toEqual({
+      parcels: [
+        { id: 'p1', status: 'SENT' },
+        { id: 'p2', status: null },
+        { id: 'p3', status: 'DELIVERED' },
+      ],
+    });
+    expect(response.errors).toEqual([expect.objectContaining({ path: ['parcels', 1, 'status'] })]);
+  });
+});
+
+describe('a field of an @interfaceObject that another @interfaceObject subgraph resolves', () => {
+  const graph = useGraph(KENNEL);
+
+  it('is fetched from that subgraph with the interface representation, without the owner', async () => {
+    graph.clearRequests();
+    expectResponse(await graph.run('{ pets { name vaccinated } }'), {
+      data: {
+        pets: [
+          { name: 'Rex', vaccinated: true },
+          { name: 'Tom', vaccinated: false },
+        ],
+      },
+    });
+    expect(graph.requests('registry')).toHaveLength(0);
+    expect(graph.requests('health')).toHaveLength(1);
   });
 });

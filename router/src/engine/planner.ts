@@ -7,14 +7,19 @@
  * opens (or joins) an entity fetch to a subgraph that resolves it, keyed by (parent fetch, path,
  * subgraph), so every object at one path for one subgraph goes in one `_entities` request. The
  * parent fetch is extended with the key fields and any @requires fields (planned the same way, so
- * requirements that live in a third subgraph become fetches of their own and dependencies).
+ * requirements that live in a third subgraph become fetches of their own and dependencies). A
+ * value no single subgraph completes (a value type several subgraphs extend, reached through an
+ * entity) is split: each group of its fields is fetched through the parent entity from a
+ * subgraph that has them.
  *
  * Invariants: a client field is stored under its response key; a field the planner adds for keys
  * or requirements is stored under its name unless the client uses that response key for another
- * field, then under `__edfs_<name>`. Both rules are pure functions of the client selection, so
- * every fetch agrees on where a value lives. The one place a subgraph's response uses other keys:
- * sibling type fragments that select one key with different types in that subgraph are printed
- * with aliases, and the executor renames them back before merging (`Fetch.renames`).
+ * field, then under `__edfs_<name>` (`__edfs_<name>_<digest of the arguments>` for a field set
+ * field with arguments that the client does not select alike). Both rules are pure functions of
+ * the client selection, so every fetch agrees on where a value lives. The one place a subgraph's
+ * response uses other keys: sibling type fragments that select one key with different types in
+ * that subgraph are printed with aliases, and the executor renames them back before merging
+ * (`Fetch.renames`).
  */
 import {
   Kind,
@@ -83,12 +88,30 @@ function collectVariables(value: ValueNode, out: Set<string>): void {
   else if (value.kind === Kind.OBJECT) value.fields.forEach((f) => collectVariables(f.value, out));
 }
 
-/** Where an internal (planner-added) field lives in the merged data. */
-export function internalStoreKey(name: string, client: ClientFields): string {
+/**
+ * Where an internal (planner-added) field lives in the merged data. A field set may pass arguments
+ * (`price(currency: "USD")`): such a field shares the client's value only when the client selects
+ * the same field with the same arguments under its name; otherwise it is stored under a key derived
+ * from the arguments, so requirements with different arguments never share a value.
+ */
+export function internalStoreKey(
+  name: string,
+  client: ClientFields,
+  args: readonly ArgumentNode[] = [],
+): string {
+  const printed = printArgs(args);
   const clash = client?.get(name);
-  if (!clash) return name;
+  if (!clash) return printed ? `__edfs_${name}_${argsDigest(printed)}` : name;
   const node = clash[0]!;
-  return node.name.value === name && (node.arguments?.length ?? 0) === 0 ? name : `__edfs_${name}`;
+  if (node.name.value === name && printArgs(node.arguments ?? []) === printed) return name;
+  return printed ? `__edfs_${name}_${argsDigest(printed)}` : `__edfs_${name}`;
+}
+
+/** A short, stable name fragment for printed arguments (FNV-1a, base 36). */
+function argsDigest(printed: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < printed.length; i++) h = Math.imul(h ^ printed.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36);
 }
 
 export function planOperation(
@@ -105,6 +128,8 @@ class Planner {
   private readonly entityFetches = new Map<string, Fetch[]>();
   /** Per entity target: its key and the selections the key has been planned into. */
   private readonly keyedSelections = new Map<EntityTarget, { key: SelectionSetNode; sels: Set<SubSel> }>();
+  /** Entity jumps being planned (fetch, path, from subgraph, field), to stop a key that needs itself. */
+  private readonly jumping = new Set<string>();
   private readonly schema;
 
   constructor(
@@ -445,17 +470,38 @@ class Planner {
       this.cost(subgraph, type, nodes, provided) >= IMPOSSIBLE
     ) {
       // The subtree holds fields this subgraph cannot reach (value types owned elsewhere): fetch
-      // the field from a subgraph that resolves all of it, through the parent entity.
+      // the field from a subgraph that resolves all of it, through the parent entity, or else
+      // keep what resolves here and fetch the rest that way.
       jump = this.entityCandidates(subgraph, type, name).some((s) => this.cost(s, type, nodes) < IMPOSSIBLE);
+      const split = jump
+        ? undefined
+        : this.splitField(subgraph, type, name, nodes, provided, this.entityCandidates(subgraph, type, name));
+      if (split) {
+        for (const part of split.remote)
+          this.planEntityJump(
+            fetch,
+            subgraph,
+            type,
+            responseKey,
+            part,
+            target,
+            path,
+            provided,
+            mode,
+            touched,
+          );
+        if (!split.local) return;
+        nodes = split.local;
+      }
     }
     if (jump) {
       this.planEntityJump(fetch, subgraph, type, responseKey, nodes, target, path, provided, mode, touched);
       return;
     }
-    const storeKey = mode.internal ? internalStoreKey(name, mode.client) : responseKey;
+    const storeKey = mode.internal ? internalStoreKey(name, mode.client, node.arguments) : responseKey;
     let field = target.fields.get(storeKey);
     if (!field) {
-      field = { storeKey, name, args: mode.internal ? [] : (node.arguments ?? []) };
+      field = { storeKey, name, args: node.arguments ?? [] };
       target.fields.set(storeKey, field);
       for (const arg of field.args) collectVariables(arg.value, fetch.variables);
     }
@@ -620,7 +666,7 @@ class Planner {
   /**
    * Whether `subgraph` (which knows `type` as an @interfaceObject) can answer the selection without
    * the concrete type: no __typename, no field under a concrete type's condition, and every field
-   * resolvable here.
+   * resolvable here or in another subgraph that knows the type as an @interfaceObject.
    */
   private interfaceObjectSuffices(
     subgraph: Subgraph,
@@ -632,8 +678,21 @@ class Planner {
     const direct = collectFields(this.schema, asObject, selectionSets, this.fragments, this.variables);
     for (const [, nodes] of direct) {
       const name = nodes[0]!.name.value;
-      if (name === '__typename' || !this.canResolve(subgraph, type.name, name, provided)) return false;
-      if (requiresOf(subgraph, type.name, name)) return false;
+      if (name === '__typename') return false;
+      if (this.canResolve(subgraph, type.name, name, provided)) {
+        if (requiresOf(subgraph, type.name, name)) return false;
+        continue;
+      }
+      // Another @interfaceObject subgraph that resolves the field does not need the concrete type either.
+      const other = this.supergraph.subgraphs.some(
+        (s) =>
+          s !== subgraph &&
+          this.isInterfaceObjectIn(s, type.name) &&
+          this.canResolve(s, type.name, name, undefined) &&
+          !requiresOf(s, type.name, name) &&
+          this.resolvableKeys(s, type.name).some((k) => this.keyIsLocal(subgraph, asObject, k.fields)),
+      );
+      if (!other) return false;
     }
     for (const concrete of this.schema.getPossibleTypes(type)) {
       const fields = collectFields(this.schema, concrete, selectionSets, this.fragments, this.variables);
@@ -641,6 +700,13 @@ class Planner {
       for (const key of fields.keys()) if (!direct.has(key)) return false;
     }
     return true;
+  }
+
+  /** Whether `subgraph` knows the supergraph interface `typeName` as an @interfaceObject (an object type). */
+  private isInterfaceObjectIn(subgraph: Subgraph, typeName: string): boolean {
+    return (
+      subgraph.kind === 'graphql' && !!subgraph.schema && isObjectType(subgraph.schema.getType(typeName))
+    );
   }
 
   /** Client fields below `storeKey` (when the client selects the same field), for internal nesting. */
@@ -674,18 +740,87 @@ class Planner {
       throw new PlanError(
         `cannot plan ${type.name}.${name}: subgraph "${subgraph.name}" does not resolve it and no other subgraph can fetch ${type.name} by key`,
       );
+    if (possible.length === 0) {
+      // No subgraph completes the subtree alone: one entity fetch per group of fields.
+      const split = this.splitField(undefined, type, name, nodes, undefined, all);
+      if (split) {
+        for (const part of split.remote)
+          this.planEntityJump(
+            fetch,
+            subgraph,
+            type,
+            responseKey,
+            part,
+            target,
+            path,
+            provided,
+            mode,
+            touched,
+          );
+        return;
+      }
+    }
+    // Planning the key in `subgraph` may need this very jump again (a key field it cannot resolve
+    // either): that is a dead end, not a plan.
+    const jumpId = `${fetch.id}|${path.join('.')}|${subgraph.name}|${type.name}.${name}`;
+    if (this.jumping.has(jumpId))
+      throw new PlanError(
+        `cannot plan ${type.name}.${name}: subgraph "${subgraph.name}" cannot supply the key of any subgraph that resolves it`,
+      );
+    this.jumping.add(jumpId);
+    try {
+      this.planEntityJumpTo(
+        fetch,
+        subgraph,
+        type,
+        responseKey,
+        nodes,
+        target,
+        path,
+        provided,
+        mode,
+        touched,
+        candidates,
+      );
+    } finally {
+      this.jumping.delete(jumpId);
+    }
+  }
+
+  private planEntityJumpTo(
+    fetch: Fetch,
+    subgraph: Subgraph,
+    type: GraphQLObjectType,
+    responseKey: string,
+    nodes: FieldNode[],
+    target: SubSel,
+    path: string[],
+    provided: Provided | undefined,
+    mode: Mode,
+    touched: Set<Fetch>,
+    candidates: Subgraph[],
+  ): void {
+    const name = nodes[0]!.name.value;
     const pathKey = path.join('.');
     const reuse = candidates
       .map((s) =>
         this.entityFetches.get(`${fetch.id}|${pathKey}|${s.name}`)?.find((f) => !mode.exclude.has(f)),
       )
       .find((f) => f !== undefined);
+    // Objects known only as the interface (served by an @interfaceObject subgraph) go to another
+    // @interfaceObject subgraph when one resolves the field: it takes the representation as it is.
+    const ordered = isInterfaceType(type as GraphQLCompositeType)
+      ? [
+          ...candidates.filter((s) => this.isInterfaceObjectIn(s, type.name)),
+          ...candidates.filter((s) => !this.isInterfaceObjectIn(s, type.name)),
+        ]
+      : candidates;
     const chosen =
       reuse?.subgraph ??
-      candidates.find((s) =>
+      ordered.find((s) =>
         this.resolvableKeys(s, type.name).some((k) => this.keyIsLocal(subgraph, type, k.fields)),
       ) ??
-      candidates[0]!;
+      ordered[0]!;
     let entity =
       reuse ??
       this.entityFetches.get(`${fetch.id}|${pathKey}|${chosen.name}`)?.find((f) => !mode.exclude.has(f));
@@ -754,7 +889,7 @@ class Planner {
     const out: ReprField[] = [];
     for (const sel of set.selections) {
       if (sel.kind === Kind.FIELD) {
-        const storeKey = internalStoreKey(sel.name.value, client);
+        const storeKey = internalStoreKey(sel.name.value, client, sel.arguments);
         const field: ReprField = { name: sel.name.value, storeKey };
         if (typeCondition) field.typeCondition = typeCondition;
         if (sel.selectionSet) {
@@ -822,16 +957,8 @@ class Planner {
   ): number {
     const name = nodes[0]!.name.value;
     if (name === '__typename') return 0;
-    if (!this.canResolve(subgraph, type.name, name, provided)) {
-      return this.supergraph.subgraphs.some(
-        (s) =>
-          s !== subgraph &&
-          this.canResolve(s, type.name, name, undefined) &&
-          this.resolvableKeys(s, type.name).length > 0,
-      )
-        ? 1
-        : IMPOSSIBLE;
-    }
+    if (!this.canResolve(subgraph, type.name, name, provided))
+      return this.jumpable(subgraph, type, name, 0) ? 1 : IMPOSSIBLE;
     const named = getNamedType(type.getFields()[name]?.type);
     if (!named || !isCompositeType(named) || depth > 8) return 0;
     const childProvided = providedFrom(
@@ -850,6 +977,70 @@ class Planner {
         total += this.cost(subgraph, concrete, child, childProvided, depth + 1);
     }
     return total;
+  }
+
+  /**
+   * Whether `type.name`'s value can be fetched from another subgraph for objects `subgraph` holds:
+   * some subgraph resolves it and has a key whose fields `subgraph` supplies, itself or through
+   * one more such jump. A type without a key there (a value type reached through an entity) is no
+   * way in, however many subgraphs resolve the field.
+   */
+  private jumpable(subgraph: Subgraph, type: GraphQLObjectType, name: string, depth: number): boolean {
+    if (depth > 1) return false;
+    return this.supergraph.subgraphs.some(
+      (s) =>
+        s !== subgraph &&
+        s.kind === 'graphql' &&
+        this.canResolve(s, type.name, name, undefined) &&
+        this.resolvableKeys(s, type.name).some((k) =>
+          k.fields.selections.every(
+            (sel) =>
+              sel.kind !== Kind.FIELD ||
+              this.keyIsLocal(subgraph, type, { kind: Kind.SELECTION_SET, selections: [sel] }) ||
+              (sel.name.value !== name && this.jumpable(subgraph, type, sel.name.value, depth + 1)),
+          ),
+        ),
+    );
+  }
+
+  /**
+   * A composite field whose subtree no single subgraph completes (a value type that several
+   * subgraphs extend with fields, reached through the parent entity): the fields `local` reaches
+   * stay there (when it resolves the field itself), each other group goes to one of `candidates`,
+   * a subgraph that fetches the field for the parent entity and completes that group. Undefined
+   * when some field has no such subgraph.
+   */
+  private splitField(
+    local: Subgraph | undefined,
+    type: GraphQLObjectType,
+    name: string,
+    nodes: FieldNode[],
+    provided: Provided | undefined,
+    candidates: Subgraph[],
+  ): { local: FieldNode[] | undefined; remote: FieldNode[][] } | undefined {
+    const named = getNamedType(type.getFields()[name]?.type);
+    if (!named || !isObjectType(named)) return undefined;
+    const node = nodes[0]!;
+    const withChildren = (selections: FieldNode[]): FieldNode[] => [
+      { ...node, selectionSet: { kind: Kind.SELECTION_SET, selections } },
+    ];
+    const here: FieldNode[] = [];
+    const groups = new Map<Subgraph, FieldNode[]>();
+    const children = collectFields(this.schema, named, subSelections(nodes), this.fragments, this.variables);
+    for (const [, childNodes] of children) {
+      if (local && this.cost(local, type, withChildren(childNodes), provided) < IMPOSSIBLE) {
+        here.push(...childNodes);
+        continue;
+      }
+      const owner = candidates.find((c) => this.cost(c, type, withChildren(childNodes)) < IMPOSSIBLE);
+      if (!owner) return undefined;
+      groups.set(owner, [...(groups.get(owner) ?? []), ...childNodes]);
+    }
+    if (groups.size === 0 || (!local && groups.size < 2)) return undefined;
+    return {
+      local: here.length > 0 ? withChildren(here) : undefined,
+      remote: [...groups.values()].map(withChildren),
+    };
   }
 
   private resolvableKeys(subgraph: Subgraph, typeName: string) {
@@ -880,7 +1071,12 @@ class Planner {
   private printFetch(fetch: Fetch): string {
     const defs = this.operation.variableDefinitions ?? [];
     const used = defs.filter((d) => fetch.variables.has(d.variable.name.value));
-    const varDefs = used.map((d: VariableDefinitionNode) => `$${d.variable.name.value}: ${print(d.type)}`);
+    // The default stays with the definition: a nullable variable with a default may fill a
+    // non-null argument, which the subgraph only accepts when it sees the default too.
+    const varDefs = used.map(
+      (d: VariableDefinitionNode) =>
+        `$${d.variable.name.value}: ${print(d.type)}${d.defaultValue ? ` = ${print(d.defaultValue)}` : ''}`,
+    );
     const opName = this.operation.name
       ? ` ${this.operation.name.value}__${safeName(fetch.subgraph.name)}__${fetch.id}`
       : '';

@@ -1,7 +1,8 @@
 /**
  * Shape: the client's view of the response. Subgraph data is merged into one store (with extra
  * key/requirement fields and internal aliases); the shape walks it in the client's field order,
- * keeps only what the client asked for, answers __typename, and applies GraphQL null propagation.
+ * keeps only what the client asked for, answers __typename, rejects enum values the client schema
+ * does not have, and applies GraphQL null propagation.
  * Field lists per runtime type are computed once per plan, on first use.
  */
 import {
@@ -9,6 +10,7 @@ import {
   getNullableType,
   isAbstractType,
   isCompositeType,
+  isEnumType,
   isListType,
   isNonNullType,
   isInterfaceType,
@@ -194,6 +196,10 @@ function completeValue(
     const shaped = shapeObject(ctx, field.shape!, obj, runtime, path);
     return shaped === PROPAGATE ? null : shaped;
   }
+  // A value the client schema does not have (an @inaccessible one, or one another subgraph's enum
+  // adds) cannot be serialized: a field error, as in any GraphQL service.
+  if (isEnumType(nullable) && (typeof value !== 'string' || !nullable.getValue(value)))
+    return invalid(ctx, field, path, `a value of enum ${nullable.name} (got ${JSON.stringify(value)})`);
   return value;
 }
 
