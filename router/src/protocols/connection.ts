@@ -10,8 +10,9 @@
  * - At most `maxSubscriptions` operations per connection; one more gets an error frame.
  * - Once the connection is closed, by either side, every operation is stopped and nothing more
  *   is written.
- * - A result frame costs one string concatenation: the operation's prefix (computed once), the
- *   payload exactly as the engine serialized it (shared by all its clients), and "}".
+ * - A result frame is the subprotocol's envelope around the operation's id and the payload exactly
+ *   as the engine serialized it (shared by all its clients): nothing per operation is stored for
+ *   it, and the socket encodes the payload once per event (server/websocket.ts).
  * - Memory per connection is bounded: a result that finds more than `sendBufferLimitBytes`
  *   unsent closes the connection (4503) instead of queueing behind them.
  */
@@ -25,13 +26,23 @@ export interface ProtocolSocket {
   /** Queues one text frame; never blocks. */
   send(text: string): void;
   /**
-   * Queues the text frame `prefix + json + suffix`, where `json` is the engine's result text,
-   * the same string for every client of an event: the socket may encode it once for all of them.
+   * Queues the result frame `envelope.open + idJson + envelope.close + json + "}"`, where `json` is
+   * the engine's result text, the same string for every client of an event: the socket may encode
+   * it once for all of them.
    */
-  sendResult(prefix: string, json: string, suffix: string): void;
+  sendResult(envelope: ResultEnvelope, idJson: string, json: string): void;
   close(code: number, reason: string): void;
   /** Bytes queued but not yet handed to the network. */
   bufferedAmount(): number;
+}
+
+/**
+ * A subprotocol's result frame around the id and the payload (ASCII constants):
+ * `open` + the id as JSON + `close` + the payload + "}".
+ */
+export interface ResultEnvelope {
+  readonly open: string;
+  readonly close: string;
 }
 
 /** One client connection as its transport sees it. */
@@ -92,12 +103,14 @@ export class WsOperation extends OperationRun {
   constructor(
     private readonly connection: WsConnection,
     readonly idJson: string,
-    /** The result frame up to its payload. */
-    readonly prefix: string,
     /** Until the operation is started: the service keeps what it needs of it. */
     public request: GraphQLRequest | undefined,
   ) {
-    super(connection, 'pending');
+    super('pending');
+  }
+
+  protected get outlet(): Outlet {
+    return this.connection;
   }
 
   protected onEnd(): void {
@@ -105,7 +118,8 @@ export class WsOperation extends OperationRun {
   }
 
   protected writeNext(json: string): void {
-    this.connection.socket.sendResult(this.prefix, json, '}');
+    const connection = this.connection;
+    connection.socket.sendResult(connection.envelope, this.idJson, json);
   }
 
   protected writeError(errors: readonly GraphQLFormattedError[]): void {
@@ -230,8 +244,8 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
   protected abstract connectFailed(err: unknown): void;
   /** The ack has been sent: the subprotocol's keepalive, held operations. */
   protected abstract acknowledged(): void;
-  /** The result frame of operation `idJson` up to its payload. */
-  protected abstract resultPrefix(idJson: string): string;
+  /** The subprotocol's result frame around the id and the payload. */
+  abstract get envelope(): ResultEnvelope;
   /** The operation ended with GraphQL errors, or the service refused to start it. */
   abstract sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void;
   abstract sendComplete(operation: WsOperation): void;
@@ -286,7 +300,7 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
       );
       return undefined;
     }
-    const operation = new WsOperation(this, idJson, this.resultPrefix(idJson), request);
+    const operation = new WsOperation(this, idJson, request);
     this.operations.add(operation);
     return operation;
   }

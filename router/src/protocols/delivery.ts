@@ -53,10 +53,10 @@ export interface Outlet {
 export abstract class OperationRun implements ResultSink {
   private stopper: { stop(): void } | undefined;
 
-  constructor(
-    private readonly outlet: Outlet,
-    public state: 'pending' | 'starting' | 'active' | 'finished' | 'cancelled' = 'starting',
-  ) {}
+  constructor(public state: 'pending' | 'starting' | 'active' | 'finished' | 'cancelled' = 'starting') {}
+
+  /** Where results go, and what becomes of a client that does not keep up. */
+  protected abstract get outlet(): Outlet;
 
   /** Runs once, as the operation ends (either way), before the service is stopped. */
   protected abstract onEnd(): void;

@@ -24,6 +24,7 @@ import {
   WsConnection,
   type ProtocolConnection,
   type ProtocolOptions,
+  type ResultEnvelope,
   type WsOperation,
 } from './connection.js';
 
@@ -104,6 +105,8 @@ export function openGraphqlTransportWs(options: ProtocolOptions): ProtocolConnec
   return new TransportWsConnection(options);
 }
 
+const NEXT: ResultEnvelope = { open: '{"id":', close: ',"type":"next","payload":' };
+
 class TransportWsConnection extends WsConnection {
   private awaitingPong = false;
 
@@ -164,8 +167,8 @@ class TransportWsConnection extends WsConnection {
     if (operation) this.run(operation);
   }
 
-  protected resultPrefix(idJson: string): string {
-    return `{"id":${idJson},"type":"next","payload":`;
+  get envelope(): ResultEnvelope {
+    return NEXT;
   }
 
   sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {

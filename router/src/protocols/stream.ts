@@ -73,9 +73,13 @@ class StreamRun extends OperationRun {
   constructor(
     readonly socket: StreamSocket,
     private readonly framing: StreamFraming,
-    outlet: Outlet,
+    private readonly sink: Outlet,
   ) {
-    super(outlet);
+    super();
+  }
+
+  protected get outlet(): Outlet {
+    return this.sink;
   }
 
   /** Every write goes through here, so the preamble precedes the first text. */

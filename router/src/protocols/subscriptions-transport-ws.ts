@@ -53,6 +53,7 @@ import {
   WsConnection,
   type ProtocolConnection,
   type ProtocolOptions,
+  type ResultEnvelope,
   type WsOperation,
 } from './connection.js';
 
@@ -159,6 +160,8 @@ export function openSubscriptionsTransportWs(options: ProtocolOptions): Protocol
 
 const KEEP_ALIVE = '{"type":"ka"}';
 
+const DATA: ResultEnvelope = { open: '{"type":"data","id":', close: ',"payload":' };
+
 class LegacyWsConnection extends WsConnection {
   receive(text: string): void {
     if (this.isClosed) return;
@@ -215,13 +218,13 @@ class LegacyWsConnection extends WsConnection {
     if (operation && this.init === 'acknowledged') this.run(operation);
   }
 
-  protected resultPrefix(idJson: string): string {
-    return `{"type":"data","id":${idJson},"payload":`;
+  get envelope(): ResultEnvelope {
+    return DATA;
   }
 
   /** As a last `data` {errors}, then `complete` (see above). */
   sendErrors(operation: WsOperation, errors: readonly GraphQLFormattedError[]): void {
-    this.socket.send(`${operation.prefix}{"errors":${JSON.stringify(errors)}}}`);
+    this.socket.send(`${DATA.open}${operation.idJson}${DATA.close}{"errors":${JSON.stringify(errors)}}}`);
     this.sendComplete(operation);
   }
 

@@ -25,7 +25,12 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { WebSocketConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
-import type { ProtocolConnection, ProtocolOptions, ProtocolSocket } from '../protocols/connection.js';
+import type {
+  ProtocolConnection,
+  ProtocolOptions,
+  ProtocolSocket,
+  ResultEnvelope,
+} from '../protocols/connection.js';
 import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
 import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
 import type { OperationService } from '../subscriptions/service.js';
@@ -219,15 +224,18 @@ export class SocketWriter implements ProtocolSocket {
 
   /**
    * A result frame, framed here rather than by `ws`: the engine's text is encoded once per event
-   * for all sockets (`encodedOnce`) and written after this socket's own frame header and prefix,
-   * one gather write; `ws.send` would encode the whole text again for every socket. Frames leave
-   * in order with those `ws` writes itself (it writes straight to the socket: no compression).
+   * for all sockets (`encodedOnce`) and written after this socket's own frame header, envelope and
+   * id, one gather write; `ws.send` would encode the whole text again for every socket. Frames
+   * leave in order with those `ws` writes itself (it writes straight to the socket: no
+   * compression).
    */
-  sendResult(prefix: string, json: string, suffix: string): void {
+  sendResult(envelope: ResultEnvelope, idJson: string, json: string): void {
     const tcp = this.tcp;
-    if (!tcp || this.ws.readyState !== OPEN) return this.send(prefix + json + suffix);
-    const body = encodedOnce(json, suffix);
-    const prefixBytes = Buffer.byteLength(prefix);
+    if (!tcp || this.ws.readyState !== OPEN)
+      return this.send(envelope.open + idJson + envelope.close + json + '}');
+    const body = encodedOnce(json);
+    const idBytes = Buffer.byteLength(idJson);
+    const prefixBytes = envelope.open.length + idBytes + envelope.close.length;
     const length = prefixBytes + body.length;
     const headerBytes = length < 126 ? 2 : length < 65536 ? 4 : 10;
     const head = Buffer.allocUnsafe(headerBytes + prefixBytes);
@@ -241,7 +249,9 @@ export class SocketWriter implements ProtocolSocket {
       head.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
       head.writeUInt32BE(length >>> 0, 6);
     }
-    head.write(prefix, headerBytes);
+    let at = headerBytes + head.write(envelope.open, headerBytes, 'latin1');
+    at += head.write(idJson, at);
+    head.write(envelope.close, at, 'latin1');
 
     this.beginFrame(length);
     if (this.corked) {
@@ -292,14 +302,13 @@ export class SocketWriter implements ProtocolSocket {
 
 const OPEN = 1;
 
-/** The bytes of `json + suffix`, encoded once while every socket of an event gets the same text. */
-const encoded = { json: '', suffix: '', bytes: Buffer.alloc(0) };
-function encodedOnce(json: string, suffix: string): Buffer {
+/** The bytes of `json + "}"`, encoded once while every socket of an event gets the same text. */
+const encoded = { json: '', bytes: Buffer.alloc(0) };
+function encodedOnce(json: string): Buffer {
   // The same string object for every client of an event: `===` is then a pointer comparison.
-  if (json !== encoded.json || suffix !== encoded.suffix) {
+  if (json !== encoded.json) {
     encoded.json = json;
-    encoded.suffix = suffix;
-    encoded.bytes = Buffer.from(json + suffix);
+    encoded.bytes = Buffer.from(json + '}');
   }
   return encoded.bytes;
 }

@@ -54,6 +54,8 @@ export interface SubscriptionEngineOptions {
  * one of these per subscribed client.
  */
 class Member {
+  /** Until the subscription ends (either way). */
+  live = true;
   current: Group | undefined = undefined;
   from = 0;
   previous: Group | undefined = undefined;
@@ -251,8 +253,6 @@ class Trigger {
 
 export class SubscriptionEngine {
   private readonly triggers = new Map<string, Trigger>();
-  /** Every live client subscription. */
-  private readonly members = new Set<Member>();
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
   readonly maxPendingEvents: number;
@@ -280,7 +280,6 @@ export class SubscriptionEngine {
     const member = new Member(this, sink, request, context);
     const problem = this.attach(member, prepared);
     if (problem) return fail(problem);
-    this.members.add(member);
     this.metrics.engineSubscriptions.inc();
     return member;
   }
@@ -292,7 +291,7 @@ export class SubscriptionEngine {
   replan(gateway: Gateway): { kept: number; ended: number } {
     let kept = 0;
     let ended = 0;
-    for (const member of [...this.members]) {
+    for (const member of this.liveMembers()) {
       const prepared = gateway.prepare(member.request);
       const errors =
         prepared.kind === 'errors'
@@ -427,7 +426,8 @@ export class SubscriptionEngine {
 
   /** Ends a client subscription (idempotent); `then` runs after detaching, if it was live. */
   endMember(member: Member, then?: () => void): void {
-    if (!this.members.delete(member)) return;
+    if (!member.live) return;
+    member.live = false;
     this.metrics.engineSubscriptions.dec();
     this.detach(member);
     then?.();
@@ -442,8 +442,20 @@ export class SubscriptionEngine {
 
   /** Ends every subscription with `complete` and closes every broker subscription. */
   async close(): Promise<void> {
-    for (const member of [...this.members]) this.endMember(member, () => member.sink.complete());
+    for (const member of this.liveMembers()) this.endMember(member, () => member.sink.complete());
     await Promise.all([...this.triggers.values()].map((t) => (this.dropTrigger(t), t.close())));
+  }
+
+  /**
+   * Every live client subscription, each once (a member is in two Groups during a handover). Kept
+   * in the Groups only, not in a set of its own: this is per subscriber, and only reloads and
+   * shutdown need the whole list.
+   */
+  private liveMembers(): Member[] {
+    const all = new Set<Member>();
+    for (const trigger of this.triggers.values())
+      for (const group of trigger.groups.values()) for (const member of group.members) all.add(member);
+    return [...all];
   }
 
   private filterFor(source: PreparedSubscription['source']): CompiledFilter | undefined {

@@ -33,6 +33,7 @@ import type {
   ProtocolHooks,
   ProtocolOptions,
   ProtocolSocket,
+  ResultEnvelope,
 } from '../../src/protocols/connection.js';
 import { buildRouterServer } from '../../src/server/app.js';
 import { GatewayHolder } from '../../src/server/gateway-holder.js';
@@ -382,8 +383,8 @@ export class RecordingSocket implements ProtocolSocket {
   send(text: string) {
     this.sent.push(JSON.parse(text) as Record<string, unknown>);
   }
-  sendResult(prefix: string, json: string, suffix: string) {
-    this.send(prefix + json + suffix);
+  sendResult(envelope: ResultEnvelope, idJson: string, json: string) {
+    this.send(envelope.open + idJson + envelope.close + json + '}');
   }
   close(code: number, reason: string) {
     this.closedWith = { code, reason };

@@ -92,11 +92,13 @@ describe('SocketWriter: result frames framed once per event', () => {
       const expected: string[] = [];
       writer.send('{"type":"connection_ack"}');
       expected.push('{"type":"connection_ack"}');
+      const envelope = { open: '{"id":', close: ',"type":"next","payload":' };
       for (const [i, json] of texts.entries()) {
-        const prefix = `{"id":"${i}","type":"next","payload":`;
-        writer.sendResult(prefix, json, '}');
-        writer.sendResult(prefix, json, '}'); // the same text again: encoded once
-        expected.push(prefix + json + '}', prefix + json + '}');
+        const id = JSON.stringify(i % 2 ? `op-${i}` : `é${i}`); // ids with multi-byte characters too
+        writer.sendResult(envelope, id, json);
+        writer.sendResult(envelope, id, json); // the same text again: encoded once
+        const frame = `{"id":${id},"type":"next","payload":${json}}`;
+        expected.push(frame, frame);
         if (i === 3) await nextTurn(); // some frames alone in a turn, some coalesced
       }
       writer.send('{"type":"ping"}');
