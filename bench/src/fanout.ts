@@ -523,8 +523,11 @@ function printTable(result: FanoutResult): void {
     console.log(
       `  N=${n.toLocaleString('en-US')}: deliveries/s >= bare-ws rate: ${d.toFixed(2)}x ${verdict(d >= 1, d >= 0.95)}`,
     );
+    const heap = ours.idle.heapPerConnectionBytes / bare.idle.heapPerConnectionBytes;
     console.log(
-      `  N=${n.toLocaleString('en-US')}: idle RSS/conn <= 1.3x bare ws: ${m.toFixed(2)}x ${verdict(m <= 1.3, m <= 1.37)}`,
+      bare.idle.rssPerConnectionBytes > 0
+        ? `  N=${n.toLocaleString('en-US')}: idle RSS/conn <= 1.3x bare ws: ${m.toFixed(2)}x ${verdict(m <= 1.3, m <= 1.37)} (JS heap/conn ${heap.toFixed(2)}x)`
+        : `  N=${n.toLocaleString('en-US')}: idle RSS/conn <= 1.3x bare ws: not measurable in this run (bare ws RSS did not grow; JS heap/conn ${heap.toFixed(2)}x)`,
     );
   }
   const big = find('edfs', 10_000);
