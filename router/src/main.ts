@@ -251,6 +251,7 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
         onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
         logger,
         events,
+        headerRules: config.headers,
       });
     } catch (err) {
       const message = (err as Error).message;

@@ -9,7 +9,9 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { expandEnv, pathKey, protectReferences, type Env, type References } from './env.js';
 import { routerConfigSchema, type Schema } from './schema.js';
+import { headerPattern, type HeaderRule, type HeaderRules } from '../engine/headers.js';
 import type {
+  HeaderRulesFile,
   HostPort,
   KafkaProviderConfig,
   KafkaProviderFile,
@@ -358,6 +360,16 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
     ),
   };
 
+  const headers: HeaderRules = {
+    all: headerRules(file.headers?.all, 'headers.all', issues),
+    subgraphs: Object.fromEntries(
+      Object.entries(file.headers?.subgraphs ?? {}).map(([name, rules]) => [
+        name,
+        headerRules(rules, `headers.subgraphs.${name}`, issues),
+      ]),
+    ),
+  };
+
   const nats = (file.events?.providers?.nats ?? []).map((p, i) =>
     natsProvider(p, `events.providers.nats[${i}]`, filePath, issues),
   );
@@ -407,6 +419,7 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
     },
     websocket,
     subscriptions,
+    headers,
     shutdownDelayMs: duration('shutdown_delay', file.shutdown_delay ?? DEFAULTS.shutdownDelay),
   };
   if (issues.length > 0) throw new RouterConfigError(source, issues);
@@ -524,4 +537,63 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/**
+ * One list of header rules: `propagate` takes `named` (with optional `rename`, `default`) or
+ * `matching`; `set` takes `name` and `value`. A field that does not go with the `op` is an error,
+ * not ignored: it would mean the rule does something else than its author thinks.
+ */
+function headerRules(file: HeaderRulesFile | undefined, path: string, issues: ConfigIssue[]): HeaderRule[] {
+  const rules: HeaderRule[] = [];
+  (file?.request ?? []).forEach((rule, i) => {
+    const at = `${path}.request[${i}]`;
+    const given = Object.keys(rule).filter((k) => k !== 'op');
+    const refuse = (allowed: string[], hint: string) => {
+      const extra = given.filter((k) => !allowed.includes(k));
+      for (const key of extra)
+        issues.push({ path: `${at}.${key}`, message: `does not go with op "${rule.op}" (${hint})` });
+      return extra.length > 0;
+    };
+    if (rule.op === 'set') {
+      if (refuse(['name', 'value'], 'set takes name and value')) return;
+      if (rule.name === undefined || rule.value === undefined) {
+        issues.push({ path: at, message: 'op "set" needs both name and value' });
+        return;
+      }
+      rules.push({ op: 'set', name: rule.name, value: rule.value });
+      return;
+    }
+    if (rule.named !== undefined && rule.matching !== undefined) {
+      issues.push({ path: at, message: 'op "propagate" takes either named or matching, not both' });
+      return;
+    }
+    if (rule.matching !== undefined) {
+      if (refuse(['matching'], 'propagate by matching takes only the pattern')) return;
+      try {
+        rules.push({ op: 'propagate', matching: headerPattern(rule.matching) });
+      } catch (err) {
+        issues.push({
+          path: `${at}.matching`,
+          message: `is not a valid regular expression: ${(err as Error).message}`,
+        });
+      }
+      return;
+    }
+    if (rule.named === undefined) {
+      issues.push({
+        path: at,
+        message: 'op "propagate" needs named (a header name) or matching (a pattern)',
+      });
+      return;
+    }
+    if (refuse(['named', 'rename', 'default'], 'propagate by name takes named, rename and default')) return;
+    rules.push({
+      op: 'propagate',
+      named: rule.named,
+      ...(rule.rename !== undefined ? { rename: rule.rename } : {}),
+      ...(rule.default !== undefined ? { default: rule.default } : {}),
+    });
+  });
+  return rules;
 }

@@ -12,7 +12,8 @@ export interface Schema {
   type?: 'object' | 'array' | 'string' | 'boolean' | 'integer' | 'number';
   properties?: Record<string, Schema>;
   required?: string[];
-  additionalProperties?: false;
+  /** `false`: a closed object; a schema: a map whose values all have it. */
+  additionalProperties?: false | Schema;
   items?: Schema;
   enum?: readonly string[];
   minItems?: number;
@@ -91,6 +92,24 @@ const kafkaProvider = section(
   { required: ['id', 'brokers'] },
 );
 
+/** Cosmo's header rules; which fields go with which `op` is checked by the loader. */
+const headerRules = section({
+  request: listOf(
+    section(
+      {
+        op: { type: 'string', enum: ['propagate', 'set'] },
+        named: nonEmptyString,
+        matching: nonEmptyString,
+        rename: nonEmptyString,
+        default: string,
+        name: nonEmptyString,
+        value: string,
+      },
+      { required: ['op'] },
+    ),
+  ),
+});
+
 export const routerConfigSchema: Schema = section(
   {
     version: { type: 'string', enum: ['1'] },
@@ -122,6 +141,10 @@ export const routerConfigSchema: Schema = section(
       max_connections: integer,
       max_subscriptions_per_connection: integer,
       max_frame_size: byteSize,
+    }),
+    headers: section({
+      all: headerRules,
+      subgraphs: { type: 'object', additionalProperties: headerRules },
     }),
     subscriptions: section({
       send_buffer_limit: byteSize,

@@ -6,6 +6,8 @@
  *   every value present, durations in milliseconds, addresses split, paths absolute.
  */
 
+import type { HeaderRules } from '../engine/headers.js';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface HostPort {
@@ -46,12 +48,29 @@ export interface RouterConfigFile {
     max_subscriptions_per_connection?: number;
     max_frame_size?: string;
   };
+  headers?: {
+    all?: HeaderRulesFile;
+    subgraphs?: Record<string, HeaderRulesFile>;
+  };
   subscriptions?: {
     send_buffer_limit?: string;
     sse_keepalive_interval?: string;
     multipart_heartbeat_interval?: string;
     trigger_grace_period?: string;
   };
+}
+
+/** Which client headers reach subgraph requests (Cosmo's format). */
+export interface HeaderRulesFile {
+  request?: {
+    op: 'propagate' | 'set';
+    named?: string;
+    matching?: string;
+    rename?: string;
+    default?: string;
+    name?: string;
+    value?: string;
+  }[];
 }
 
 export interface NatsProviderFile {
@@ -102,6 +121,8 @@ export interface RouterConfig {
   };
   websocket: WebSocketConfig;
   subscriptions: SubscriptionsConfig;
+  /** Which client headers reach which subgraph; nothing is forwarded without a rule. */
+  headers: HeaderRules;
   /**
    * Drain window on SIGTERM: readiness fails at once, new connections are refused, open
    * WebSockets are closed (1001) in jittered batches spread over this window, then the process exits.

@@ -12,6 +12,7 @@ import { FAILED, errorPrefixes, shapeRoot } from './shape.js';
 import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
 import { projectEvent, runPublish, runRequest, type EventBus } from './event-fields.js';
 import type { Supergraph } from './supergraph.js';
+import type { SubgraphHeaders } from './headers.js';
 
 type Obj = Record<string, unknown>;
 type RespPath = (string | number)[];
@@ -20,7 +21,8 @@ export interface ExecuteOptions {
   client: SubgraphClient;
   supergraph: Supergraph;
   onSubgraphRequest?: (subgraph: string) => void;
-  headers?: Record<string, string>;
+  /** Headers per subgraph for this request (the `headers` rules applied to the client's). */
+  headers?: SubgraphHeaders;
   /** Brokers, for publish and request fields. */
   events?: EventBus;
   /**
@@ -204,18 +206,16 @@ async function send(
   const subgraph = fetch.subgraph;
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
-    const dedupeKey = options.dedupe ? `${subgraph.name}\n${body}` : undefined;
+    const headers = options.headers?.[subgraph.name];
+    // Requests with other headers (other credentials) never share a response.
+    const dedupeKey = options.dedupe
+      ? `${subgraph.name}\n${headers ? JSON.stringify(headers) : ''}\n${body}`
+      : undefined;
     const shared = dedupeKey ? options.dedupe!.get(dedupeKey) : undefined;
     // Each execution merges into (and so mutates) what it gets: later users get their own copy.
     if (shared) return structuredClone(await shared);
     options.onSubgraphRequest?.(subgraph.name);
-    const request = options.client.post(
-      subgraph.name,
-      subgraph.url,
-      body,
-      subgraph.timeoutMs,
-      options.headers,
-    );
+    const request = options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers);
     if (dedupeKey) options.dedupe!.set(dedupeKey, request);
     return await request;
   } catch (err) {

@@ -36,6 +36,7 @@ import type {
 } from './types.js';
 import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
 import type { SubgraphResponse } from './subgraph-client.js';
+import { subgraphHeaders, type HeaderRules } from './headers.js';
 
 export { loadExecutionConfig } from '../execution-config/load.js';
 
@@ -48,6 +49,8 @@ export interface GatewayOptions {
   documentCacheSize?: number;
   /** Brokers for event-driven publish and request fields. */
   events?: EventBus;
+  /** Which client headers reach which subgraph (`headers` in router.yaml); none without. */
+  headerRules?: HeaderRules;
 }
 
 export interface Gateway {
@@ -151,6 +154,9 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       onSubgraphRequest: options.onSubgraphRequest,
       events: options.events,
     };
+    const planSubgraphs = ready.fetches.filter((f) => !f.event).map((f) => f.subgraph.name);
+    const headersFor = (ctx: RequestContext | undefined) =>
+      subgraphHeaders(options.headerRules, planSubgraphs, ctx?.headers);
     let subscription: PreparedSubscription | undefined;
     if (ready.subscription) {
       const source = ready.subscription;
@@ -168,12 +174,14 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         source,
         args,
         check: (event) => checkEventData(supergraph.schema, source, sel, event),
-        resolve: (event, dedupe, onStore) =>
+        headers: headersFor,
+        resolve: (event, dedupe, onStore, headers) =>
           executePlan(ready, variables, {
             ...executeOptions,
             event,
             dedupe: dedupe as Map<string, Promise<SubgraphResponse>> | undefined,
             onStore,
+            headers,
           }),
       };
     }
@@ -193,8 +201,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
           });
           introspection = (result.data ?? {}) as Record<string, unknown>;
         }
-        void ctx;
-        return executePlan(ready, variables, executeOptions, introspection);
+        return executePlan(ready, variables, { ...executeOptions, headers: headersFor(ctx) }, introspection);
       },
     };
   }

@@ -4,6 +4,7 @@
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { EventSource, Plan } from './plan.js';
+import type { SubgraphHeaders } from './headers.js';
 
 export interface GraphQLRequest {
   query: string;
@@ -60,6 +61,11 @@ export interface PreparedSubscription {
   /** Why `event` cannot be this subscription's data, or undefined when it can. */
   check(event: unknown): string | undefined;
   /**
+   * The headers this subscription's subgraph requests carry for a client with `context` (the
+   * `headers` rules); undefined when none. Part of what its results depend on.
+   */
+  headers(context: RequestContext | undefined): SubgraphHeaders | undefined;
+  /**
    * Resolves one checked event into the client's result (entity fetches and shaping). `dedupe`
    * is shared by all groups resolving the same event, so identical subgraph requests go once.
    */
@@ -68,5 +74,7 @@ export interface PreparedSubscription {
     dedupe?: Map<string, Promise<unknown>>,
     /** Receives the merged subgraph data (with internal fields, e.g. for filters) before shaping. */
     onStore?: (store: Record<string, unknown>) => void,
+    /** From `headers(context)`. */
+    headers?: SubgraphHeaders,
   ): Promise<ExecutionResult>;
 }

@@ -5,7 +5,8 @@
  * - A Trigger is one broker subscription, keyed by (provider, rendered subjects, stream). It lives
  *   while at least one client subscription holds it (plus an optional grace period), however many
  *   clients and selections share it.
- * - A Group is the set of client subscriptions of one Trigger with the same plan and variables:
+ * - A Group is the set of client subscriptions of one Trigger with the same plan, variables and
+ *   subgraph headers (the authorization-relevant context: see engine/headers.ts):
  *   per event, a Group checks, filters, resolves and serializes once; every client of the Group
  *   gets the same string. Entity fetches of one event are deduplicated across Groups.
  * - Events are delivered to a Group in the order they arrived, even though resolutions overlap;
@@ -34,6 +35,7 @@ import type {
   RequestContext,
 } from '../engine/types.js';
 import type { Gateway } from '../engine/gateway.js';
+import type { SubgraphHeaders } from '../engine/headers.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { ResultSink, Started } from './service.js';
 
@@ -93,6 +95,8 @@ class Group {
     readonly prepared: PreparedSubscription,
     filter: CompiledFilter | undefined,
     private readonly engine: SubscriptionEngine,
+    /** The headers its subgraph requests carry: every member's are these. */
+    private readonly headers: SubgraphHeaders | undefined,
   ) {
     this.filter = filter && { matches: filter.bind(prepared.args), paths: filter.fieldPaths() };
   }
@@ -150,13 +154,13 @@ class Group {
       if (view !== undefined && !filter.matches(view)) return undefined;
       if (view === undefined) {
         let store: Record<string, unknown> | undefined;
-        const result = await this.prepared.resolve(event, dedupe, (s) => (store = s));
+        const result = await this.prepared.resolve(event, dedupe, (s) => (store = s), this.headers);
         const data = store?.[this.prepared.source.responseKey];
         if (!filter.matches(filterView(data, filter.paths, true) ?? {})) return undefined;
         return JSON.stringify(result);
       }
     }
-    return JSON.stringify(await this.prepared.resolve(event, dedupe));
+    return JSON.stringify(await this.prepared.resolve(event, dedupe, undefined, this.headers));
   }
 
   /** Sends `json` (undefined: filtered out) to the members whose range holds `seq`. */
@@ -319,7 +323,7 @@ export class SubscriptionEngine {
     const target = this.target(prepared);
     if (typeof target === 'string') return target;
     const trigger = this.acquire(target.provider, target.spec);
-    const group = this.groupOf(trigger, prepared, target.filter);
+    const group = this.groupOf(trigger, prepared, target.filter, member.context);
     group.members.add(member);
     trigger.refs++;
     member.current = group;
@@ -337,7 +341,7 @@ export class SubscriptionEngine {
       this.detach(member);
       return this.attach(member, prepared);
     }
-    const group = this.groupOf(trigger, prepared, target.filter);
+    const group = this.groupOf(trigger, prepared, target.filter, member.context);
     if (group === current) return undefined;
     if (member.previous) this.leave(member.previous, member);
     member.previous = current;
@@ -400,10 +404,12 @@ export class SubscriptionEngine {
     trigger: Trigger,
     prepared: PreparedSubscription,
     filter: CompiledFilter | undefined,
+    context: RequestContext,
   ): Group {
-    const key = groupKeyOf(prepared);
+    const headers = prepared.headers(context);
+    const key = groupKeyOf(prepared, headers);
     let group = trigger.groups.get(key);
-    if (!group) trigger.groups.set(key, (group = new Group(key, trigger, prepared, filter, this)));
+    if (!group) trigger.groups.set(key, (group = new Group(key, trigger, prepared, filter, this, headers)));
     return group;
   }
 
@@ -479,13 +485,16 @@ function fail(message: string): Started {
   return { ok: false, errors: [{ message }] };
 }
 
-/** Same plan object and same variables: the same result for every event. */
+/**
+ * Same plan object, same variables and same subgraph headers (credentials, from the `headers`
+ * rules): the same result for every event.
+ */
 const planIds = new WeakMap<object, number>();
 let nextPlanId = 1;
-function groupKeyOf(prepared: PreparedSubscription): string {
+function groupKeyOf(prepared: PreparedSubscription, headers: SubgraphHeaders | undefined): string {
   let id = planIds.get(prepared.plan);
   if (id === undefined) planIds.set(prepared.plan, (id = nextPlanId++));
-  return `${id}:${JSON.stringify(prepared.variables)}`;
+  return `${id}:${JSON.stringify(prepared.variables)}${headers ? `:${JSON.stringify(headers)}` : ''}`;
 }
 
 function invalidEventPayload(subject: string, problem: string): string {
