@@ -102,6 +102,15 @@ beforeAll(async () => {
       events: { providers: { nats: [{ id: 'default', url: nats.url }] } },
       telemetry: { metrics: { prometheus: { enabled: true, listen_addr: '127.0.0.1:0' } } },
       headers: HEADERS,
+      websocket: {
+        authentication: {
+          from_initial_payload: {
+            enabled: true,
+            key: 'token',
+            export_token: { enabled: true, header_key: 'Authorization' },
+          },
+        },
+      },
       log_level: 'silent',
     }),
     { executionConfig: JSON.parse(composed.configJson) },
@@ -123,8 +132,8 @@ afterAll(async () => {
 
 const metric = (name: string) => metricByPrefix(router.metricsUrl!, name);
 
-/** A graphql-ws client whose WebSocket upgrade carries `headers`. */
-function clientWith(headers: Record<string, string>): Client {
+/** A graphql-ws client whose WebSocket upgrade carries `headers` (and `connection_init` the params). */
+function clientWith(headers: Record<string, string>, connectionParams?: Record<string, unknown>): Client {
   class WithHeaders extends WebSocket {
     constructor(url: string, protocols?: string | string[]) {
       super(url, protocols, { headers });
@@ -134,6 +143,7 @@ function clientWith(headers: Record<string, string>): Client {
     url: router.url.replace(/^http/, 'ws'),
     webSocketImpl: WithHeaders,
     retryAttempts: 0,
+    connectionParams,
   });
   clients.push(client);
   return client;
@@ -187,6 +197,23 @@ describe('header rules: which client headers reach which subgraph', () => {
       null,
     ]);
     expect(new Set(requests.map((r) => JSON.stringify([r.query, r.variables]))).size).toBe(1);
+  });
+});
+
+describe('a token in the connection_init payload (browsers cannot set WebSocket headers)', () => {
+  it("becomes the Authorization header of the connection's subgraph requests, over one on the upgrade", async () => {
+    const carol = subscribe(clientWith({}, { token: 'Bearer carol' }), SUBSCRIPTION);
+    const dave = subscribe(
+      clientWith({ authorization: 'Bearer mallory' }, { token: 'Bearer dave' }),
+      SUBSCRIPTION,
+    );
+    const notAString = subscribe(clientWith({}, { token: 42 }), SUBSCRIPTION);
+    await eventually(async () => (await metric('router_engine_subscriptions')) === 3, '3 subscriptions');
+
+    publisher.publish('notes', JSON.stringify({ __typename: 'Note', id: 'n2' }));
+    expect(await carol.next(1)).toEqual([{ data: { noteAdded: { id: 'n2', viewer: 'Bearer carol' } } }]);
+    expect(await dave.next(1)).toEqual([{ data: { noteAdded: { id: 'n2', viewer: 'Bearer dave' } } }]);
+    expect(await notAString.next(1)).toEqual([{ data: { noteAdded: { id: 'n2', viewer: 'anonymous' } } }]);
   });
 });
 

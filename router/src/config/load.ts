@@ -338,6 +338,7 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
       ws.max_subscriptions_per_connection ?? wsDefaults.maxSubscriptionsPerConnection,
     ),
     maxFrameSizeBytes: size('websocket.max_frame_size', ws.max_frame_size ?? wsDefaults.maxFrameSize),
+    ...initialPayloadToken(ws.authentication?.from_initial_payload),
   };
   const subs = file.subscriptions ?? {};
   const subsDefaults = DEFAULTS.subscriptions;
@@ -596,4 +597,17 @@ function headerRules(file: HeaderRulesFile | undefined, path: string, issues: Co
     });
   });
   return rules;
+}
+
+/** Cosmo's `websocket.authentication.from_initial_payload`; only an exported token has an effect here. */
+function initialPayloadToken(
+  file: NonNullable<NonNullable<RouterConfigFile['websocket']>['authentication']>['from_initial_payload'],
+): { initialPayloadToken?: { key: string; header: string } } {
+  if (!file?.enabled || !file.export_token?.enabled) return {};
+  return {
+    initialPayloadToken: {
+      key: file.key ?? 'Authorization',
+      header: (file.export_token.header_key ?? 'Authorization').toLowerCase(),
+    },
+  };
 }

@@ -141,6 +141,13 @@ export const routerConfigSchema: Schema = section(
       max_connections: integer,
       max_subscriptions_per_connection: integer,
       max_frame_size: byteSize,
+      authentication: section({
+        from_initial_payload: section({
+          enabled: boolean,
+          key: nonEmptyString,
+          export_token: section({ enabled: boolean, header_key: nonEmptyString }),
+        }),
+      }),
     }),
     headers: section({
       all: headerRules,

@@ -47,6 +47,13 @@ export interface RouterConfigFile {
     max_connections?: number;
     max_subscriptions_per_connection?: number;
     max_frame_size?: string;
+    authentication?: {
+      from_initial_payload?: {
+        enabled?: boolean;
+        key?: string;
+        export_token?: { enabled?: boolean; header_key?: string };
+      };
+    };
   };
   headers?: {
     all?: HeaderRulesFile;
@@ -147,6 +154,12 @@ export interface WebSocketConfig {
   maxSubscriptionsPerConnection: number;
   /** Largest message a client may send; a bigger one closes the connection (1009). */
   maxFrameSizeBytes: number;
+  /**
+   * `authentication.from_initial_payload` with `export_token`: the token under `key` in the
+   * `connection_init` payload becomes the request header `header` (lower case) of the
+   * connection's operations, for the header rules; browsers cannot set headers on a WebSocket.
+   */
+  initialPayloadToken?: { key: string; header: string };
 }
 
 /** Delivery to subscription clients, whatever their protocol. */

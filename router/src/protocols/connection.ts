@@ -70,6 +70,12 @@ export interface ProtocolLimits {
   maxSubscriptions: number;
   /** Unsent bytes above which the client is a slow consumer (4503). */
   sendBufferLimitBytes: number;
+  /**
+   * Also server policy, shared by all connections: the string under `key` in the
+   * `connection_init` payload becomes request header `header` (lower case) of the connection's
+   * operations (Cosmo's `from_initial_payload.export_token`).
+   */
+  initialPayloadToken?: { key: string; header: string };
 }
 
 /** `false` refuses the init, an object becomes the ack's payload, anything else acknowledges plainly. */
@@ -257,7 +263,13 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
     this.init = 'deciding';
     clearTimeout(this.initTimer);
     this.initTimer = undefined;
-    if (payload) this.context = { ...this.context, connectionParams: payload };
+    if (payload) {
+      const token = this.limits.initialPayloadToken;
+      const value = token ? payload[token.key] : undefined;
+      const headers =
+        typeof value === 'string' ? { ...this.context.headers, [token!.header]: value } : this.context.headers;
+      this.context = { ...this.context, headers, connectionParams: payload };
+    }
     let decision: ConnectDecision | Promise<ConnectDecision>;
     try {
       decision = this.hooks.onConnect?.(payload);

@@ -61,6 +61,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
 
   const limits = {
     connectionInitTimeoutMs: websocket.connectionInitTimeoutMs,
+    initialPayloadToken: websocket.initialPayloadToken,
     keepaliveIntervalMs: websocket.keepaliveIntervalMs,
     maxSubscriptions: websocket.maxSubscriptionsPerConnection,
     sendBufferLimitBytes: options.sendBufferLimitBytes,
