@@ -267,7 +267,9 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
       const token = this.limits.initialPayloadToken;
       const value = token ? payload[token.key] : undefined;
       const headers =
-        typeof value === 'string' ? { ...this.context.headers, [token!.header]: value } : this.context.headers;
+        typeof value === 'string'
+          ? { ...this.context.headers, [token!.header]: value }
+          : this.context.headers;
       this.context = { ...this.context, headers, connectionParams: payload };
     }
     let decision: ConnectDecision | Promise<ConnectDecision>;
