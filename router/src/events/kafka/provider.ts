@@ -41,7 +41,8 @@
  * exponential backoff, positions kept, whatever the cause.
  *
  * Invariants: as EventProvider requires; errors are ProviderErrors naming the topic and brokers;
- * callbacks never throw into kafkajs; no callback runs after a subscription's `close()` returns.
+ * callbacks never throw into kafkajs; no callback runs after a subscription's `close()` returns;
+ * the provider's `close()` returns once every consumer, retired ones included, has disconnected.
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -182,6 +183,8 @@ export class KafkaProvider implements EventProvider {
   private generation = 0;
   private rebuildChain: Promise<void> = Promise.resolve();
   private rebuildTimer: NodeJS.Timeout | undefined;
+  /** Disconnects of retired consumers still under way: `close` waits for them too. */
+  private readonly retiring = new Set<Promise<void>>();
   private rebuildFirstAsked = 0;
   private restartDelay: number;
   private backoffUntil = 0;
@@ -399,6 +402,8 @@ export class KafkaProvider implements EventProvider {
     for (const c of consumers) c.dead = true;
     await Promise.all([
       ...consumers.map((c) => c.consumer.disconnect().catch(() => undefined)),
+      // A consumer retired just before (the last subscription left) may still be leaving its group.
+      ...this.retiring,
       this.producer?.client.disconnect().catch(() => undefined),
       this.admin?.client.disconnect().catch(() => undefined),
       this.probeAdmin?.disconnect().catch(() => undefined),
@@ -607,12 +612,15 @@ export class KafkaProvider implements EventProvider {
         if ((state.phase === 'live' || state.phase === 'joining') && state.listeners.size > 0)
           state.phase = 'wanted';
     }
-    await record.consumer.disconnect().catch((error: unknown) => {
+    const disconnected = record.consumer.disconnect().catch((error: unknown) => {
       this.logger?.debug(
         { err: error, group: record.groupId },
         'disconnecting a retired Kafka consumer failed',
       );
     });
+    this.retiring.add(disconnected);
+    await disconnected;
+    this.retiring.delete(disconnected);
   }
 
   /**
