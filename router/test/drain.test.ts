@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { drainSchedule } from '../src/server/drain.js';
+import { Drain, drainSchedule } from '../src/server/drain.js';
+import { readBody, startTestRouter, TOPIC, waitFor } from './protocols/harness.js';
 
 /** A deterministic random source (LCG) so the schedule is reproducible. */
 function seeded(seed: number): () => number {
@@ -34,5 +35,50 @@ describe('drain schedule', () => {
   it('uses one batch per connection when there are fewer connections than slots', () => {
     const times = drainSchedule(3, 10_000, () => 0);
     expect(times).toEqual([0, 2500, 5000]);
+  });
+});
+
+describe('draining streamed responses (SSE, multipart)', () => {
+  it('ends open streams in jittered batches over the window, without completion; new ones get 503', async () => {
+    const drain = new Drain();
+    const router = await startTestRouter('', { drain });
+    try {
+      const open = (accept: string) =>
+        fetch(router.url, {
+          method: 'POST',
+          headers: { accept, 'content-type': 'application/json' },
+          body: JSON.stringify({ query: TOPIC, variables: { topic: 'quiet' } }),
+        });
+      const responses = await Promise.all([
+        ...Array.from({ length: 10 }, () => open('text/event-stream')),
+        ...Array.from({ length: 10 }, () => open('multipart/mixed;subscriptionSpec="1.0"')),
+      ]);
+      const ends = responses.map(async (res) => {
+        let text = '';
+        await readBody(res, (piece) => (text += piece));
+        return { at: Date.now(), text };
+      });
+      await waitFor(() => router.operations.active() === 20, '20 open streams');
+
+      const drained = drain.run(1_000);
+      const refused = await open('text/event-stream');
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toEqual({
+        errors: [{ message: 'The router is shutting down: retry the request (on another replica).' }],
+      });
+      await drained;
+
+      const ended = await Promise.all(ends);
+      expect(router.operations.active()).toBe(0);
+      // Cut short, so clients reconnect: no `complete` event, no closing multipart delimiter.
+      for (const { text } of ended) {
+        expect(text).not.toContain('event: complete');
+        expect(text).not.toContain('--graphql--');
+      }
+      const times = ended.map((e) => e.at).sort((a, b) => a - b);
+      expect(times[times.length - 1]! - times[0]!).toBeGreaterThan(200);
+    } finally {
+      await router.close();
+    }
   });
 });

@@ -74,12 +74,8 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     app.addHook('preClose', async () => {
       for (const handler of streams) handler.closeAll();
     });
-    // Draining ends streams at once: their clients reconnect (no `complete` is sent).
-    drain?.register({
-      stopAccepting: () => streams.forEach((handler) => handler.closeAll()),
-      closers: () => [],
-      idle: () => Promise.resolve(),
-    });
+    // Draining ends streams in the same jittered batches as WebSockets (no `complete` is sent).
+    for (const handler of streams) drain?.register(handler);
     if (config.websocket.enabled)
       await app.register(websocketPlugin, {
         path: config.graphqlPath,

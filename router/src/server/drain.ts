@@ -9,7 +9,7 @@
  * `drainSchedule` is pure (the delays), `Drain` runs it over whatever transports registered.
  */
 
-/** A transport's view for draining (WebSocket; streams register to be ended at the start). */
+/** A transport's view for draining (WebSocket, SSE, multipart). */
 export interface DrainTarget {
   /** Refuse new connections from now on. */
   stopAccepting(): void;

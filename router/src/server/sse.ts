@@ -10,7 +10,8 @@
  *   `400 {errors}`; a client that accepts only `text/event-stream` (EventSource, graphql-sse's
  *   client) gets the errors as the stream's one result, because a 400 would leave it with no
  *   detail at all (and graphql-sse's client retries it as a network error).
- * - Shutdown (`closeAll`) ends every open stream without `complete`, so clients reconnect.
+ * - Shutdown (`closeAll`) and the drain end open streams without `complete`, so clients
+ *   reconnect; once draining, a new stream request gets 503 and opens nothing.
  *
  * The HTTP side every streamed response shares (SSE here, multipart in server/multipart.ts) is
  * here too: `createStreamHandler` serves a request with a protocol's framing (HEAD, GET
@@ -27,6 +28,7 @@ import { MULTIPART_MIXED } from '../protocols/multipart.js';
 import { EVENT_STREAM, rejectedStream, startEventStream } from '../protocols/sse.js';
 import type { OperationStream, StreamOptions, StreamSocket, StreamStart } from '../protocols/stream.js';
 import type { OperationService } from '../subscriptions/service.js';
+import type { DrainTarget } from './drain.js';
 import { negotiateResponseType } from './media-type.js';
 
 export interface StreamHandlerOptions {
@@ -43,8 +45,12 @@ export interface EventStreamHandlerOptions extends Omit<StreamHandlerOptions, 'h
   keepaliveIntervalMs: number;
 }
 
-/** Serves the GraphQL requests whose Accept header asks for one streamed protocol. */
-export interface StreamHandler {
+/**
+ * Serves the GraphQL requests whose Accept header asks for one streamed protocol. It is a drain
+ * target: on SIGTERM new streams get 503, and open ones end in the drain's jittered batches like
+ * WebSockets, so their clients do not all reconnect in the same second.
+ */
+export interface StreamHandler extends DrainTarget {
   /** Whether a request with this Accept header is for this protocol rather than JSON (or another). */
   accepts(accept: string | undefined): boolean;
   /** Serves one parsed GraphQL request as a stream (or a JSON error before it opens). */
@@ -97,6 +103,12 @@ export function createStreamHandler(
   const { operations, metrics } = options;
   const hooks = deliveryMetrics(metrics);
   const open = new Set<OperationStream>();
+  let draining = false;
+  let whenIdle: (() => void) | undefined;
+  const forget = (stream: OperationStream | undefined) => {
+    if (stream) open.delete(stream);
+    if (open.size === 0) whenIdle?.();
+  };
 
   return {
     accepts,
@@ -105,6 +117,10 @@ export function createStreamHandler(
       const response = respond(params);
       // HEAD shares the GET route: it learns what a response would look like, but starts nothing.
       if (request.method === 'HEAD') return reply.code(200).headers(response.headers).send();
+      if (draining)
+        return sendErrors(reply.header('connection', 'close'), 503, 'application/json', [
+          { message: 'The router is shutting down: retry the request (on another replica).' },
+        ]);
       if (request.method === 'GET' && response.kind(params) === 'mutation')
         return sendErrors(reply.header('allow', 'POST'), 405, 'application/json', [
           { message: 'Can only perform a mutation operation from a POST request (this was a GET).' },
@@ -112,7 +128,7 @@ export function createStreamHandler(
 
       let stream: OperationStream | undefined;
       const { socket, signal } = openStreamingResponse(reply, response.headers, metrics, () => {
-        if (stream) open.delete(stream);
+        forget(stream);
         stream?.closed();
       });
       const started = response.start({
@@ -141,7 +157,16 @@ export function createStreamHandler(
     closeAll() {
       for (const stream of [...open]) stream.end();
       open.clear();
+      whenIdle?.();
     },
+
+    stopAccepting() {
+      draining = true;
+    },
+
+    closers: () => [...open].map((stream) => () => stream.end()),
+
+    idle: () => (open.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (whenIdle = resolve))),
   };
 }
 

@@ -36,6 +36,7 @@ import type {
   ResultEnvelope,
 } from '../../src/protocols/connection.js';
 import { buildRouterServer } from '../../src/server/app.js';
+import type { Drain } from '../../src/server/drain.js';
 import { GatewayHolder } from '../../src/server/gateway-holder.js';
 import { Readiness } from '../../src/server/readiness.js';
 import type { OperationService, ResultSink, Started } from '../../src/subscriptions/service.js';
@@ -171,8 +172,11 @@ export interface TestRouter {
   close(): Promise<void>;
 }
 
-/** A router on a free port; `yaml` is added to a minimal router.yaml (websocket:, subscriptions: ...). */
-export async function startTestRouter(yaml = ''): Promise<TestRouter> {
+/**
+ * A router on a free port; `yaml` is added to a minimal router.yaml (websocket:, subscriptions:
+ * ...). With `drain`, its transports register there, as the router process does for SIGTERM.
+ */
+export async function startTestRouter(yaml = '', options: { drain?: Drain } = {}): Promise<TestRouter> {
   const dir = await mkdtemp(join(tmpdir(), 'edfs-protocols-'));
   const config = parseRouterConfig(
     ['listen_addr: "127.0.0.1:0"', 'execution_config: { file: { path: ./config.json } }', yaml].join('\n'),
@@ -189,6 +193,7 @@ export async function startTestRouter(yaml = ''): Promise<TestRouter> {
     readiness: new Readiness(),
     logger: createLogger({ level: 'silent' }),
     operations,
+    drain: options.drain,
   });
   // Node 20's server.close() waits for connections that never sent a request, and undici opens a
   // spare one after a fetch is aborted: the tests drop those at close (they hold no request).
