@@ -121,12 +121,13 @@ telemetry: { metrics: { prometheus: { enabled: true, listen_addr: "0.0.0.0:8088"
 });
 
 describe('router.yaml: websocket and subscriptions', () => {
-  it('defaults: WebSocket on, 10s to initialise, no server keep-alives, 1MiB frames and send buffers, 5s multipart heartbeats', () => {
+  it('defaults: WebSocket on, 10s to initialise, no protocol keep-alives, 30s ping frames, 1MiB frames and send buffers, 5s multipart heartbeats', () => {
     const config = parse(minimal);
     expect(config.websocket).toEqual({
       enabled: true,
       connectionInitTimeoutMs: 10_000,
       keepaliveIntervalMs: 0,
+      pingIntervalMs: 30_000,
       maxConnections: 10_000,
       maxSubscriptionsPerConnection: 100,
       maxFrameSizeBytes: 1024 * 1024,
@@ -141,7 +142,7 @@ describe('router.yaml: websocket and subscriptions', () => {
 
   it('durations, sizes and counts resolve to milliseconds, bytes and numbers', () => {
     const config = parse(
-      `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
+      `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, ping_interval: 45s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
 subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m }
 `,
     );
@@ -149,6 +150,7 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_h
       enabled: false,
       connectionInitTimeoutMs: 3000,
       keepaliveIntervalMs: 15_000,
+      pingIntervalMs: 45_000,
       maxConnections: 50_000,
       maxSubscriptionsPerConnection: 20,
       maxFrameSizeBytes: 65_536,

@@ -37,6 +37,8 @@ export const DEFAULTS = {
     connectionInitTimeout: '10s',
     // Like graphql-ws: the server does not ping unless asked to; clients ping if they care.
     keepaliveInterval: '0s',
+    // Below the idle timeouts of common proxies (nginx 60s, cloud load balancers 60-350s).
+    pingInterval: '30s',
     maxConnections: 10_000,
     maxSubscriptionsPerConnection: 100,
     maxFrameSize: '1MiB',
@@ -332,6 +334,7 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
       'websocket.keepalive_interval',
       ws.keepalive_interval ?? wsDefaults.keepaliveInterval,
     ),
+    pingIntervalMs: duration('websocket.ping_interval', ws.ping_interval ?? wsDefaults.pingInterval),
     maxConnections: atLeastOne('websocket.max_connections', ws.max_connections ?? wsDefaults.maxConnections),
     maxSubscriptionsPerConnection: atLeastOne(
       'websocket.max_subscriptions_per_connection',

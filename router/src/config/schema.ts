@@ -138,6 +138,7 @@ export const routerConfigSchema: Schema = section(
       enabled: boolean,
       connection_init_timeout: duration,
       keepalive_interval: duration,
+      ping_interval: duration,
       max_connections: integer,
       max_subscriptions_per_connection: integer,
       max_frame_size: byteSize,

@@ -44,6 +44,7 @@ export interface RouterConfigFile {
     enabled?: boolean;
     connection_init_timeout?: string;
     keepalive_interval?: string;
+    ping_interval?: string;
     max_connections?: number;
     max_subscriptions_per_connection?: number;
     max_frame_size?: string;
@@ -148,6 +149,12 @@ export interface WebSocketConfig {
    * the ack); its clients close a connection whose `ka`s stop.
    */
   keepaliveIntervalMs: number;
+  /**
+   * WebSocket ping frames (every WebSocket client answers them itself, browsers included) this
+   * often; a socket that has not answered the previous one is dropped. Finds dead peers and keeps
+   * idle connections alive through proxies and load balancers. 0 = none.
+   */
+  pingIntervalMs: number;
   /** Open WebSocket connections per router; upgrades beyond it are refused with 503. */
   maxConnections: number;
   /** Active operations per connection; a subscribe beyond it gets an error message. */

@@ -11,6 +11,8 @@
  * - At most `maxConnections` sockets, open or still in their handshake; one more is refused with
  *   HTTP 503 before the handshake. A slot is freed when its TCP socket closes.
  * - `router_engine_connections` counts each protocol connection once, from open to close.
+ * - Every `pingIntervalMs` each socket gets a WebSocket ping; one that has not answered the
+ *   previous ping by then is terminated (a dead peer must not hold a connection slot forever).
  * - Upgrades on any other path get 404; a socket without a supported subprotocol is closed with
  *   1002. Frames above `maxFrameSize` close the socket (1009, by `ws`).
  * - On app close every socket gets 1001 and stops its operations; sockets that do not finish the
@@ -105,8 +107,12 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
     open.get(this)?.receive(toText(data, isBinary));
   }
+  function onPong(this: WebSocket): void {
+    unanswered.delete(this);
+  }
   function onClosed(this: WebSocket): void {
     reserved--;
+    unanswered.delete(this);
     const connection = open.get(this);
     if (!connection) return;
     open.delete(this);
@@ -165,7 +171,28 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     open.set(ws, connection);
     metrics.engineConnections.inc();
     ws.on('message', onMessage);
+    if (websocket.pingIntervalMs > 0) ws.on('pong', onPong);
   }
+
+  // Heartbeat: one timer for all sockets. Each tick drops the sockets that did not answer the
+  // previous tick's ping, then pings the others.
+  const unanswered = new Set<WebSocket>();
+  const heartbeat =
+    websocket.pingIntervalMs > 0
+      ? setInterval(() => {
+          if (closing) return;
+          for (const ws of open.keys()) {
+            if (unanswered.has(ws)) {
+              logger.debug('terminating a WebSocket that did not answer a ping');
+              ws.terminate();
+              continue;
+            }
+            unanswered.add(ws);
+            ws.ping();
+          }
+        }, websocket.pingIntervalMs)
+      : undefined;
+  heartbeat?.unref();
 
   app.server.on('upgrade', onUpgrade);
 
@@ -190,6 +217,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   });
   app.addHook('onClose', async () => {
     clearTimeout(terminateTimer);
+    clearInterval(heartbeat);
     app.server.off('upgrade', onUpgrade);
     wss.close();
   });

@@ -302,8 +302,14 @@ export class RawClient {
     ws.on('error', () => {});
   }
 
-  static async connect(url: string, protocol: string | null = 'graphql-transport-ws'): Promise<RawClient> {
-    const ws = protocol === null ? new WebSocket(url) : new WebSocket(url, protocol);
+  /** `autoPong: false` makes a client that never answers WebSocket pings (a dead peer). */
+  static async connect(
+    url: string,
+    protocol: string | null = 'graphql-transport-ws',
+    { autoPong = true } = {},
+  ): Promise<RawClient> {
+    const ws =
+      protocol === null ? new WebSocket(url, { autoPong }) : new WebSocket(url, protocol, { autoPong });
     const client = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

@@ -407,3 +407,38 @@ describe('server keepalive (websocket.keepalive_interval)', () => {
     }
   });
 });
+
+describe('WebSocket heartbeat (websocket.ping_interval)', () => {
+  it('pings every socket; one that answers stays, a dead peer that never answers is dropped', async () => {
+    const router = await startTestRouter('websocket: { ping_interval: 100ms }');
+    try {
+      const alive = await RawClient.acknowledged(router.wsUrl);
+      let pings = 0;
+      alive.ws.on('ping', () => pings++);
+      const dead = await RawClient.connect(router.wsUrl, 'graphql-transport-ws', { autoPong: false });
+      dead.send({ type: 'connection_init' });
+      // Terminated, not closed: a peer that does not answer pings would not answer a close either.
+      expect((await dead.closed).code).toBe(1006);
+      await waitFor(() => pings >= 3, 'three pings answered');
+      expect(alive.ws.readyState).toBe(WebSocket.OPEN);
+      await waitFor(async () => (await connections(router.metrics)) === 1, 'the dead connection uncounted');
+      await alive.close();
+    } finally {
+      await router.close();
+    }
+  });
+
+  it('is off with 0: a peer that never answers pings is not dropped for it', async () => {
+    const router = await startTestRouter('websocket: { ping_interval: 0s }');
+    try {
+      const quiet = await RawClient.connect(router.wsUrl, 'graphql-transport-ws', { autoPong: false });
+      quiet.send({ type: 'connection_init' });
+      await quiet.next((m) => m.type === 'connection_ack');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(quiet.ws.readyState).toBe(WebSocket.OPEN);
+      await quiet.close();
+    } finally {
+      await router.close();
+    }
+  });
+});
