@@ -137,13 +137,14 @@ describe('router.yaml: websocket and subscriptions', () => {
       sseKeepaliveIntervalMs: 12_000,
       multipartHeartbeatIntervalMs: 5000,
       triggerGracePeriodMs: 0,
+      maxStreams: 10_000,
     });
   });
 
   it('durations, sizes and counts resolve to milliseconds, bytes and numbers', () => {
     const config = parse(
       `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, ping_interval: 45s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
-subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m }
+subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m, max_streams: 50 }
 `,
     );
     expect(config.websocket).toEqual({
@@ -160,6 +161,7 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_h
       sseKeepaliveIntervalMs: 0,
       multipartHeartbeatIntervalMs: 2500,
       triggerGracePeriodMs: 60_000,
+      maxStreams: 50,
     });
   });
 

@@ -50,6 +50,7 @@ export const DEFAULTS = {
     // Apollo's multipart subscription protocol: a heartbeat part every 5 seconds.
     multipartHeartbeatInterval: '5s',
     triggerGracePeriod: '0s',
+    maxStreams: 10_000,
   },
 } as const;
 
@@ -362,6 +363,7 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
       'subscriptions.trigger_grace_period',
       subs.trigger_grace_period ?? subsDefaults.triggerGracePeriod,
     ),
+    maxStreams: atLeastOne('subscriptions.max_streams', subs.max_streams ?? subsDefaults.maxStreams),
   };
 
   const headers: HeaderRules = {

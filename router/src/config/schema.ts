@@ -159,6 +159,7 @@ export const routerConfigSchema: Schema = section(
       sse_keepalive_interval: duration,
       multipart_heartbeat_interval: duration,
       trigger_grace_period: duration,
+      max_streams: integer,
     }),
   },
   { required: ['execution_config'] },

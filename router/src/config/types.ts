@@ -65,6 +65,7 @@ export interface RouterConfigFile {
     sse_keepalive_interval?: string;
     multipart_heartbeat_interval?: string;
     trigger_grace_period?: string;
+    max_streams?: number;
   };
 }
 
@@ -179,6 +180,8 @@ export interface SubscriptionsConfig {
   multipartHeartbeatIntervalMs: number;
   /** How long a broker subscription outlives its last client, for a quick resubscribe. */
   triggerGracePeriodMs: number;
+  /** Open SSE and multipart streams per router, together; one more request gets 503. */
+  maxStreams: number;
 }
 
 export interface PrometheusConfig {

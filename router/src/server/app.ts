@@ -57,25 +57,28 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
   let multipart: MultipartHandler | undefined;
   if (operations) {
     const sendBufferLimitBytes = config.subscriptions.sendBufferLimitBytes;
+    const streams = { open: 0, max: config.subscriptions.maxStreams };
     eventStream = createEventStreamHandler({
+      streams,
       operations,
       metrics,
       keepaliveIntervalMs: config.subscriptions.sseKeepaliveIntervalMs,
       sendBufferLimitBytes,
     });
     multipart = createMultipartHandler({
+      streams,
       operations,
       metrics,
       heartbeatIntervalMs: config.subscriptions.multipartHeartbeatIntervalMs,
       sendBufferLimitBytes,
     });
     // Open streams would otherwise hold `close()` until their clients leave.
-    const streams = [eventStream, multipart];
+    const handlers = [eventStream, multipart];
     app.addHook('preClose', async () => {
-      for (const handler of streams) handler.closeAll();
+      for (const handler of handlers) handler.closeAll();
     });
     // Draining ends streams in the same jittered batches as WebSockets (no `complete` is sent).
-    for (const handler of streams) drain?.register(handler);
+    for (const handler of handlers) drain?.register(handler);
     if (config.websocket.enabled)
       await app.register(websocketPlugin, {
         path: config.graphqlPath,

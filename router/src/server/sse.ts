@@ -6,6 +6,7 @@
  *
  * Invariants:
  * - `router_engine_connections` counts a stream from its head to the close of its response.
+ * - At most `subscriptions.max_streams` streams are open, SSE and multipart together.
  * - An operation the service refuses never opens a stream: a client that also accepts JSON gets
  *   `400 {errors}`; a client that accepts only `text/event-stream` (EventSource, graphql-sse's
  *   client) gets the errors as the stream's one result, because a 400 would leave it with no
@@ -38,6 +39,11 @@ export interface StreamHandlerOptions {
   heartbeatIntervalMs: number;
   /** `subscriptions.send_buffer_limit`. */
   sendBufferLimitBytes: number;
+  /**
+   * `subscriptions.max_streams`: open streams of every streamed protocol together (the handlers
+   * of SSE and multipart share this object); one more request gets 503.
+   */
+  streams: { open: number; readonly max: number };
 }
 
 export interface EventStreamHandlerOptions extends Omit<StreamHandlerOptions, 'heartbeatIntervalMs'> {
@@ -105,8 +111,9 @@ export function createStreamHandler(
   const open = new Set<OperationStream>();
   let draining = false;
   let whenIdle: (() => void) | undefined;
+  const { streams } = options;
   const forget = (stream: OperationStream | undefined) => {
-    if (stream) open.delete(stream);
+    if (stream && open.delete(stream)) streams.open--;
     if (open.size === 0) whenIdle?.();
   };
 
@@ -120,6 +127,12 @@ export function createStreamHandler(
       if (draining)
         return sendErrors(reply.header('connection', 'close'), 503, 'application/json', [
           { message: 'The router is shutting down: retry the request (on another replica).' },
+        ]);
+      if (streams.open >= streams.max)
+        return sendErrors(reply, 503, 'application/json', [
+          {
+            message: `Too many open streams (subscriptions.max_streams: ${streams.max}): retry later, or use a WebSocket.`,
+          },
         ]);
       if (request.method === 'GET' && response.kind(params) === 'mutation')
         return sendErrors(reply.header('allow', 'POST'), 405, 'application/json', [
@@ -150,12 +163,14 @@ export function createStreamHandler(
       if (!isFinished(reply.raw)) {
         stream = started.stream;
         open.add(stream);
+        streams.open++;
       }
       return reply;
     },
 
     closeAll() {
       for (const stream of [...open]) stream.end();
+      streams.open -= open.size;
       open.clear();
       whenIdle?.();
     },

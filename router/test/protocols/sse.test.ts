@@ -277,3 +277,41 @@ describe('SSE streams as connections', () => {
     expect(await connections(fresh.metrics)).toBe(0);
   });
 });
+
+describe('stream limit (subscriptions.max_streams)', () => {
+  it('SSE and multipart streams count together; one more gets 503 naming the setting, a closed one frees its slot', async () => {
+    const limited = await startTestRouter('subscriptions: { max_streams: 2 }');
+    try {
+      const sse = await openStream(limited.url, { query: TOPIC, variables: { topic: 'a' } });
+      const multipart = await openStream(
+        limited.url,
+        { query: TOPIC, variables: { topic: 'a' } },
+        'multipart/mixed;subscriptionSpec="1.0"',
+      );
+      expect([sse.res.status, multipart.res.status]).toEqual([200, 200]);
+
+      const refused = await fetch(limited.url, {
+        method: 'POST',
+        headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
+        body: JSON.stringify({ query: TOPIC, variables: { topic: 'a' } }),
+      });
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toEqual({
+        errors: [
+          {
+            message: 'Too many open streams (subscriptions.max_streams: 2): retry later, or use a WebSocket.',
+          },
+        ],
+      });
+
+      sse.abort();
+      await waitFor(async () => (await connections(limited.metrics)) === 1, 'the aborted stream closed');
+      const again = await openStream(limited.url, { query: TOPIC, variables: { topic: 'a' } });
+      expect(again.res.status).toBe(200);
+      again.abort();
+      multipart.abort();
+    } finally {
+      await limited.close();
+    }
+  });
+});
