@@ -47,6 +47,8 @@ export interface ResultEnvelope {
 
 /** One client connection as its transport sees it. */
 export interface ProtocolConnection {
+  /** What the protocol writes to (the transport's own socket object). */
+  readonly socket: ProtocolSocket;
   /** One text frame from the client. */
   receive(text: string): void;
   /** Closes from the server side (e.g. shutdown, 1001); stops every operation first. */

@@ -107,12 +107,8 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
     open.get(this)?.receive(toText(data, isBinary));
   }
-  function onPong(this: WebSocket): void {
-    unanswered.delete(this);
-  }
   function onClosed(this: WebSocket): void {
     reserved--;
-    unanswered.delete(this);
     const connection = open.get(this);
     if (!connection) return;
     open.delete(this);
@@ -171,25 +167,18 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     open.set(ws, connection);
     metrics.engineConnections.inc();
     ws.on('message', onMessage);
-    if (websocket.pingIntervalMs > 0) ws.on('pong', onPong);
   }
 
-  // Heartbeat: one timer for all sockets. Each tick drops the sockets that did not answer the
-  // previous tick's ping, then pings the others.
-  const unanswered = new Set<WebSocket>();
+  // Heartbeat: one timer for all sockets, no listener per socket (see SocketWriter.heartbeat).
   const heartbeat =
     websocket.pingIntervalMs > 0
       ? setInterval(() => {
           if (closing) return;
-          for (const ws of open.keys()) {
-            if (unanswered.has(ws)) {
+          for (const [ws, connection] of open)
+            if (!(connection.socket as SocketWriter).heartbeat()) {
               logger.debug('terminating a WebSocket that did not answer a ping');
               ws.terminate();
-              continue;
             }
-            unanswered.add(ws);
-            ws.ping();
-          }
         }, websocket.pingIntervalMs)
       : undefined;
   heartbeat?.unref();
@@ -238,6 +227,8 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
  */
 export class SocketWriter implements ProtocolSocket {
   private readonly tcp: Socket | undefined;
+  /** The socket's `bytesRead` when the last heartbeat ping went out; -1: none went out yet. */
+  private readAtPing = -1;
   /** Bytes (about: characters of `send`) queued in the current turn (0: none yet). */
   private turnChars = 0;
   private corked = false;
@@ -296,6 +287,20 @@ export class SocketWriter implements ProtocolSocket {
 
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
+  }
+
+  /**
+   * One heartbeat tick: pings the peer, or returns false when it sent nothing at all since the
+   * previous ping, not even the pong every WebSocket client answers with (a dead peer). Reading
+   * the socket's byte count needs no `pong` listener per socket.
+   */
+  heartbeat(): boolean {
+    const tcp = this.tcp;
+    if (!tcp) return true;
+    if (this.readAtPing >= 0 && tcp.bytesRead === this.readAtPing) return false;
+    this.readAtPing = tcp.bytesRead;
+    this.ws.ping();
+    return true;
   }
 
   bufferedAmount(): number {
