@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { headerPattern, subgraphHeaders, type HeaderRules } from '../src/engine/headers.js';
+import { headerPattern, headersRead, subgraphHeaders, type HeaderRules } from '../src/engine/headers.js';
 
 const rules = (all: HeaderRules['all'], subgraphs: HeaderRules['subgraphs'] = {}): HeaderRules => ({
   all,
@@ -59,5 +59,29 @@ describe('subgraphHeaders: the headers rules applied to one client request', () 
     const one = subgraphHeaders(r, ['b', 'a'], { 'x-b': '2', 'x-a': '1' });
     const two = subgraphHeaders(r, ['a', 'b'], { 'x-a': '1', 'x-b': '2' });
     expect(JSON.stringify(one)).toBe(JSON.stringify(two));
+  });
+});
+
+describe('headersRead: what a long-lived connection keeps of its request headers', () => {
+  it('exactly the names some propagate rule reads, never hop-by-hop ones; nothing without rules', () => {
+    expect(headersRead(undefined)('authorization')).toBe(false);
+    const read = headersRead(
+      rules(
+        [
+          { op: 'propagate', named: 'Authorization' },
+          { op: 'set', name: 'x-set', value: 'v' },
+        ],
+        {
+          users: [{ op: 'propagate', matching: headerPattern('^x-tenant-') }],
+        },
+      ),
+    );
+    expect(['authorization', 'x-tenant-id', 'x-set', 'cookie', 'host'].filter(read)).toEqual([
+      'authorization',
+      'x-tenant-id',
+    ]);
+    expect(headersRead(rules([{ op: 'propagate', matching: headerPattern('.*') }]))('connection')).toBe(
+      false,
+    );
   });
 });

@@ -61,6 +61,22 @@ export function headerPattern(source: string): RegExp {
   return new RegExp(source.replace(/^\(\?i\)/, ''), 'i');
 }
 
+/**
+ * Whether some rule could read a client header of this (lower-case) name: what a long-lived
+ * connection must keep of its request's headers, and all it needs to.
+ */
+export function headersRead(rules: HeaderRules | undefined): (name: string) => boolean {
+  if (!hasHeaderRules(rules)) return () => false;
+  const propagating = [...rules.all, ...Object.values(rules.subgraphs).flat()].filter(
+    (rule) => rule.op === 'propagate',
+  );
+  return (name) =>
+    propagatable(name) &&
+    propagating.some((rule) =>
+      'named' in rule ? rule.named.toLowerCase() === name : rule.matching.test(name),
+    );
+}
+
 /** True when some rule could add a header to some subgraph request. */
 export function hasHeaderRules(rules: HeaderRules | undefined): rules is HeaderRules {
   return !!rules && (rules.all.length > 0 || Object.values(rules.subgraphs).some((r) => r.length > 0));

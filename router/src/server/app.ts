@@ -19,6 +19,7 @@ import { playgroundAssetsPlugin, renderPlayground } from './playground.js';
 import type { Readiness } from './readiness.js';
 import { createEventStreamHandler, type EventStreamHandler } from './sse.js';
 import { websocketPlugin } from './websocket.js';
+import { headersRead } from '../engine/headers.js';
 import type { Drain } from './drain.js';
 
 export interface RouterServerOptions {
@@ -82,6 +83,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     if (config.websocket.enabled)
       await app.register(websocketPlugin, {
         path: config.graphqlPath,
+        keepHeader: headersRead(config.headers),
         operations,
         metrics,
         logger,

@@ -35,6 +35,7 @@ import type {
 } from '../protocols/connection.js';
 import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
 import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
+import type { RequestContext } from '../engine/types.js';
 import type { OperationService } from '../subscriptions/service.js';
 import type { Drain } from './drain.js';
 
@@ -49,6 +50,11 @@ export interface WebSocketOptions {
   sendBufferLimitBytes: number;
   /** Registers the sockets for a graceful drain (SIGTERM). */
   drain?: Drain;
+  /**
+   * The upgrade request headers a connection keeps for its operations: those the `headers`
+   * rules read (`headersRead`). None by default.
+   */
+  keepHeader?: (name: string) => boolean;
 }
 
 /** How long closing sockets get to answer our close frame on shutdown. */
@@ -58,6 +64,7 @@ type OpenProtocol = (options: ProtocolOptions) => ProtocolConnection;
 
 export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app, options) => {
   const { path, operations, metrics, websocket } = options;
+  const keepHeader = options.keepHeader ?? (() => false);
   const logger = options.logger.child({ transport: 'websocket' });
   const hooks = deliveryMetrics(metrics);
 
@@ -160,7 +167,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     const connection = openProtocol({
       socket: new SocketWriter(ws),
       operations,
-      context: { headers: requestHeaders(upgradeHeaders) },
+      context: requestContext(upgradeHeaders, keepHeader),
       limits,
       hooks: protocolHooks,
     });
@@ -366,19 +373,20 @@ function endTurn(): void {
 }
 
 /**
- * The upgrade request's headers as an operation's context sees them: without the handshake's own
- * (`sec-websocket-*`, `upgrade`, `connection`), which mean nothing after it and would otherwise be
- * kept for the life of every connection.
+ * What a connection's operations know of its upgrade request: the headers `keep` asks for (those
+ * the header rules read), no more. A connection lives long; a browser's upgrade carries cookies,
+ * user agent and more that nothing here reads. Without any, connections share one empty context.
  */
-export function requestHeaders(
+export function requestContext(
   headers: IncomingMessage['headers'],
-): Record<string, string | string[] | undefined> {
-  const kept: Record<string, string | string[] | undefined> = {};
-  for (const name in headers)
-    if (!name.startsWith('sec-websocket-') && name !== 'upgrade' && name !== 'connection')
-      kept[name] = headers[name];
-  return kept;
+  keep: (name: string) => boolean,
+): RequestContext {
+  let kept: Record<string, string | string[] | undefined> | undefined;
+  for (const name in headers) if (keep(name)) (kept ??= {})[name] = headers[name];
+  return kept ? { headers: kept } : NO_CONTEXT;
 }
+
+const NO_CONTEXT: RequestContext = Object.freeze({});
 
 /** Text frames as sent; binary frames read as UTF-8 JSON too, as graphql-ws does. */
 function toText(data: RawData, _isBinary: boolean): string {

@@ -306,10 +306,12 @@ export class RawClient {
   static async connect(
     url: string,
     protocol: string | null = 'graphql-transport-ws',
-    { autoPong = true } = {},
+    { autoPong = true, headers }: { autoPong?: boolean; headers?: Record<string, string> } = {},
   ): Promise<RawClient> {
     const ws =
-      protocol === null ? new WebSocket(url, { autoPong }) : new WebSocket(url, protocol, { autoPong });
+      protocol === null
+        ? new WebSocket(url, { autoPong, headers })
+        : new WebSocket(url, protocol, { autoPong, headers });
     const client = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -323,8 +325,9 @@ export class RawClient {
     url: string,
     payload?: Record<string, unknown>,
     protocol = 'graphql-transport-ws',
+    headers?: Record<string, string>,
   ): Promise<RawClient> {
-    const client = await RawClient.connect(url, protocol);
+    const client = await RawClient.connect(url, protocol, { headers });
     client.send(payload ? { type: 'connection_init', payload } : { type: 'connection_init' });
     await client.next((m) => m.type === 'connection_ack');
     return client;

@@ -50,20 +50,40 @@ describe('graphql-transport-ws with the graphql-ws client', () => {
     }
   });
 
-  it("connection params and upgrade headers (but the handshake's) reach the operation context", async () => {
+  it('connection params reach the operation context; without header rules no upgrade header is kept', async () => {
     const client = graphqlWsClient(router.wsUrl, { authorization: 'Bearer t0ken' });
     try {
       const before = router.operations.started.length;
       await collect(client.iterate({ query: TICKS, variables: { count: 1 } }), 1);
       const { context } = router.operations.started[before]!;
       expect(context.connectionParams).toEqual({ authorization: 'Bearer t0ken' });
-      expect(context.headers?.host).toBe(new URL(router.wsUrl).host);
-      // The handshake's own headers are not kept for the life of the connection.
-      expect(
-        Object.keys(context.headers ?? {}).filter((h) => /^(sec-websocket-|upgrade$|connection$)/.test(h)),
-      ).toEqual([]);
+      expect(context.headers).toBeUndefined();
     } finally {
       await client.dispose();
+    }
+  });
+
+  it('a connection keeps exactly the upgrade headers the header rules read', async () => {
+    const ruled = await startTestRouter(
+      'headers: { all: { request: [ { op: propagate, named: X-Tenant }, { op: propagate, matching: "^x-trace-" } ] } }',
+    );
+    try {
+      const before = ruled.operations.started.length;
+      const client = await RawClient.acknowledged(ruled.wsUrl, undefined, 'graphql-transport-ws', {
+        'x-tenant': 't1',
+        'x-trace-id': 'abc',
+        cookie: 'session=secret',
+        'user-agent': 'test',
+      });
+      client.send({ id: '1', type: 'subscribe', payload: { query: TICKS, variables: { count: 1 } } });
+      await client.next((m) => m.type === 'complete');
+      expect(ruled.operations.started[before]!.context.headers).toEqual({
+        'x-tenant': 't1',
+        'x-trace-id': 'abc',
+      });
+      await client.close();
+    } finally {
+      await ruled.close();
     }
   });
 
