@@ -290,6 +290,54 @@ describe('Supergraph reconciler', () => {
     expect(api.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'CompositionFailed' });
   });
 
+  it('a spec.router.config the router would refuse sets InvalidRouterConfig naming the key, and keeps ConfigMap and Deployment', async () => {
+    const { api, supergraphs } = setup();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+    const configMap = structuredClone(api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config'));
+    const deployment = structuredClone(api.find(RESOURCES.Deployment, 'demo', 'chat-router'));
+    api.takeWrites();
+
+    const sup = supergraph(api);
+    api.put({
+      ...sup,
+      metadata: { ...sup.metadata, generation: 2 },
+      spec: { ...sup.spec, router: { ...sup.spec.router, config: { websocket: { max_conections: 5 } } } },
+    });
+    await supergraphs.reconcile('demo/chat');
+
+    expect(api.takeWrites()).toEqual(['status Supergraph chat']);
+    expect(api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config')).toEqual(configMap);
+    expect(api.find(RESOURCES.Deployment, 'demo', 'chat-router')).toEqual(deployment);
+    const after = supergraph(api);
+    expect(condition(after, 'Composed')).toMatchObject({ status: 'False', reason: 'InvalidRouterConfig' });
+    expect(after.status!.errors).toEqual([
+      {
+        message: expect.stringContaining(
+          'spec.router.config: websocket.max_conections: unknown key (did you mean "max_connections"?)',
+        ),
+      },
+    ]);
+    expect(api.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'InvalidRouterConfig' });
+
+    // Fixed: rolled out, Composed again.
+    api.put({
+      ...after,
+      metadata: { ...after.metadata, generation: 3 },
+      spec: {
+        ...after.spec,
+        router: { ...after.spec.router, config: { websocket: { max_connections: 5 } } },
+      },
+    });
+    await supergraphs.reconcile('demo/chat');
+    expect(condition(supergraph(api), 'Composed')).toMatchObject({ status: 'True' });
+    expect(
+      (api.find(RESOURCES.ConfigMap, 'demo', 'chat-router-config') as { data: Record<string, string> }).data[
+        'router.yaml'
+      ],
+    ).toContain('max_connections: 5');
+  });
+
   it('an EventProvider missing for a providerId the schema uses blocks the rollout and names both', async () => {
     const { api, supergraphs, indexes } = setup();
     for (const obj of chatManifests()) if (obj.kind !== 'EventProvider') api.put(obj);

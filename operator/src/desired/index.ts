@@ -17,7 +17,12 @@ import {
 } from '../api/v1alpha1.js';
 import { CONFIG_HASH_ANNOTATION, CONFIG_JSON_KEY, ROUTER_YAML_KEY, childMeta } from './meta.js';
 import { renderServiceMonitor } from './monitoring.js';
-import { renderRouterConfig, secretBindings, type RenderedRouterConfig } from './router-config.js';
+import {
+  renderRouterConfig,
+  routerYamlProblems,
+  secretBindings,
+  type RenderedRouterConfig,
+} from './router-config.js';
 import { renderDisruptionBudget, renderScaling } from './scaling.js';
 import { renderDeployment, renderIngress, renderService } from './workload.js';
 
@@ -47,6 +52,7 @@ export {
   envVarName,
   providerIdOf,
   renderRouterConfig,
+  routerYamlProblems,
   secretBindings,
   type EnvVar,
   type RenderedRouterConfig,
@@ -55,6 +61,24 @@ export {
 } from './router-config.js';
 export { CONNECTIONS_METRIC, defaultConnectionsQuery } from './scaling.js';
 export { INGRESS_DEFAULT_ANNOTATIONS, terminationGraceSeconds } from './workload.js';
+
+/**
+ * What the routers would refuse in the rendered objects' router.yaml (a bad
+ * `spec.router.config`), checked with the router's own loader; empty when they will start.
+ */
+export function routerConfigProblems(objects: readonly KubeObject[]): string[] {
+  const configMap = objects.find((o) => o.kind === 'ConfigMap') as
+    (KubeObject & { data?: Record<string, string> }) | undefined;
+  const yaml = configMap?.data?.[ROUTER_YAML_KEY];
+  if (yaml === undefined) return [];
+  const deployment = objects.find((o) => o.kind === 'Deployment') as
+    | (KubeObject & { spec?: { template?: { spec?: { containers?: { env?: { name: string }[] }[] } } } })
+    | undefined;
+  const env = (deployment?.spec?.template?.spec?.containers ?? []).flatMap((c) =>
+    (c.env ?? []).map((e) => e.name),
+  );
+  return routerYamlProblems(yaml, env);
+}
 
 /** The API server refuses ConfigMaps whose data exceeds 1 MiB. */
 const CONFIG_MAP_LIMIT_BYTES = 1024 * 1024;

@@ -12,6 +12,7 @@
  *   human reading `kubectl describe pod` agree on them.
  */
 import { createHash } from 'node:crypto';
+import { parseRouterConfig, RouterConfigError } from '@edfs/router';
 import { stringify } from 'yaml';
 import type { EventProvider, Supergraph } from '../api/v1alpha1.js';
 import { getPath, isPlainObject, mergePatch, setPath, sortKeysDeep } from './merge.js';
@@ -290,4 +291,26 @@ export function sha256(text: string): string {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * What the router would refuse in a rendered router.yaml, as its own loader words it (one line
+ * per problem, naming the key). Secret references are filled with placeholders: only the
+ * structure and the values written in the Supergraph are checked. Empty when the routers will
+ * start with it.
+ */
+export function routerYamlProblems(yaml: string, envNames: readonly string[]): string[] {
+  try {
+    parseRouterConfig(yaml, {
+      env: Object.fromEntries(envNames.map((name) => [name, 'placeholder'])),
+      baseDir: CONFIG_DIR,
+      source: 'router.yaml',
+    });
+    return [];
+  } catch (err) {
+    if (!(err instanceof RouterConfigError)) return [`router.yaml: ${(err as Error).message}`];
+    return err.issues.map((issue) =>
+      issue.path ? `spec.router.config: ${issue.path}: ${issue.message}` : `router.yaml: ${issue.message}`,
+    );
+  }
 }

@@ -14,7 +14,8 @@
  *      transitions (composed, composition failed, apply failed).
  *
  * Invariants:
- * - a Supergraph whose inputs do not compose keeps its ConfigMap and Deployment exactly as they
+ * - a Supergraph whose inputs do not compose, or whose `spec.router.config` makes a router.yaml
+ *   the router would refuse (`InvalidRouterConfig`), keeps its ConfigMap and Deployment exactly as they
  *   are: routers keep serving the last good config with the wiring that goes with it;
  *   `Composed=False` carries the errors. Service, Ingress, autoscaler, PDB and ServiceMonitor still
  *   follow the spec;
@@ -36,7 +37,7 @@ import {
   type SupergraphStatus,
 } from '../api/v1alpha1.js';
 import { composeSupergraph, type ComposeResult, type SubgraphInput } from '../compose/compose.js';
-import { CHILD_KINDS, CONFIG_JSON_KEY, routerSelector } from '../desired/index.js';
+import { CHILD_KINDS, CONFIG_JSON_KEY, routerConfigProblems, routerSelector } from '../desired/index.js';
 import type { Reconciler, Result } from '../controller/controller.js';
 import {
   RESOURCES,
@@ -130,8 +131,8 @@ export class SupergraphReconciler implements Reconciler {
     const applyErrors: string[] = [];
     let changed = false;
     let warnings: string[] = [];
+    let configProblems: string[] = [];
     if (configJson !== undefined) {
-      const frozen = composition.ok ? new Set<string>() : FROZEN_ON_FAILURE;
       const capabilities = await this.opts.capabilities();
       let desired: KubeObject[] = [];
       try {
@@ -146,9 +147,12 @@ export class SupergraphReconciler implements Reconciler {
         });
         desired = Array.isArray(rendered) ? rendered : rendered.objects;
         warnings = Array.isArray(rendered) ? [] : rendered.warnings;
+        configProblems = routerConfigProblems(desired);
       } catch (err) {
         applyErrors.push(`rendering the router objects failed: ${message(err)}`);
       }
+      // A router.yaml the routers would refuse never reaches them, like a schema that does not compose.
+      const frozen = composition.ok && configProblems.length === 0 ? new Set<string>() : FROZEN_ON_FAILURE;
       for (const obj of desired) {
         if (frozen.has(obj.kind)) continue;
         const outcome = await this.applyChild(sup, obj);
@@ -181,9 +185,11 @@ export class SupergraphReconciler implements Reconciler {
     const deployment = (applied.get('Deployment') ??
       this.owned(cache.get(RESOURCES.Deployment, namespace, routerName(sup)), sup)) as
       DeploymentView | undefined;
-    const outcome: CompositionOutcome = composition.ok
-      ? { ok: true, subgraphs: composition.subgraphs }
-      : { ok: false, reason: composition.reason, errors: composition.errors };
+    const outcome: CompositionOutcome = !composition.ok
+      ? { ok: false, reason: composition.reason, errors: composition.errors }
+      : configProblems.length > 0
+        ? { ok: false, reason: 'InvalidRouterConfig', errors: configProblems.map((m) => ({ message: m })) }
+        : { ok: true, subgraphs: composition.subgraphs };
     const previous = this.written.current(key, sup);
     const status = supergraphStatus(
       {
@@ -205,7 +211,8 @@ export class SupergraphReconciler implements Reconciler {
         statusPatch({ ...sup.status, ...previous }, status),
       );
       this.written.remember(key, sup.metadata.resourceVersion, status);
-      if (!composition.ok) log.warn({ errors: describeErrors(composition.errors) }, 'composition failed');
+      if (!outcome.ok)
+        log.warn({ errors: describeErrors(outcome.errors), reason: outcome.reason }, 'not served');
       for (const event of statusEvents(previous, status)) {
         await this.opts.events.record(sup, event.type, event.reason, event.message);
       }
