@@ -141,9 +141,16 @@ EOF
   echo "$HOME_DIR"
 }
 
-# A random cluster id as `kafka-storage random-uuid` prints it (base64url of 16 bytes), without a JVM.
+# A random cluster id as `kafka-storage random-uuid` prints it (base64url of 16 bytes), without a
+# JVM. Like Kafka's own Uuid.randomUuid, never one starting with "-": kafka-storage would read it as
+# an option ("argument --cluster-id: expected one argument").
 cluster_id() {
-  head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ "$id" != -* ]] && break
+  done
+  printf '%s' "$id"
 }
 
 free_port() {
@@ -193,12 +200,19 @@ run() {
 
 case "${1:-install}" in
   install) install ;;
+  cluster-id)
+    # N fresh cluster ids, one per line (for checking them without a broker).
+    for ((i = 0; i < ${2:-1}; i++)); do
+      cluster_id
+      echo
+    done
+    ;;
   run)
     shift
     run "$@"
     ;;
   *)
-    log "usage: kafka.sh [install] | kafka.sh run DIR [--scram SPEC]..."
+    log "usage: kafka.sh [install] | kafka.sh run DIR [--scram SPEC]... | kafka.sh cluster-id [N]"
     exit 2
     ;;
 esac
