@@ -36,7 +36,7 @@ import type {
 } from './types.js';
 import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
 import type { SubgraphResponse } from './subgraph-client.js';
-import { subgraphHeaders, type HeaderRules } from './headers.js';
+import { hasHeaderRules, subgraphHeaders, type HeaderRules } from './headers.js';
 
 export { loadExecutionConfig } from '../execution-config/load.js';
 
@@ -78,6 +78,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
   const supergraph = buildSupergraph(config);
   const client = new SubgraphClient({ timeoutMs: options.subgraphTimeoutMs });
   const cacheSize = options.documentCacheSize ?? 1000;
+  const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
   const documents = new Map<string, CachedDocument>();
 
   function documentFor(query: string): CachedDocument {
@@ -154,9 +155,13 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       onSubgraphRequest: options.onSubgraphRequest,
       events: options.events,
     };
-    const planSubgraphs = ready.fetches.filter((f) => !f.event).map((f) => f.subgraph.name);
     const headersFor = (ctx: RequestContext | undefined) =>
-      subgraphHeaders(options.headerRules, planSubgraphs, ctx?.headers);
+      headerRules &&
+      subgraphHeaders(
+        headerRules,
+        ready.fetches.filter((f) => !f.event).map((f) => f.subgraph.name),
+        ctx?.headers,
+      );
     let subscription: PreparedSubscription | undefined;
     if (ready.subscription) {
       const source = ready.subscription;
