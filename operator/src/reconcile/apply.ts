@@ -15,6 +15,7 @@
  * it ("Transferring ownership" in the Kubernetes server-side apply documentation).
  */
 import { createHash } from 'node:crypto';
+import { getPath } from '../desired/merge.js';
 import type { AnyObject } from '../kube/resources.js';
 
 export const APPLIED_HASH_ANNOTATION = 'edfs.io/applied-hash';
@@ -32,15 +33,15 @@ export function replicasHandover(
   live: AnyObject | undefined,
   manager: string,
 ): AnyObject | undefined {
-  if (!live || fieldOf(desired, 'spec', 'replicas') !== undefined) return undefined;
-  const replicas = fieldOf(live, 'spec', 'replicas');
+  if (!live || getPath(desired, ['spec', 'replicas']) !== undefined) return undefined;
+  const replicas = getPath(live, ['spec', 'replicas']);
   if (typeof replicas !== 'number') return undefined;
   const owned = (live.metadata.managedFields ?? []).some(
     (entry) =>
       entry.manager === manager &&
       entry.operation === 'Apply' &&
       !entry.subresource &&
-      fieldOf(entry.fieldsV1, 'f:spec', 'f:replicas') !== undefined,
+      getPath(entry.fieldsV1, ['f:spec', 'f:replicas']) !== undefined,
   );
   if (!owned) return undefined;
   return {
@@ -49,12 +50,6 @@ export function replicasHandover(
     metadata: { name: live.metadata.name, namespace: live.metadata.namespace },
     spec: { replicas },
   } as AnyObject;
-}
-
-function fieldOf(obj: unknown, ...path: string[]): unknown {
-  let at: unknown = obj;
-  for (const key of path) at = isObject(at) ? at[key] : undefined;
-  return at;
 }
 
 /** The desired object with the annotation holding the hash of its own content. */

@@ -14,11 +14,12 @@
  * - a missing Secret or key counts as "missing", so its appearance rolls the pods (they were
  *   failing to start anyway).
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { EventProvider } from '../api/v1alpha1.js';
 import { secretBindings } from '../desired/index.js';
 import { RESOURCES, type AnyObject } from '../kube/resources.js';
 import type { ObjectReader } from './context.js';
+import { sha256 } from './inputs.js';
 
 interface SecretObject extends AnyObject {
   data?: Record<string, string> | null;
@@ -74,8 +75,4 @@ export function secretsHash(
     return [name, key, value === undefined ? null : sha256(value ?? '')];
   });
   return sha256(JSON.stringify(entries));
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }

@@ -65,21 +65,32 @@ export interface OperationStream {
 export type StreamStart =
   { ok: false; errors: readonly GraphQLFormattedError[] } | { ok: true; stream: OperationStream };
 
-/** One operation on one response: its state, its sink and its framing. */
-class StreamRun extends OperationRun {
-  heartbeat: ReturnType<typeof setInterval> | undefined;
+/** One operation on one response: its state, its sink, its framing and its outlet. */
+class StreamRun extends OperationRun implements Outlet {
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
   private opened = false;
 
   constructor(
     readonly socket: StreamSocket,
     private readonly framing: StreamFraming,
-    private readonly sink: Outlet,
+    readonly sendBufferLimitBytes: number,
+    readonly hooks: DeliveryHooks,
   ) {
     super();
   }
 
   protected get outlet(): Outlet {
-    return this.sink;
+    return this;
+  }
+
+  bufferedAmount(): number {
+    return this.socket.bufferedAmount();
+  }
+
+  /** A slow consumer: the connection is cut, without the stream's proper end. */
+  drop(): void {
+    this.cancel();
+    this.socket.destroy();
   }
 
   /** Every write goes through here, so the preamble precedes the first text. */
@@ -122,16 +133,7 @@ class StreamRun extends OperationRun {
 /** Starts the operation; on success the stream is open and its head written. */
 export function startStream(options: StreamOptions, framing: StreamFraming): StreamStart {
   const { socket } = options;
-  const outlet: Outlet = {
-    bufferedAmount: () => socket.bufferedAmount(),
-    sendBufferLimitBytes: options.sendBufferLimitBytes,
-    hooks: options.hooks,
-    drop: () => {
-      run.cancel();
-      socket.destroy();
-    },
-  };
-  const run = new StreamRun(socket, framing, outlet);
+  const run = new StreamRun(socket, framing, options.sendBufferLimitBytes, options.hooks);
   const started = options.operations.start(options.request, options.context, run);
 
   if (!started.ok) {

@@ -9,7 +9,8 @@
  *
  * Invariants:
  * - At most `maxConnections` sockets, open or still in their handshake; one more is refused with
- *   HTTP 503 before the handshake. A slot is freed when its TCP socket closes.
+ *   HTTP 503 before the handshake. A slot is freed when its TCP socket closes (during the
+ *   handshake) or its WebSocket closes (after it).
  * - `router_engine_connections` counts each protocol connection once, from open to close.
  * - Every `pingIntervalMs` each socket gets a WebSocket ping; one that has not answered the
  *   previous ping by then is terminated (a dead peer must not hold a connection slot forever).
@@ -115,7 +116,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
     open.get(this)?.receive(toText(data, isBinary));
   }
   function onClosed(this: WebSocket): void {
-    reserved--;
+    releaseSlot();
     const connection = open.get(this);
     if (!connection) return;
     open.delete(this);
@@ -258,7 +259,7 @@ export class SocketWriter implements ProtocolSocket {
    */
   sendResult(envelope: ResultEnvelope, idJson: string, json: string): void {
     const tcp = this.tcp;
-    if (!tcp || this.ws.readyState !== OPEN)
+    if (!tcp || this.ws.readyState !== this.ws.OPEN)
       return this.send(envelope.open + idJson + envelope.close + json + '}');
     const body = encodedOnce(json);
     const idBytes = Buffer.byteLength(idJson);
@@ -340,8 +341,6 @@ export class SocketWriter implements ProtocolSocket {
     this.tcp.cork();
   }
 }
-
-const OPEN = 1;
 
 /** The bytes of `json + "}"`, encoded once while every socket of an event gets the same text. */
 const encoded = { json: '', bytes: Buffer.alloc(0) };
