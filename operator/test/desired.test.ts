@@ -133,8 +133,8 @@ const meta = (name: string) => ({ name, namespace: 'demo', labels, ownerReferenc
 describe('examples/chat renders', () => {
   const { objects, warnings } = renderDesired(input());
 
-  it('a ConfigMap, Service, Deployment and PodDisruptionBudget, in apply order, without warnings', () => {
-    expect(kinds(objects)).toEqual(['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget']);
+  it('a ConfigMap, Service, Deployment, PodDisruptionBudget and Ingress, in apply order, without warnings', () => {
+    expect(kinds(objects)).toEqual(['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget', 'Ingress']);
     expect(warnings).toEqual([]);
   });
 
@@ -685,6 +685,7 @@ describe('autoscaling', () => {
       'Deployment',
       'PodDisruptionBudget',
       'HorizontalPodAutoscaler',
+      'Ingress',
     ]);
     expect(find(objects, 'HorizontalPodAutoscaler')).toEqual({
       apiVersion: 'autoscaling/v2',
@@ -729,6 +730,7 @@ describe('autoscaling', () => {
       'Deployment',
       'PodDisruptionBudget',
       'ScaledObject',
+      'Ingress',
     ]);
     expect(find(objects, 'ScaledObject')).toEqual({
       apiVersion: 'keda.sh/v1alpha1',
@@ -796,7 +798,7 @@ describe('autoscaling', () => {
         };
       }),
     );
-    expect(kinds(objects)).toEqual(['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget']);
+    expect(kinds(objects)).toEqual(['ConfigMap', 'Service', 'Deployment', 'PodDisruptionBudget', 'Ingress']);
     expect(find(objects, 'Deployment').spec.replicas).toBe(3);
     expect(warnings).toEqual([
       'spec.autoscaling.mode is KEDA but the cluster has no KEDA (scaledobjects.keda.sh is not installed); no autoscaler is rendered and the router runs spec.autoscaling.minReplicas (3) replicas',
@@ -865,7 +867,8 @@ describe('disruption budget', () => {
 
 describe('ingress', () => {
   it('is off unless spec.ingress is set', () => {
-    expect(find(renderDesired(input()).objects, 'Ingress')).toBeUndefined();
+    const objects = renderDesired(input((i) => delete i.supergraph.spec.ingress)).objects;
+    expect(find(objects, 'Ingress')).toBeUndefined();
   });
 
   it('exposes the GraphQL path with WebSocket/SSE-friendly nginx timeouts, the class and TLS', () => {

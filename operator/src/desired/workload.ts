@@ -78,7 +78,7 @@ export function renderDeployment(input: WorkloadInput, warnings: string[]): Kube
     failureThreshold: 2,
   };
   // An exec sleep rather than the `sleep` lifecycle action: that one needs Kubernetes 1.30+, and
-  // the router image (node:20-slim) has /bin/sleep.
+  // the router image has /bin/sleep.
   container.lifecycle = { preStop: { exec: { command: ['sleep', String(PRE_STOP_SECONDS)] } } };
   container.resources = sortKeysDeep(isPlainObject(router.resources) ? router.resources : DEFAULT_RESOURCES);
   container.securityContext = {

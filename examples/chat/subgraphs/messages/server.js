@@ -1,7 +1,9 @@
 /**
  * The messages subgraph: owns `Message` (text, room, author id, time), lists a room's messages
  * and stores new ones. Run standalone with `node examples/chat/subgraphs/messages/server.js`
- * (PORT, default 4001) or call `start({ port, publish })`.
+ * (PORT, default 4001; SCHEMA_FILE serves another version of the schema, e.g. one with a new
+ * nullable field, the way a team rolls out a subgraph before publishing its schema) or call
+ * `start({ port, publish })`.
  *
  * It is also the event source of the chat graph: `sendMessage` stores the message first and then
  * publishes `{"__typename":"Message","id":"<id>"}` on `room.<roomID>.messages`, so by the time
@@ -31,11 +33,12 @@ const ROOM_ID = /^[^\s.*>]+$/;
 
 /**
  * @param {ReturnType<typeof createMessageStore>} [store]
- * @param {{ publish?: Publish }} [options]
+ * @param {{ publish?: Publish, typeDefs?: string }} [options] `typeDefs`: the SDL to serve
+ *   (default: schema.graphql); fields it adds resolve from the stored message's properties.
  */
-export function createSchema(store = createMessageStore(), { publish } = {}) {
+export function createSchema(store = createMessageStore(), { publish, typeDefs = sdl } = {}) {
   return buildSubgraphSchema({
-    typeDefs: parse(sdl),
+    typeDefs: parse(typeDefs),
     resolvers: {
       Query: {
         messages: (_, { roomID }) => store.inRoom(roomID),
@@ -72,10 +75,17 @@ export function createSchema(store = createMessageStore(), { publish } = {}) {
 /**
  * Starts the subgraph. `store` lets a caller observe `messageAdded`; `publish` receives the event
  * of every message sent through `sendMessage` (without it, nothing is published).
- * @param {{ port?: number, host?: string, store?: ReturnType<typeof createMessageStore>, publish?: Publish }} [options]
+ * @param {{ port?: number, host?: string, store?: ReturnType<typeof createMessageStore>, publish?: Publish, typeDefs?: string }} [options]
  */
-export async function start({ port = DEFAULT_PORT, host, store = createMessageStore(), publish } = {}) {
-  const server = await serveSubgraph(createSchema(store, { publish }), { port, host, name: 'messages' });
+export async function start({
+  port = DEFAULT_PORT,
+  host,
+  store = createMessageStore(),
+  publish,
+  typeDefs,
+} = {}) {
+  const schema = createSchema(store, { publish, typeDefs });
+  const server = await serveSubgraph(schema, { port, host, name: 'messages' });
   return { ...server, store };
 }
 
@@ -101,9 +111,20 @@ async function main() {
       process.exit(1);
     }
   }
+  const schemaFile = process.env.SCHEMA_FILE;
+  let typeDefs;
+  if (schemaFile) {
+    try {
+      typeDefs = readFileSync(schemaFile, 'utf8');
+    } catch (err) {
+      console.error(`messages: cannot read SCHEMA_FILE ${schemaFile}: ${err.message}`);
+      process.exit(1);
+    }
+  }
   const server = await start({
     port: Number(process.env.PORT ?? DEFAULT_PORT),
     host: process.env.HOST,
+    typeDefs,
     publish: nats ? (subject, payload) => nats.publish(subject, payload) : undefined,
   });
   console.log(
