@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds a real Kubernetes control plane for the operator tests (envtest-style: etcd and
-# kube-apiserver, no kubelet), outside the repository, once.
+# Builds real Kubernetes components outside the repository, once: etcd and kube-apiserver for the
+# envtest-style control plane of the operator tests, and the rest of a node (controller-manager,
+# scheduler, kubelet, kube-proxy, kubectl) for the single-node cluster of `cluster.sh`.
 #
 # kube-apiserver: `k8s.io/kubernetes` cannot be `go install`ed (its go.mod points every staging
 # repository, k8s.io/api, k8s.io/apiserver, ..., at ./staging and requires them as v0.0.0), so a
@@ -17,7 +18,8 @@
 # Concurrent runs wait on a lock instead of building twice. Progress goes to stderr; stdout gets
 # one absolute path per requested component, in order, so the last line is the last binary.
 #
-#   kube.sh [etcd] [kube-apiserver] [kube-controller-manager]   (default: etcd kube-apiserver)
+#   kube.sh [COMPONENT...]   (default: etcd kube-apiserver)
+#   COMPONENT: etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
 #
 #   EDFS_CACHE     cache root (default ~/.cache/edfs); binaries land in $EDFS_CACHE/kube/bin
 #   KUBE_VERSION   Kubernetes release to build (default below); staging modules use v0.<minor>.<patch>
@@ -38,8 +40,8 @@ COMPONENTS=("$@")
 [[ ${#COMPONENTS[@]} -gt 0 ]] || COMPONENTS=(etcd kube-apiserver)
 for c in "${COMPONENTS[@]}"; do
   case "$c" in
-    etcd | kube-apiserver | kube-controller-manager) ;;
-    *) die "unknown component '$c' (etcd, kube-apiserver, kube-controller-manager)" ;;
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl) ;;
+    *) die "unknown component '$c' (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl)" ;;
   esac
 done
 
@@ -60,10 +62,19 @@ is_built() {
   local bin version
   bin="$(bin_path "$1")"
   [[ -x "$bin" ]] || return 1
-  version="$("$bin" --version 2>/dev/null)" || return 1
+  version="$(version_of "$1" "$bin")" || return 1
   case "$1" in
     etcd) [[ "$version" == *"etcd Version: ${ETCD_VERSION#v}"$'\n'* ]] ;;
+    kubectl) [[ "$version" == "Client Version: $KUBE_VERSION"$'\n'* ]] ;;
     *) [[ "$version" == "Kubernetes $KUBE_VERSION" ]] ;;
+  esac
+}
+
+# kubectl has no --version flag.
+version_of() {
+  case "$1" in
+    kubectl) "$2" version --client 2>/dev/null ;;
+    *) "$2" --version 2>/dev/null ;;
   esac
 }
 
@@ -169,7 +180,9 @@ build_kube() {
     "${NICE[@]}" go build -trimpath -tags notest -ldflags "$ldf" -o "$out.tmp" "k8s.io/kubernetes/cmd/$component" >&2
   )
   mv -f "$out.tmp" "$out"
-  log "built $("$out" --version) at $out"
+  local version
+  version="$(version_of "$component" "$out")"
+  log "built ${version%%$'\n'*} at $out"
 }
 
 for c in "${COMPONENTS[@]}"; do

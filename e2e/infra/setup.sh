@@ -2,7 +2,8 @@
 # Prepares every real part the test suites run against, before Jest starts, so a cold machine
 # builds each once (with progress) instead of inside a test's timeout:
 #   nats-server (Go module proxy), etcd + kube-apiserver (Go module proxy), helm (Go module proxy),
-#   Apache Kafka (Maven Central), Chromium (Debian).
+#   Apache Kafka (Maven Central), Chromium (Debian), and the parts of the single-node cluster
+#   (the other Kubernetes components, CoreDNS, Traefik, crictl, locally made images).
 # Everything is cached outside the repository (${EDFS_CACHE:-$HOME/.cache/edfs}); on a warm
 # machine this takes about a second. A part that cannot be prepared stops the run with its error.
 set -euo pipefail
@@ -20,3 +21,7 @@ step "helm" bash "$HERE/helm.sh"
 step "etcd and kube-apiserver (first build: ~10-15 min on 2 cores)" bash "$HERE/kube.sh"
 step "Apache Kafka" bash "$HERE/kafka.sh"
 step "Chromium" bash "$HERE/chromium.sh"
+# A Docker engine (started when none answers), the node:24-slim base image (made locally when no
+# registry answers) and the project's images built from this working tree (images.sh: :dev tags).
+step "Docker engine and images: router, operator, examples, nats (first build: ~5 min)" bash "$HERE/images.sh"
+step "single-node cluster parts: Kubernetes node components, CoreDNS, Traefik, images (first build: ~15-20 min on 2 cores)" bash "$HERE/cluster-parts.sh"
