@@ -44,6 +44,14 @@ running_pid() {
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
+# The engine answers and can run builds: `docker info` alone is not enough, since dockerd keeps
+# answering it after the containerd of ours it builds with has gone (it then fails every RUN step).
+engine_ok() {
+  docker info >/dev/null 2>&1 || return 1
+  [[ -f "$DIR/containerd.pid" ]] || return 0 # not an engine of ours: its own business
+  running_pid "$DIR/containerd.pid" >/dev/null && [[ -S "$CONTAINERD_SOCK" ]]
+}
+
 stop_pid() {
   local name=$1 file=$2 pid
   if pid="$(running_pid "$file")"; then
@@ -72,7 +80,7 @@ if [[ "${1:-}" == stop ]]; then
   exit 0
 fi
 
-if docker info >/dev/null 2>&1; then
+if engine_ok; then
   exit 0
 fi
 
@@ -103,13 +111,14 @@ if ! flock -n 9; then
   log "another run is starting the engine; waiting for it"
   flock 9
 fi
-if docker info >/dev/null 2>&1; then
+if engine_ok; then
   exit 0
 fi
 
-# A dockerd of ours that is alive but does not answer (yet, or any more): start over.
+# A dockerd of ours that is alive but does not answer (yet, or any more), or whose containerd is
+# gone: start over.
 if running_pid "$DIR/dockerd.pid" >/dev/null; then
-  log "dockerd of an earlier run is alive but does not answer; restarting it"
+  log "dockerd of an earlier run is alive but cannot build (no answer, or its containerd is gone); restarting it"
 fi
 stop_pid dockerd "$DIR/dockerd.pid" # also removes a stale pid file, which dockerd refuses
 

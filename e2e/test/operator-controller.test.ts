@@ -73,6 +73,7 @@ const RESOURCES: Record<string, { base: string; plural: string; namespaced: bool
   Pod: { base: '/api/v1', plural: 'pods', namespaced: true },
   Deployment: { base: '/apis/apps/v1', plural: 'deployments', namespaced: true },
   PodDisruptionBudget: { base: '/apis/policy/v1', plural: 'poddisruptionbudgets', namespaced: true },
+  Ingress: { base: '/apis/networking.k8s.io/v1', plural: 'ingresses', namespaced: true },
   HorizontalPodAutoscaler: {
     base: '/apis/autoscaling/v2',
     plural: 'horizontalpodautoscalers',
@@ -147,12 +148,16 @@ function eventRecorded(namespace: string, what: string, count = 1): Promise<Obj[
   }, `Event ${what}`);
 }
 
-/** examples/chat/manifests, optionally moved to another namespace. */
+/**
+ * The edfs.io objects of examples/chat/manifests (its NATS and subgraph workloads run only in the
+ * cluster suites), optionally moved to another namespace.
+ */
 function chatManifests(namespace = 'demo'): Obj[] {
   return readdirSync(CHAT)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
     .flatMap((f) => parseAllDocuments(readFileSync(`${CHAT}/${f}`, 'utf8')).map((d) => d.toJS() as Obj))
+    .filter((o) => String(o.apiVersion).startsWith('edfs.io/'))
     .map((o) => ({ ...o, metadata: { ...o.metadata, namespace } }));
 }
 
@@ -348,8 +353,10 @@ describe('the operator with exactly the chart RBAC', () => {
     ]);
     expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
     const pdb = await must('PodDisruptionBudget', 'demo', 'chat-router');
+    const ingress = await must('Ingress', 'demo', 'chat-router');
+    expect(ingress.spec.rules[0].host).toBe('chat.localtest.me');
 
-    for (const child of [configMap, deployment, service, pdb]) {
+    for (const child of [configMap, deployment, service, pdb, ingress]) {
       expect(child.metadata.ownerReferences).toEqual([
         {
           apiVersion: 'edfs.io/v1alpha1',
@@ -673,6 +680,7 @@ describe('the operator with exactly the chart RBAC', () => {
         ['Deployment', 'chat-router'],
         ['Service', 'chat-router'],
         ['PodDisruptionBudget', 'chat-router'],
+        ['Ingress', 'chat-router'],
       ];
       return Object.fromEntries(
         await Promise.all(

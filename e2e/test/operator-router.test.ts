@@ -64,12 +64,14 @@ async function get(kind: string, ns: string, name: string): Promise<Obj | undefi
   return res.status === 200 ? res.body : undefined;
 }
 
+/** The edfs.io objects of examples/chat/manifests (its workloads run only in the cluster suites). */
 const manifests = (): Obj[] =>
   readdirSync(chat('manifests'))
     .sort()
     .flatMap((f) =>
       parseAllDocuments(readFileSync(chat(`manifests/${f}`), 'utf8')).map((d) => d.toJS() as Obj),
-    );
+    )
+    .filter((o) => String(o.apiVersion).startsWith('edfs.io/'));
 
 /** Starts a process and resolves once its output matches `ready`. */
 function startProcess(
