@@ -4,6 +4,12 @@
  * same three subgraph requests directly (pre-built queries, same HTTP client), so the difference
  * is what the router adds: parsing/validation cache lookups, planning, representation building,
  * merging and response shaping.
+ *
+ * Second part, entity fetch batching: a list query with N entity joins per subgraph (N aliases of
+ * `topReviews { product { name price stock } }`), run by two gateways in the same process, one
+ * batching (the default: one request per subgraph per planning step) and one with batching
+ * switched off (one `_entities` request per path, as before). Printed side by side: subgraph
+ * requests per query and latency (median, p99), with ratios. Nothing here is asserted.
  */
 import http from 'node:http';
 import { buildSubgraphSchema } from '@apollo/subgraph';
@@ -132,6 +138,7 @@ export async function runFederationBench(): Promise<Record<string, unknown>> {
   const fetches = (gateway.prepare({ query: QUERY }) as { kind: string }).kind;
   void fetches;
   await gateway.close();
+  const batching = await runBatchingBench(composed.config);
   await Promise.all(Object.values(pools).map((p) => p.pool.close()));
   for (const r of Object.values(running)) r.server.close();
 
@@ -161,5 +168,96 @@ export async function runFederationBench(): Promise<Record<string, unknown>> {
     ]),
   );
   console.log(`router/direct ratio: ${result.ratio_router_to_direct.toFixed(2)}x`);
-  return result;
+  printBatching(batching);
+  return { ...result, batching };
+}
+
+interface BatchingRow {
+  joins: number;
+  requests_off: number;
+  requests_on: number;
+  off_us_median: number;
+  on_us_median: number;
+  off_us_p99: number;
+  on_us_p99: number;
+  latency_ratio_off_to_on: number;
+}
+
+/** Batching on vs off for N entity joins per subgraph, in the same run (see the module header). */
+async function runBatchingBench(config: Record<string, unknown>): Promise<BatchingRow[]> {
+  const quick = process.env.BENCH_QUICK === '1';
+  let requests = 0;
+  const count = () => void requests++;
+  const on = createGateway(config, { onSubgraphRequest: count });
+  const off = createGateway(config, { onSubgraphRequest: count, entityBatching: false });
+  const rows: BatchingRow[] = [];
+  try {
+    for (const joins of quick ? [1, 10, 50] : [1, 10, 100]) {
+      const query = `{ ${Array.from(
+        { length: joins },
+        (_, i) => `a${i}: topReviews { id product { name price stock { available } } }`,
+      ).join(' ')} }`;
+      const perQuery = async (gateway: typeof on) => {
+        requests = 0;
+        const result = await gateway.execute({ query });
+        if (result.errors)
+          throw new Error(`batching benchmark query failed: ${JSON.stringify(result.errors)}`);
+        return requests;
+      };
+      const requestsOn = await perQuery(on);
+      const requestsOff = await perQuery(off);
+      // Fewer rounds when one query is hundreds of requests; interleaved to share the noise.
+      const iterations = Math.max(20, Math.round((quick ? 300 : 1000) / joins));
+      const onUs: number[] = [];
+      const offUs: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        offUs.push(...(await sample(Math.ceil(iterations / 5), 5, () => off.execute({ query }))));
+        onUs.push(...(await sample(Math.ceil(iterations / 5), 5, () => on.execute({ query }))));
+      }
+      rows.push({
+        joins,
+        requests_off: requestsOff,
+        requests_on: requestsOn,
+        off_us_median: median(offUs),
+        on_us_median: median(onUs),
+        off_us_p99: percentile(offUs, 99),
+        on_us_p99: percentile(onUs, 99),
+        latency_ratio_off_to_on: median(offUs) / median(onUs),
+      });
+    }
+  } finally {
+    await on.close();
+    await off.close();
+  }
+  return rows;
+}
+
+function printBatching(rows: BatchingRow[]): void {
+  console.log(
+    `\nEntity fetch batching: N aliases of topReviews(first: ${N}) { product { name price stock } } (N entity joins per subgraph), batching off vs on`,
+  );
+  console.log(
+    table([
+      [
+        'N joins',
+        'requests off',
+        'requests on',
+        'off median µs',
+        'on median µs',
+        'off p99 µs',
+        'on p99 µs',
+        'off/on',
+      ],
+      ...rows.map((r) => [
+        String(r.joins),
+        String(r.requests_off),
+        String(r.requests_on),
+        r.off_us_median,
+        r.on_us_median,
+        r.off_us_p99,
+        r.on_us_p99,
+        `${r.latency_ratio_off_to_on.toFixed(2)}x`,
+      ]),
+    ]),
+  );
 }

@@ -98,7 +98,7 @@ export async function startRouter(
   // Durable JetStream consumers are per router instance, so every replica sees every event.
   const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port}`;
   const providers = createProviders(config.events.providers, { logger, nats: { instanceId }, metrics });
-  const makeGateway = gatewayFactory(config, metrics, logger, providerBus(providers));
+  const makeGateway = gatewayFactory(config, metrics, logger, providerBus(providers, config.events.subjects));
   const configPath = config.executionConfig.file.path;
   let configText: string | undefined;
   let initial: unknown = options.executionConfig;
@@ -121,6 +121,8 @@ export async function startRouter(
     metrics,
     logger,
     triggerGracePeriodMs: config.subscriptions.triggerGracePeriodMs,
+    maxPendingEvents: config.subscriptions.maxGroupBacklog,
+    subjectLimits: config.events.subjects,
   });
 
   let app: FastifyInstance | undefined;
@@ -252,6 +254,11 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
         logger,
         events,
         headerRules: config.headers,
+        limits: config.security,
+        introspection: config.introspection.enabled,
+        documentCacheSize: config.engine.executionPlanCacheSize,
+        documentCacheBytes: config.engine.executionPlanCacheMemoryLimitBytes,
+        onRejected: (reason) => metrics.operationsRejected.inc({ reason }),
       });
     } catch (err) {
       const message = (err as Error).message;

@@ -138,13 +138,15 @@ describe('router.yaml: websocket and subscriptions', () => {
       multipartHeartbeatIntervalMs: 5000,
       triggerGracePeriodMs: 0,
       maxStreams: 10_000,
+      sendBufferBudgetBytes: 256 * 1024 * 1024,
+      maxGroupBacklog: 1024,
     });
   });
 
   it('durations, sizes and counts resolve to milliseconds, bytes and numbers', () => {
     const config = parse(
       `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, ping_interval: 45s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
-subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m, max_streams: 50 }
+subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m, max_streams: 50, send_buffer_budget: 64MiB, max_group_backlog: 16 }
 `,
     );
     expect(config.websocket).toEqual({
@@ -162,6 +164,8 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_h
       multipartHeartbeatIntervalMs: 2500,
       triggerGracePeriodMs: 60_000,
       maxStreams: 50,
+      sendBufferBudgetBytes: 64 * 1024 * 1024,
+      maxGroupBacklog: 16,
     });
   });
 
@@ -215,6 +219,15 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_h
     );
     expect(message('subscriptions: { send_buffer_limit: 0 }')).toBe(
       'router.yaml: subscriptions.send_buffer_limit: must be a string',
+    );
+    expect(message('subscriptions: { send_buffer_budget: 0B }')).toBe(
+      'router.yaml: subscriptions.send_buffer_budget: must be greater than zero',
+    );
+    expect(message('subscriptions: { max_group_backlog: 0 }')).toBe(
+      'router.yaml: subscriptions.max_group_backlog: must be at least 1 (got 0)',
+    );
+    expect(message('subscriptions: { max_group_backlog: 2.5 }')).toBe(
+      'router.yaml: subscriptions.max_group_backlog: must be an integer',
     );
     expect(message('subscriptions: { sse_keepalive_interval: 12 }')).toBe(
       'router.yaml: subscriptions.sse_keepalive_interval: must be a string',
@@ -301,7 +314,7 @@ describe('router.yaml errors name the key to fix', () => {
     expect(err.issues).toHaveLength(1);
     expect(err.message).toContain('router.yaml: listen_adr: unknown key (did you mean "listen_addr"?)');
     expect(err.message).toContain(
-      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, shutdown_delay, execution_config, events, telemetry, traffic_shaping, websocket, headers, subscriptions',
+      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, shutdown_delay, execution_config, events, telemetry, traffic_shaping, websocket, security, introspection, introspection_enabled, engine, headers, subscriptions',
     );
   });
 
@@ -310,7 +323,7 @@ describe('router.yaml errors name the key to fix', () => {
       `${minimal}events: { providers: { nats: [ { id: a, url: "nats://x:4222", uri: "nats://y:4222" } ] } }\n`,
     );
     expect(err.message).toBe(
-      'router.yaml: events.providers.nats[0].uri: unknown key (did you mean "url"?); allowed keys here: id, url, authentication, tls',
+      'router.yaml: events.providers.nats[0].uri: unknown key (did you mean "url"?); allowed keys here: id, url, authentication, tls, max_control_line',
     );
   });
 

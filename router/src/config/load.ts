@@ -10,7 +10,10 @@ import { parseDocument } from 'yaml';
 import { expandEnv, pathKey, protectReferences, type Env, type References } from './env.js';
 import { routerConfigSchema, type Schema } from './schema.js';
 import { headerPattern, type HeaderRule, type HeaderRules } from '../engine/headers.js';
+import { DEFAULT_DOCUMENT_CACHE } from '../engine/document-cache.js';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from '../engine/limits.js';
 import type {
+  ComplexityLimitFile,
   HeaderRulesFile,
   HostPort,
   KafkaProviderConfig,
@@ -20,6 +23,7 @@ import type {
   NatsProviderFile,
   RouterConfig,
   RouterConfigFile,
+  SecurityFile,
 } from './types.js';
 import { parseByteSize, parseDuration, parseHostPort, type Parsed } from './units.js';
 
@@ -30,6 +34,23 @@ export const DEFAULTS = {
   metricsListenAddr: '0.0.0.0:8088',
   metricsPath: '/metrics',
   maxRequestBodySize: '5MB',
+  /** The HTTP edge (`traffic_shaping.router`): see docs/limits-and-protection.md. */
+  router: {
+    // Node's own default: what every client got before the key existed.
+    maxHeaderBytes: '16KiB',
+    readHeaderTimeout: '10s',
+    // Whole request, body included: GraphQL bodies are small; a stalled one is cut.
+    readTimeout: '30s',
+    // Above the 60 s idle timeout of common load balancers, so the router never closes a
+    // connection a balancer is about to reuse.
+    keepAliveIdleTimeout: '72s',
+    maxConnections: 10_000,
+    healthCheckConnections: 16,
+  },
+  /** Rendered subjects and topics (`events.subjects`): see events/subjects.ts. */
+  subjects: { maxLength: 512, maxTokens: 32 },
+  /** nats-server's default max_control_line. */
+  natsMaxControlLine: 4096,
   // Spread reconnects of a drained router's clients over this long (Kubernetes' default grace
   // period is 30s: the operator sets terminationGracePeriodSeconds above it).
   shutdownDelay: '20s',
@@ -51,6 +72,10 @@ export const DEFAULTS = {
     multipartHeartbeatInterval: '5s',
     triggerGracePeriod: '0s',
     maxStreams: 10_000,
+    // Queued frames of every client together; per-client `send_buffer_limit` alone would allow
+    // max_connections times it.
+    sendBufferBudget: '256MiB',
+    maxGroupBacklog: 1024,
   },
 } as const;
 
@@ -322,6 +347,60 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
     return value;
   };
 
+  const edgeFile = file.traffic_shaping?.router ?? {};
+  const edgeDefaults = DEFAULTS.router;
+  const trafficRouter = {
+    maxRequestBodySizeBytes: check(
+      'traffic_shaping.router.max_request_body_size',
+      parseByteSize(edgeFile.max_request_body_size ?? DEFAULTS.maxRequestBodySize),
+      0,
+    ),
+    maxHeaderBytes: size(
+      'traffic_shaping.router.max_header_bytes',
+      edgeFile.max_header_bytes ?? edgeDefaults.maxHeaderBytes,
+    ),
+    readHeaderTimeoutMs: duration(
+      'traffic_shaping.router.read_header_timeout',
+      edgeFile.read_header_timeout ?? edgeDefaults.readHeaderTimeout,
+      true,
+    ),
+    readTimeoutMs: duration(
+      'traffic_shaping.router.read_timeout',
+      edgeFile.read_timeout ?? edgeDefaults.readTimeout,
+      true,
+    ),
+    keepAliveIdleTimeoutMs: duration(
+      'traffic_shaping.router.keep_alive_idle_timeout',
+      edgeFile.keep_alive_idle_timeout ?? edgeDefaults.keepAliveIdleTimeout,
+      true,
+    ),
+    maxConnections: atLeastOne(
+      'traffic_shaping.router.max_connections',
+      edgeFile.max_connections ?? edgeDefaults.maxConnections,
+    ),
+    healthCheckConnections: atLeastOne(
+      'traffic_shaping.router.health_check_connections',
+      edgeFile.health_check_connections ?? edgeDefaults.healthCheckConnections,
+    ),
+  };
+  if (trafficRouter.readHeaderTimeoutMs > trafficRouter.readTimeoutMs)
+    issues.push({
+      path: 'traffic_shaping.router.read_header_timeout',
+      message: `must not be longer than traffic_shaping.router.read_timeout (${trafficRouter.readTimeoutMs} ms): the headers are part of the request`,
+    });
+
+  const subjectsFile = file.events?.subjects ?? {};
+  const subjects = {
+    maxLength: atLeastOne(
+      'events.subjects.max_length',
+      subjectsFile.max_length ?? DEFAULTS.subjects.maxLength,
+    ),
+    maxTokens: atLeastOne(
+      'events.subjects.max_tokens',
+      subjectsFile.max_tokens ?? DEFAULTS.subjects.maxTokens,
+    ),
+  };
+
   const ws = file.websocket ?? {};
   const wsDefaults = DEFAULTS.websocket;
   const websocket = {
@@ -364,6 +443,38 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
       subs.trigger_grace_period ?? subsDefaults.triggerGracePeriod,
     ),
     maxStreams: atLeastOne('subscriptions.max_streams', subs.max_streams ?? subsDefaults.maxStreams),
+    sendBufferBudgetBytes: size(
+      'subscriptions.send_buffer_budget',
+      subs.send_buffer_budget ?? subsDefaults.sendBufferBudget,
+    ),
+    maxGroupBacklog: atLeastOne(
+      'subscriptions.max_group_backlog',
+      subs.max_group_backlog ?? subsDefaults.maxGroupBacklog,
+    ),
+  };
+
+  const security = securityConfig(file.security ?? {}, issues);
+  const introspectionEnabled = file.introspection?.enabled ?? file.introspection_enabled ?? true;
+  if (
+    file.introspection?.enabled !== undefined &&
+    file.introspection_enabled !== undefined &&
+    file.introspection.enabled !== file.introspection_enabled
+  )
+    issues.push({
+      path: 'introspection_enabled',
+      message:
+        'contradicts introspection.enabled; set only introspection.enabled (introspection_enabled is deprecated)',
+    });
+  const engineFile = file.engine ?? {};
+  const engine = {
+    executionPlanCacheSize: atLeastOne(
+      'engine.execution_plan_cache_size',
+      engineFile.execution_plan_cache_size ?? DEFAULT_DOCUMENT_CACHE.entries,
+    ),
+    executionPlanCacheMemoryLimitBytes:
+      engineFile.execution_plan_cache_memory_limit === undefined
+        ? DEFAULT_DOCUMENT_CACHE.bytes
+        : size('engine.execution_plan_cache_memory_limit', engineFile.execution_plan_cache_memory_limit),
   };
 
   const headers: HeaderRules = {
@@ -379,6 +490,18 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
   const nats = (file.events?.providers?.nats ?? []).map((p, i) =>
     natsProvider(p, `events.providers.nats[${i}]`, filePath, issues),
   );
+  // The rest of a protocol line (verb, reply subject or JetStream API prefix, sizes) needs room too.
+  nats.forEach((p, i) => {
+    const line = p.maxControlLine ?? DEFAULTS.natsMaxControlLine;
+    if (subjects.maxLength + CONTROL_LINE_HEADROOM > line)
+      issues.push({
+        path:
+          p.maxControlLine === undefined
+            ? 'events.subjects.max_length'
+            : `events.providers.nats[${i}].max_control_line`,
+        message: `events.subjects.max_length (${subjects.maxLength}) leaves too little of provider "${p.id}"'s max_control_line (${line} bytes) for the rest of a NATS protocol line; keep max_length at most max_control_line - ${CONTROL_LINE_HEADROOM}`,
+      });
+  });
   const kafka = (file.events?.providers?.kafka ?? []).map((p, i) =>
     kafkaProvider(p, `events.providers.kafka[${i}]`, filePath, issues),
   );
@@ -411,26 +534,26 @@ function normalize(file: RouterConfigFile, source: string, baseDir: string): Rou
         watch: file.execution_config.file.watch ?? true,
       },
     },
-    events: { providers: { nats, kafka } },
+    events: { providers: { nats, kafka }, subjects },
     telemetry: { metrics: { prometheus } },
     trafficShaping: {
       all: requestTimeoutMs === undefined ? {} : { requestTimeoutMs },
-      router: {
-        maxRequestBodySizeBytes: check(
-          'traffic_shaping.router.max_request_body_size',
-          parseByteSize(file.traffic_shaping?.router?.max_request_body_size ?? DEFAULTS.maxRequestBodySize),
-          0,
-        ),
-      },
+      router: trafficRouter,
     },
     websocket,
     subscriptions,
     headers,
+    security,
+    introspection: { enabled: introspectionEnabled },
+    engine,
     shutdownDelayMs: duration('shutdown_delay', file.shutdown_delay ?? DEFAULTS.shutdownDelay),
   };
   if (issues.length > 0) throw new RouterConfigError(source, issues);
   return config;
 }
+
+/** Bytes of a NATS protocol line kept for everything but the subject (see events/subjects.ts). */
+const CONTROL_LINE_HEADROOM = 256;
 
 const NATS_URL = /^(?:(?:nats|tls|ws|wss):\/\/[^\s,]+|memory:\/\/[^\s,]*|[^\s,:/]+:\d+)$/;
 
@@ -453,6 +576,14 @@ function natsProvider(
   else if (a?.creds_file !== undefined) auth = { kind: 'creds_file', path: filePath(a.creds_file) };
   else if (a?.nkey_seed !== undefined) auth = { kind: 'nkey', seed: a.nkey_seed };
   if (auth) out.authentication = auth;
+  if (p.max_control_line !== undefined) {
+    if (p.max_control_line < 1)
+      issues.push({
+        path: `${at}.max_control_line`,
+        message: `must be at least 1 (got ${p.max_control_line})`,
+      });
+    out.maxControlLine = p.max_control_line;
+  }
   const tls = p.tls;
   if (tls && (tls.enabled ?? true)) {
     if ((tls.cert_file === undefined) !== (tls.key_file === undefined))
@@ -602,6 +733,96 @@ function headerRules(file: HeaderRulesFile | undefined, path: string, issues: Co
     });
   });
   return rules;
+}
+
+/**
+ * Cosmo's `security`: the operation limits, each 0 = off. A complexity limit applies when
+ * `enabled` with a `limit` above 0, as in Cosmo; one of the two without the other is refused
+ * here rather than silently doing nothing.
+ */
+function securityConfig(file: SecurityFile, issues: ConfigIssue[]): OperationLimits {
+  const defaults = DEFAULT_OPERATION_LIMITS;
+  const count = (path: string, value: number | undefined, fallback: number): number => {
+    if (value === undefined) return fallback;
+    if (value < 0) issues.push({ path, message: `must be 0 (no limit) or more (got ${value})` });
+    return value;
+  };
+  const complexity = (key: string, limit: ComplexityLimitFile | undefined): number => {
+    if (!limit) return 0;
+    const path = `security.${key}`;
+    const value = count(`${path}.limit`, limit.limit, 0);
+    if (limit.enabled === true && value === 0)
+      issues.push({ path: `${path}.limit`, message: 'is required above 0 when enabled is true' });
+    if (limit.enabled === undefined && limit.limit !== undefined)
+      issues.push({
+        path: `${path}.enabled`,
+        message:
+          'must be true for the limit to apply (as in Cosmo, a limit alone is off); set enabled: true or remove the limit',
+      });
+    return limit.enabled === true ? value : 0;
+  };
+  const limits = file.complexity_limits ?? {};
+  if (file.depth_limit && limits.depth)
+    issues.push({
+      path: 'security.depth_limit',
+      message: 'is the deprecated spelling of security.complexity_limits.depth; set only one',
+    });
+  const parser = file.parser_limits ?? {};
+  let maxDocumentSizeBytes = defaults.parserLimits.maxDocumentSizeBytes;
+  if (parser.max_document_size !== undefined) {
+    const parsed = parseByteSize(parser.max_document_size);
+    if (parsed.ok) maxDocumentSizeBytes = parsed.value;
+    else issues.push({ path: 'security.parser_limits.max_document_size', message: parsed.message });
+  }
+  const cost = file.cost_analysis ?? {};
+  const listSize = count('security.cost_analysis.list_size', cost.list_size, defaults.costAnalysis.listSize);
+  if (listSize === 0)
+    issues.push({ path: 'security.cost_analysis.list_size', message: 'must be at least 1 (got 0)' });
+  return {
+    parserLimits: {
+      maxDocumentSizeBytes,
+      maxTokens: count(
+        'security.parser_limits.max_tokens',
+        parser.max_tokens,
+        defaults.parserLimits.maxTokens,
+      ),
+      approximateDepthLimit: count(
+        'security.parser_limits.approximate_depth_limit',
+        parser.approximate_depth_limit,
+        defaults.parserLimits.approximateDepthLimit,
+      ),
+      totalFieldsLimit: count(
+        'security.parser_limits.total_fields_limit',
+        parser.total_fields_limit,
+        defaults.parserLimits.totalFieldsLimit,
+      ),
+    },
+    complexityLimits: {
+      depth: file.depth_limit
+        ? complexity('depth_limit', file.depth_limit)
+        : complexity('complexity_limits.depth', limits.depth),
+      totalFields: complexity('complexity_limits.total_fields', limits.total_fields),
+      rootFields: complexity('complexity_limits.root_fields', limits.root_fields),
+      rootFieldAliases: complexity('complexity_limits.root_field_aliases', limits.root_field_aliases),
+    },
+    costAnalysis: {
+      enabled: cost.enabled ?? defaults.costAnalysis.enabled,
+      staticLimit: count(
+        'security.cost_analysis.static_limit',
+        cost.static_limit,
+        defaults.costAnalysis.staticLimit,
+      ),
+      listSize,
+    },
+    operationNameLengthLimit: count(
+      'security.operation_name_length_limit',
+      file.operation_name_length_limit,
+      defaults.operationNameLengthLimit,
+    ),
+    blockMutations: file.block_mutations?.enabled ?? defaults.blockMutations,
+    blockSubscriptions: file.block_subscriptions?.enabled ?? defaults.blockSubscriptions,
+    fieldSuggestions: file.field_suggestions?.enabled ?? defaults.fieldSuggestions,
+  };
 }
 
 /** Cosmo's `websocket.authentication.from_initial_payload`; only an exported token has an effect here. */

@@ -67,6 +67,7 @@ const natsProvider = section(
       key_file: nonEmptyString,
       ca_file: nonEmptyString,
     }),
+    max_control_line: integer,
   },
   { required: ['id', 'url'] },
 );
@@ -110,6 +111,38 @@ const headerRules = section({
   ),
 });
 
+/** Cosmo's `security.complexity_limits.*`: a limit is applied only when enabled with a limit above 0. */
+const complexityLimit = section({ enabled: boolean, limit: integer, ignore_persisted_operations: boolean });
+
+/** Cosmo's `security` (operation limits; expression `condition`s are not supported). */
+const security = section({
+  block_mutations: section({ enabled: boolean }),
+  block_subscriptions: section({ enabled: boolean }),
+  complexity_calculation_cache: section({ enabled: boolean, size: integer }),
+  complexity_limits: section({
+    depth: complexityLimit,
+    total_fields: complexityLimit,
+    root_fields: complexityLimit,
+    root_field_aliases: complexityLimit,
+  }),
+  /** Cosmo's deprecated spelling of `complexity_limits.depth`. */
+  depth_limit: section({
+    enabled: boolean,
+    limit: integer,
+    cache_size: integer,
+    ignore_persisted_operations: boolean,
+  }),
+  operation_name_length_limit: integer,
+  parser_limits: section({
+    approximate_depth_limit: integer,
+    total_fields_limit: integer,
+    max_tokens: integer,
+    max_document_size: byteSize,
+  }),
+  cost_analysis: section({ enabled: boolean, static_limit: integer, list_size: integer }),
+  field_suggestions: section({ enabled: boolean }),
+});
+
 export const routerConfigSchema: Schema = section(
   {
     version: { type: 'string', enum: ['1'] },
@@ -124,6 +157,7 @@ export const routerConfigSchema: Schema = section(
     ),
     events: section({
       providers: section({ nats: listOf(natsProvider), kafka: listOf(kafkaProvider) }),
+      subjects: section({ max_length: integer, max_tokens: integer }),
     }),
     telemetry: section({
       metrics: section({
@@ -132,7 +166,15 @@ export const routerConfigSchema: Schema = section(
     }),
     traffic_shaping: section({
       all: section({ request_timeout: duration }),
-      router: section({ max_request_body_size: byteSize }),
+      router: section({
+        max_request_body_size: byteSize,
+        max_header_bytes: byteSize,
+        read_header_timeout: duration,
+        read_timeout: duration,
+        keep_alive_idle_timeout: duration,
+        max_connections: integer,
+        health_check_connections: integer,
+      }),
     }),
     websocket: section({
       enabled: boolean,
@@ -150,6 +192,11 @@ export const routerConfigSchema: Schema = section(
         }),
       }),
     }),
+    security,
+    introspection: section({ enabled: boolean }),
+    /** Cosmo's deprecated spelling of `introspection.enabled`. */
+    introspection_enabled: boolean,
+    engine: section({ execution_plan_cache_size: integer, execution_plan_cache_memory_limit: byteSize }),
     headers: section({
       all: headerRules,
       subgraphs: { type: 'object', additionalProperties: headerRules },
@@ -160,6 +207,8 @@ export const routerConfigSchema: Schema = section(
       multipart_heartbeat_interval: duration,
       trigger_grace_period: duration,
       max_streams: integer,
+      send_buffer_budget: byteSize,
+      max_group_backlog: integer,
     }),
   },
   { required: ['execution_config'] },

@@ -7,6 +7,7 @@
  */
 
 import type { HeaderRules } from '../engine/headers.js';
+import type { OperationLimits } from '../engine/limits.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -32,13 +33,23 @@ export interface RouterConfigFile {
       nats?: NatsProviderFile[];
       kafka?: KafkaProviderFile[];
     };
+    /** Bounds of rendered subjects and topics, checked before any broker call. */
+    subjects?: { max_length?: number; max_tokens?: number };
   };
   telemetry?: {
     metrics?: { prometheus?: { enabled?: boolean; listen_addr?: string; path?: string } };
   };
   traffic_shaping?: {
     all?: { request_timeout?: string };
-    router?: { max_request_body_size?: string };
+    router?: {
+      max_request_body_size?: string;
+      max_header_bytes?: string;
+      read_header_timeout?: string;
+      read_timeout?: string;
+      keep_alive_idle_timeout?: string;
+      max_connections?: number;
+      health_check_connections?: number;
+    };
   };
   websocket?: {
     enabled?: boolean;
@@ -56,6 +67,12 @@ export interface RouterConfigFile {
       };
     };
   };
+  /** Operation limits (Cosmo's `security`); see docs/limits-and-protection.md. */
+  security?: SecurityFile;
+  introspection?: { enabled?: boolean };
+  /** Cosmo's deprecated spelling of `introspection.enabled`. */
+  introspection_enabled?: boolean;
+  engine?: { execution_plan_cache_size?: number; execution_plan_cache_memory_limit?: string };
   headers?: {
     all?: HeaderRulesFile;
     subgraphs?: Record<string, HeaderRulesFile>;
@@ -66,7 +83,41 @@ export interface RouterConfigFile {
     multipart_heartbeat_interval?: string;
     trigger_grace_period?: string;
     max_streams?: number;
+    send_buffer_budget?: string;
+    max_group_backlog?: number;
   };
+}
+
+/** Cosmo's `security.complexity_limits.*` entry. */
+export interface ComplexityLimitFile {
+  enabled?: boolean;
+  limit?: number;
+  /** Accepted for Cosmo's configs; this router has no persisted operations, so it changes nothing. */
+  ignore_persisted_operations?: boolean;
+}
+
+export interface SecurityFile {
+  block_mutations?: { enabled?: boolean };
+  block_subscriptions?: { enabled?: boolean };
+  /** Accepted for Cosmo's configs: results are kept with the document in its cache entry. */
+  complexity_calculation_cache?: { enabled?: boolean; size?: number };
+  complexity_limits?: {
+    depth?: ComplexityLimitFile;
+    total_fields?: ComplexityLimitFile;
+    root_fields?: ComplexityLimitFile;
+    root_field_aliases?: ComplexityLimitFile;
+  };
+  /** Deprecated (Cosmo): `complexity_limits.depth`. */
+  depth_limit?: ComplexityLimitFile & { cache_size?: number };
+  operation_name_length_limit?: number;
+  parser_limits?: {
+    approximate_depth_limit?: number;
+    total_fields_limit?: number;
+    max_tokens?: number;
+    max_document_size?: string;
+  };
+  cost_analysis?: { enabled?: boolean; static_limit?: number; list_size?: number };
+  field_suggestions?: { enabled?: boolean };
 }
 
 /** Which client headers reach subgraph requests (Cosmo's format). */
@@ -92,6 +143,8 @@ export interface NatsProviderFile {
     nkey_seed?: string;
   };
   tls?: { enabled?: boolean; cert_file?: string; key_file?: string; ca_file?: string };
+  /** The server's `max_control_line`, when it is not nats-server's default of 4096 bytes. */
+  max_control_line?: number;
 }
 
 export interface KafkaProviderFile {
@@ -117,7 +170,11 @@ export interface RouterConfig {
   logLevel: LogLevel;
   playground: { enabled: boolean };
   executionConfig: { file: { /** absolute */ path: string; watch: boolean } };
-  events: { providers: { nats: NatsProviderConfig[]; kafka: KafkaProviderConfig[] } };
+  events: {
+    providers: { nats: NatsProviderConfig[]; kafka: KafkaProviderConfig[] };
+    /** Bounds of rendered subjects and topics (see events/subjects.ts). */
+    subjects: { maxLength: number; maxTokens: number };
+  };
   telemetry: { metrics: { prometheus: PrometheusConfig } };
   trafficShaping: {
     /** Rules for every subgraph request. */
@@ -126,17 +183,43 @@ export interface RouterConfig {
       requestTimeoutMs?: number;
     };
     /** Rules for client requests to the router. */
-    router: { maxRequestBodySizeBytes: number };
+    router: RouterTrafficConfig;
   };
   websocket: WebSocketConfig;
   subscriptions: SubscriptionsConfig;
   /** Which client headers reach which subgraph; nothing is forwarded without a rule. */
   headers: HeaderRules;
+  /** Operation limits, checked before an operation is planned (see engine/limits.ts). */
+  security: OperationLimits;
+  /** `__schema` and `__type` served (true) or refused (false). */
+  introspection: { enabled: boolean };
+  /** The cache of parsed, validated and planned documents: entries and estimated heap, in bytes. */
+  engine: { executionPlanCacheSize: number; executionPlanCacheMemoryLimitBytes: number };
   /**
    * Drain window on SIGTERM: readiness fails at once, new connections are refused, open
    * WebSockets are closed (1001) in jittered batches spread over this window, then the process exits.
    */
   shutdownDelayMs: number;
+}
+
+/** The router's HTTP listener: what one client connection may take (see server/connections.ts). */
+export interface RouterTrafficConfig {
+  maxRequestBodySizeBytes: number;
+  /** Request line and headers together; more gets 431. */
+  maxHeaderBytes: number;
+  /** A request whose headers have not all arrived within this time gets 408 and is closed. */
+  readHeaderTimeoutMs: number;
+  /** A request (headers and body) not fully received within this time gets 408 and is closed. */
+  readTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this time without a new request. */
+  keepAliveIdleTimeoutMs: number;
+  /**
+   * Open HTTP connections (WebSocket connections leave this count once upgraded; they have
+   * `websocket.max_connections`). Beyond it a connection may only ask for a health endpoint.
+   */
+  maxConnections: number;
+  /** Connections beyond `maxConnections` kept for health checks (`/health/*` only, then closed). */
+  healthCheckConnections: number;
 }
 
 /** Subscriptions over WebSocket (graphql-transport-ws and the legacy graphql-ws). */
@@ -182,6 +265,16 @@ export interface SubscriptionsConfig {
   triggerGracePeriodMs: number;
   /** Open SSE and multipart streams per router, together; one more request gets 503. */
   maxStreams: number;
+  /**
+   * Bytes queued for all clients together (each queued write counted with its overhead); beyond
+   * it the largest queues are cut as slow consumers until the total is within it again.
+   */
+  sendBufferBudgetBytes: number;
+  /**
+   * Events a Group (the clients of one subscription with the same variables and headers) may
+   * hold unresolved; beyond it new events are dropped and its clients told (`EVENTS_DROPPED`).
+   */
+  maxGroupBacklog: number;
 }
 
 export interface PrometheusConfig {
@@ -202,6 +295,8 @@ export interface NatsProviderConfig {
   authentication?: NatsAuthentication;
   /** Present when TLS is enabled; file paths are absolute. */
   tls?: { certFile?: string; keyFile?: string; caFile?: string };
+  /** The server's `max_control_line` in bytes; unset = nats-server's default, 4096. */
+  maxControlLine?: number;
 }
 
 export interface KafkaProviderConfig {

@@ -4,24 +4,36 @@
  * request fetches against the brokers. The executor calls in here instead of sending HTTP.
  *
  * An event is valid when it is a JSON object whose `__typename` is a possible type of the field
- * and which carries every field the plan reads from it (the entity key, at least): exactly what
- * the entity fetches that follow need to build their representations.
+ * and which carries every field the plan reads from it (the entity key, at least), each a value of
+ * its schema type: exactly what the entity fetches that follow need to build their
+ * representations. The types matter because the event is a client of the subgraphs too: an
+ * `{"$ne": 1}` in an `ID!` key would otherwise reach them as a representation.
  */
 import {
   isAbstractType,
+  isEnumType,
+  isInterfaceType,
+  isListType,
+  isNonNullType,
   isObjectType,
+  isScalarType,
   type FieldNode,
+  type GraphQLField,
+  type GraphQLInterfaceType,
   type GraphQLObjectType,
+  type GraphQLOutputType,
   type GraphQLSchema,
 } from 'graphql';
 import { getArgumentValues } from 'graphql/execution/values.js';
-import { renderSubjects } from '../events/subjects.js';
+import { renderSubjects, type SubjectLimits } from '../events/subjects.js';
 import type { EventSource, Fetch, SubSel } from './plan.js';
 
 /** What the executor needs from the brokers (implemented over the event providers). */
 export interface EventBus {
   publish(providerId: string, subject: string, data: Uint8Array): Promise<void>;
   request(providerId: string, subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Bounds of rendered subjects (router.yaml `events.subjects`); default DEFAULT_SUBJECT_LIMITS. */
+  subjectLimits?: SubjectLimits;
 }
 
 export class EventFieldError extends Error {
@@ -39,10 +51,18 @@ export function eventArguments(
   return getArgumentValues(def, { arguments: event.args } as unknown as FieldNode, variables);
 }
 
-/** Renders every subject/topic template; a value that would widen the subject is refused. */
-export function eventSubjects(event: EventSource, args: Record<string, unknown>): string[] {
+/**
+ * Renders every subject/topic template; a value that would widen the subject, or make it longer
+ * than `limits` allow, is refused before any broker call.
+ */
+export function eventSubjects(
+  event: EventSource,
+  args: Record<string, unknown>,
+  limits?: SubjectLimits,
+): string[] {
   return renderSubjects(event.subjects, args, event.providerKind, {
     allowWildcards: event.type === 'subscribe',
+    ...(limits ? { limits } : {}),
   });
 }
 
@@ -75,7 +95,111 @@ export function checkEventData(
   const missing = missingFields(obj, sel, typename);
   if (missing.length > 0)
     return `the event for ${typename} lacks the field${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} (an event carries __typename and the entity key)`;
+  const wrong = fieldsProblem(schema, type as GraphQLObjectType, obj, sel, '');
+  if (wrong) return `the event for ${typename}: ${wrong}`;
   return undefined;
+}
+
+/**
+ * Why a field `sel` reads from `obj` (an object of `parent`) is not a value of its schema type, or
+ * undefined. Fields the schema does not know, and missing ones, are left to the other checks.
+ */
+function fieldsProblem(
+  schema: GraphQLSchema,
+  parent: GraphQLObjectType | GraphQLInterfaceType,
+  obj: Record<string, unknown>,
+  sel: SubSel,
+  prefix: string,
+): string | undefined {
+  const defs = parent.getFields() as Record<string, GraphQLField<unknown, unknown> | undefined>;
+  const levels = [sel, isObjectType(parent) ? sel.fragments.get(parent.name) : undefined];
+  for (const level of levels) {
+    if (!level) continue;
+    for (const f of level.fields.values()) {
+      if (f.name === '__typename') continue;
+      const value = obj[f.name];
+      const def = defs[f.name];
+      if (value === undefined || !def) continue;
+      const problem = valueProblem(schema, def.type, value, f.sel, `${prefix}${f.name}`);
+      if (problem) return problem;
+    }
+  }
+  return undefined;
+}
+
+function valueProblem(
+  schema: GraphQLSchema,
+  type: GraphQLOutputType,
+  value: unknown,
+  sel: SubSel | undefined,
+  path: string,
+): string | undefined {
+  if (isNonNullType(type)) {
+    if (value === null) return `field "${path}" is null, but its type ${String(type)} is non-null`;
+    return valueProblem(schema, type.ofType, value, sel, path);
+  }
+  if (value === null) return undefined;
+  if (isListType(type)) {
+    if (!Array.isArray(value))
+      return `field "${path}" must be a list (${String(type)}), not ${kindOf(value)}`;
+    for (let i = 0; i < value.length; i++) {
+      const problem = valueProblem(schema, type.ofType, value[i], sel, `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  if (isScalarType(type)) {
+    const expected = BUILT_IN_SCALARS[type.name];
+    if (expected && !expected.accepts(value))
+      return `field "${path}" must be ${expected.description} (${type.name}), not ${kindOf(value)}`;
+    return undefined;
+  }
+  if (isEnumType(type)) {
+    if (typeof value !== 'string' || !type.getValue(value))
+      return `field "${path}" must be one of the values of enum ${type.name}, not ${typeof value === 'string' ? JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value) : kindOf(value)}`;
+    return undefined;
+  }
+  // An object, interface or union (a nested key object, for instance).
+  if (typeof value !== 'object' || Array.isArray(value))
+    return `field "${path}" must be an object (${type.name}), not ${kindOf(value)}`;
+  if (!sel) return undefined;
+  const nested = value as Record<string, unknown>;
+  let parent: GraphQLObjectType | GraphQLInterfaceType | undefined;
+  if (isObjectType(type)) parent = type;
+  else {
+    const concrete = typeof nested.__typename === 'string' ? schema.getType(nested.__typename) : undefined;
+    if (concrete && isObjectType(concrete) && schema.isSubType(type, concrete)) parent = concrete;
+    else if (isInterfaceType(type)) parent = type;
+  }
+  return parent ? fieldsProblem(schema, parent, nested, sel, `${path}.`) : undefined;
+}
+
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
+
+/** What a JSON value must be to stand for each built-in scalar (as graphql-js serializes them). */
+const BUILT_IN_SCALARS: Record<string, { description: string; accepts: (value: unknown) => boolean }> = {
+  ID: {
+    description: 'a string or an integer',
+    accepts: (v) => typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v)),
+  },
+  String: { description: 'a string', accepts: (v) => typeof v === 'string' },
+  Int: {
+    description: 'a 32-bit integer',
+    accepts: (v) => typeof v === 'number' && Number.isInteger(v) && v >= INT_MIN && v <= INT_MAX,
+  },
+  Float: { description: 'a number', accepts: (v) => typeof v === 'number' && Number.isFinite(v) },
+  Boolean: { description: 'true or false', accepts: (v) => typeof v === 'boolean' },
+};
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number') return Number.isInteger(value) ? `the number ${value}` : 'a fraction';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'boolean') return `${value}`;
+  return `a ${typeof value}`;
 }
 
 function missingFields(obj: Record<string, unknown>, sel: SubSel, typename: string, prefix = ''): string[] {
@@ -149,7 +273,7 @@ export async function runPublish(
 ): Promise<{ success: boolean; error?: string }> {
   const event = fetch.event!;
   const args = eventArguments(schema, event, variables);
-  const subjects = eventSubjects(event, args);
+  const subjects = eventSubjects(event, args, bus.subjectLimits);
   const data = encoder.encode(JSON.stringify(args));
   try {
     for (const subject of subjects) await bus.publish(event.providerId, subject, data);
@@ -168,7 +292,7 @@ export async function runRequest(
 ): Promise<Record<string, unknown>> {
   const event = fetch.event!;
   const args = eventArguments(schema, event, variables);
-  const [subject] = eventSubjects(event, args);
+  const [subject] = eventSubjects(event, args, bus.subjectLimits);
   if (!subject) throw new EventFieldError(`${event.parentType}.${event.fieldName} has no subject`);
   const reply = await bus.request(
     event.providerId,

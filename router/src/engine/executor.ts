@@ -1,13 +1,14 @@
 /**
  * Runs a Plan: every fetch starts as soon as the fetches it depends on are done, so independent
- * subgraphs are called in parallel and each entity level costs one round trip per subgraph. All
- * representations of one fetch go in one `_entities` request, identical ones once. Subgraph data
+ * subgraphs are called in parallel and each entity level costs one round trip per subgraph. An
+ * entity fetch is one request for every path the planner batched into it (`Fetch.calls`): the
+ * representations of all its objects, identical ones once per `_entities` field. Subgraph data
  * is merged into one store, then shaped into the client's response. A failed fetch costs only the
  * fields it was to provide: its error carries the path, everything else is returned.
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { ExecutionResult } from './types.js';
-import type { Fetch, Plan, Rename, ReprField, EntityTarget } from './plan.js';
+import type { EntityPart, EntityTarget, Fetch, Plan, Rename, ReprField } from './plan.js';
 import { FAILED, errorPrefixes, shapeRoot } from './shape.js';
 import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
 import { projectEvent, runPublish, runRequest, type EventBus } from './event-fields.js';
@@ -81,14 +82,13 @@ async function runFetch(
 ): Promise<void> {
   const vars: Record<string, unknown> = {};
   for (const name of fetch.variables) if (name in variables) vars[name] = variables[name];
-  const subgraph = fetch.subgraph;
   if (fetch.event) {
     await runEventFetch(fetch, store, variables, errors, options);
     return;
   }
   if (fetch.kind === 'root') {
     const rootPath = [...fetch.sel.fields.keys()].slice(0, 1);
-    const response = await send(fetch, vars, options, errors, rootPath);
+    const response = await send(fetch, vars, options, errors, [rootPath]);
     if (!response) {
       (store as Record<symbol, unknown>)[FAILED] = true;
       return;
@@ -101,41 +101,81 @@ async function runFetch(
     return;
   }
 
-  // Entity fetch: collect the objects at the path, build and deduplicate representations.
-  const groups = new Map<string, { index: number; targets: { obj: Obj; path: RespPath }[] }>();
-  const representations: unknown[] = [];
-  walk(store, fetch.path, 0, [], (obj, path) => {
-    const typename = obj.__typename;
-    if (typeof typename !== 'string') return;
-    const target = fetch.targets.get(typename);
-    if (!target) return;
-    const repr = buildRepresentation(obj, target);
-    if (repr === undefined) return;
-    const key = JSON.stringify(repr);
-    let group = groups.get(key);
-    if (!group) {
-      group = { index: representations.length, targets: [] };
-      groups.set(key, group);
-      representations.push(repr);
-    }
-    group.targets.push({ obj, path });
-  });
-  if (representations.length === 0) return;
-  const reprVar = fetch.query.includes('$_edfs_representations')
-    ? '_edfs_representations'
-    : 'representations';
-  vars[reprVar] = representations;
-  const byIndex = [...groups.values()];
-  const firstPath = byIndex[0]!.targets[0]!.path;
-  const response = await send(fetch, vars, options, errors, firstPath);
+  await runEntityFetch(fetch, store, vars, errors, options);
+}
+
+/** A representation sent once, and every object (with its response path) it completes. */
+interface ReprGroup {
+  index: number;
+  targets: { obj: Obj; path: RespPath; part: EntityPart }[];
+}
+
+/**
+ * Entity fetch: per call, the objects at every part's path, their representations deduplicated
+ * (across list items, aliases and paths), then one request for all calls. Each entity is merged
+ * into every object that needs it; objects of different parts get their own copy, since later
+ * fetches below them may differ.
+ */
+async function runEntityFetch(
+  fetch: Fetch,
+  store: Obj,
+  vars: Record<string, unknown>,
+  errors: GraphQLFormattedError[],
+  options: ExecuteOptions,
+): Promise<void> {
+  const calls = fetch.calls ?? [];
+  const byCall: ReprGroup[][] = [];
+  /** Where each part's errors go when they name no entity (its first object's path). */
+  const firstPaths = new Map<EntityPart, RespPath>();
+  let total = 0;
+  for (const call of calls) {
+    const groups = new Map<string, ReprGroup>();
+    const representations: unknown[] = [];
+    for (const part of call.parts)
+      walk(store, part.path, 0, [], (obj, path) => {
+        const typename = obj.__typename;
+        if (typeof typename !== 'string') return;
+        const target = part.targets.get(typename);
+        if (!target) return;
+        const repr = buildRepresentation(obj, target);
+        if (repr === undefined) return;
+        const key = JSON.stringify(repr);
+        let group = groups.get(key);
+        if (!group) {
+          group = { index: representations.length, targets: [] };
+          groups.set(key, group);
+          representations.push(repr);
+        }
+        group.targets.push({ obj, path, part });
+        if (!firstPaths.has(part)) firstPaths.set(part, path);
+      });
+    vars[call.variable] = representations;
+    byCall.push([...groups.values()]);
+    total += representations.length;
+  }
+  if (total === 0) return;
+  const partPaths = [...firstPaths.values()];
+  const response = await send(fetch, vars, options, errors, partPaths);
   if (!response) {
-    for (const g of byIndex) for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
+    for (const groups of byCall)
+      for (const g of groups) for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
     return;
   }
-  const entities = response.data?._entities;
-  if (Array.isArray(entities)) {
-    if (fetch.renames) applyRenames(entities, fetch.renames);
-    for (const g of byIndex) {
+  const callOf = new Map<string, number>();
+  calls.forEach((call, i) => callOf.set(call.responseKey, i));
+  for (let c = 0; c < calls.length; c++) {
+    const call = calls[c]!;
+    const groups = byCall[c]!;
+    if (groups.length === 0) continue;
+    const entities = response.data?.[call.responseKey];
+    if (!Array.isArray(entities)) {
+      if (!response.errors?.length)
+        for (const path of callPaths(groups, firstPaths))
+          errors.push(fetchError(fetch.subgraph.name, 'the response has no _entities list', path));
+      continue;
+    }
+    if (call.renames) applyRenames(entities, call.renames);
+    for (const g of groups) {
       const entity = entities[g.index];
       if (!entity || typeof entity !== 'object') {
         // A null entity with errors: its missing fields are explained by those errors already.
@@ -143,26 +183,48 @@ async function runFetch(
           for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
         continue;
       }
+      let copies: Map<EntityPart, Obj> | undefined;
       for (const t of g.targets) {
-        if (fetch.resolvesTypename && typeof (entity as Obj).__typename === 'string')
-          t.obj.__typename = (entity as Obj).__typename;
-        deepMerge(t.obj, entity as Obj);
+        let value = entity as Obj;
+        if (t.part !== g.targets[0]!.part && hasObjects(value)) {
+          copies ??= new Map();
+          let copy = copies.get(t.part);
+          if (!copy) copies.set(t.part, (copy = structuredClone(value)));
+          value = copy;
+        }
+        if (t.part.resolvesTypename && typeof value.__typename === 'string')
+          t.obj.__typename = value.__typename;
+        deepMerge(t.obj, value);
       }
     }
-  } else if (!response.errors?.length) {
-    errors.push(fetchError(subgraph.name, 'the response has no _entities list', firstPath));
   }
   for (const e of response.errors ?? []) {
     const p = e.path;
-    if (p && p[0] === '_entities' && typeof p[1] === 'number') {
-      const group = byIndex[p[1]];
-      const targets = group?.targets ?? [];
-      for (const t of targets) errors.push(forwardError(e, [...t.path, ...p.slice(2)]));
-      if (targets.length === 0) errors.push(forwardError(e, firstPath));
+    const c = p && typeof p[0] === 'string' ? callOf.get(p[0]) : undefined;
+    if (c !== undefined && typeof p![1] === 'number') {
+      const targets = byCall[c]![p![1]]?.targets ?? [];
+      for (const t of targets) errors.push(forwardError(e, [...t.path, ...p!.slice(2)]));
+      if (targets.length === 0) for (const path of partPaths) errors.push(forwardError(e, path));
     } else {
-      errors.push(forwardError(e, firstPath));
+      for (const path of partPaths) errors.push(forwardError(e, path));
     }
   }
+}
+
+/** The first path of every part with objects in `groups`. */
+function callPaths(groups: ReprGroup[], firstPaths: Map<EntityPart, RespPath>): RespPath[] {
+  const parts = new Set<EntityPart>();
+  for (const g of groups) for (const t of g.targets) parts.add(t.part);
+  return [...parts].map((p) => firstPaths.get(p)!);
+}
+
+/** Whether merging `value` into two objects would make them share a nested object. */
+function hasObjects(value: Obj): boolean {
+  for (const k in value) {
+    const v = value[k];
+    if (typeof v === 'object' && v !== null) return true;
+  }
+  return false;
 }
 
 async function runEventFetch(
@@ -196,12 +258,13 @@ async function runEventFetch(
   }
 }
 
+/** Sends the fetch's request; a failure is an error at each of `pathsForErrors`, and undefined. */
 async function send(
   fetch: Fetch,
   variables: Record<string, unknown>,
   options: ExecuteOptions,
   errors: GraphQLFormattedError[],
-  pathForErrors: RespPath,
+  pathsForErrors: RespPath[],
 ): Promise<SubgraphResponse | undefined> {
   const subgraph = fetch.subgraph;
   try {
@@ -223,11 +286,12 @@ async function send(
       err instanceof SubgraphFetchError
         ? err.message
         : `Failed to fetch from subgraph "${subgraph.name}": ${(err as Error).message}`;
-    errors.push({
-      message: reason,
-      path: pathForErrors,
-      extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph.name },
-    });
+    for (const path of pathsForErrors)
+      errors.push({
+        message: reason,
+        path,
+        extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph.name },
+      });
     return undefined;
   }
 }

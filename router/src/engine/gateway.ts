@@ -3,19 +3,27 @@
  * the client schema (cached by document text), coerces variables, plans once per (document,
  * operation, @include/@skip values) and executes. Everything a client can get wrong comes back as
  * spec-shaped GraphQL errors; nothing here throws at a request.
+ *
+ * A document meets the operation limits (limits.ts) before it is parsed, validated or planned,
+ * and the cache of documents and plans is bounded by an estimate of the heap it holds
+ * (document-cache.ts), so no sequence of requests can grow the heap without bound. An internal
+ * failure reaches the client as `INTERNAL_SERVER_ERROR` only; its detail goes to the log.
  */
 import {
   GraphQLError,
   Kind,
   execute as executeIntrospection,
+  getNamedType,
   getOperationAST,
-  parse,
+  isIntrospectionType,
+  specifiedRules,
   validate,
   type DocumentNode,
   type FragmentDefinitionNode,
   type GraphQLFormattedError,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type ValidationRule,
   visit,
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
@@ -37,6 +45,24 @@ import type {
 import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
 import type { SubgraphResponse } from './subgraph-client.js';
 import { hasHeaderRules, subgraphHeaders, type HeaderRules } from './headers.js';
+import { DEFAULT_DOCUMENT_CACHE, DocumentCache } from './document-cache.js';
+import {
+  DEFAULT_OPERATION_LIMITS,
+  ErrorCodes,
+  INTERNAL_ERROR,
+  checkComplexity,
+  costRefusal,
+  measureDocument,
+  operationCost,
+  parseDocument,
+  refusal,
+  scanDocument,
+  withoutSuggestions,
+  type OperationLimits,
+  type OperationMeasure,
+  type RejectReason,
+  type Refusal,
+} from './limits.js';
 
 export { loadExecutionConfig } from '../execution-config/load.js';
 
@@ -45,12 +71,25 @@ export interface GatewayOptions {
   subgraphTimeoutMs?: number;
   onSubgraphRequest?: (subgraph: string) => void;
   logger?: Logger;
-  /** Parsed documents kept (by text). */
+  /** Documents (parsed, validated, with their plans) kept, by text; default 1024. */
   documentCacheSize?: number;
+  /** Estimated heap the document cache may hold, in bytes; default 64 MiB. */
+  documentCacheBytes?: number;
+  /** Operation limits (`security` in router.yaml); default `DEFAULT_OPERATION_LIMITS`. */
+  limits?: OperationLimits;
+  /** Whether introspection (`__schema`, `__type`) is served; default true. */
+  introspection?: boolean;
+  /** Called once per request refused by a limit (`router_operations_rejected_total{reason}`). */
+  onRejected?: (reason: RejectReason) => void;
   /** Brokers for event-driven publish and request fields. */
   events?: EventBus;
   /** Which client headers reach which subgraph (`headers` in router.yaml); none without. */
   headerRules?: HeaderRules;
+  /**
+   * One `_entities` request per subgraph per planning step (default true). `false` sends one per
+   * path that needs an entity, as routers without batching do: for comparisons and benchmarks.
+   */
+  entityBatching?: boolean;
 }
 
 export interface Gateway {
@@ -59,14 +98,34 @@ export interface Gateway {
   readonly clientSchema: GraphQLSchema;
   readonly supergraph: Supergraph;
   readonly config: ExecutionConfigJson;
+  /** The document cache: entries and their estimated heap, with the bounds. */
+  cacheStats(): { entries: number; bytes: number; maxEntries: number; maxBytes: number };
   close(): Promise<void>;
 }
+
+/**
+ * Heap estimates of cache entries, measured on Node.js 20 (test/document-cache.test.ts checks
+ * them against the heap): a syntax tree without locations takes about 110 bytes per token; a plan
+ * about 1 KB per field it selects, plus its subgraph queries' text.
+ */
+const ENTRY_BYTES = 4096;
+const BYTES_PER_TOKEN = 100;
+const PLAN_BYTES = 4096;
+const PLAN_BYTES_PER_FIELD = 640;
 
 interface CachedDocument {
   /** The document text this entry is the cache entry of. */
   query: string;
+  /** Estimated heap this entry holds (see DocumentCache). */
+  bytes: number;
   document?: DocumentNode;
   errors?: GraphQLFormattedError[];
+  /** Set when `errors` is a limit's refusal: counted on every request that gets it. */
+  refused?: RejectReason;
+  /** Per operation (by name, '' for the anonymous one): its shape, fragments expanded. */
+  measures: Map<string, OperationMeasure>;
+  /** Per operation: the complexity or cost refusal, or null when it is within the limits. */
+  checked: Map<string, Refusal | null>;
   fragments: Record<string, FragmentDefinitionNode>;
   plans: Map<string, Plan | GraphQLFormattedError[]>;
   /** Variables used by @include/@skip, per operation: they select the plan. */
@@ -77,43 +136,165 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
   const config = checkExecutionConfig(executionConfig);
   const supergraph = buildSupergraph(config);
   const client = new SubgraphClient({ timeoutMs: options.subgraphTimeoutMs });
-  const cacheSize = options.documentCacheSize ?? 1000;
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
-  const documents = new Map<string, CachedDocument>();
+  const limits = options.limits ?? DEFAULT_OPERATION_LIMITS;
+  const cache = new DocumentCache<CachedDocument>(
+    options.documentCacheSize ?? DEFAULT_DOCUMENT_CACHE.entries,
+    options.documentCacheBytes ?? DEFAULT_DOCUMENT_CACHE.bytes,
+  );
+  const rules: readonly ValidationRule[] =
+    options.introspection === false ? [...specifiedRules, noIntrospection] : specifiedRules;
+  const clean = (errors: readonly GraphQLFormattedError[]): GraphQLFormattedError[] =>
+    limits.fieldSuggestions ? [...errors] : errors.map(withoutSuggestions);
 
+  function reject(found: Refusal): PreparedRequest {
+    options.onRejected?.(found.reason);
+    return { kind: 'errors', errors: [found.error] };
+  }
+
+  /**
+   * The cache entry of a document: parsed, measured and validated once, within the parser limits
+   * (see limits.ts), before anything else sees it. A refusal is an entry too (its text is
+   * bounded by the scan), except one over the size limit, which the scan refuses at no cost.
+   */
   function documentFor(query: string): CachedDocument {
-    let entry = documents.get(query);
-    if (entry) {
-      // Refresh recency (Map iteration order is insertion order: oldest first).
-      documents.delete(query);
-      documents.set(query, entry);
-      return entry;
-    }
-    entry = { query, fragments: {}, plans: new Map(), conditionVariables: new Map() };
-    try {
-      const document = parse(query);
-      const errors = validate(supergraph.clientSchema, document);
-      if (errors.length > 0) entry.errors = errors.map((e) => e.toJSON());
-      else {
-        entry.document = document;
-        for (const def of document.definitions)
-          if (def.kind === Kind.FRAGMENT_DEFINITION) entry.fragments[def.name.value] = def;
+    const cached = cache.get(query);
+    if (cached) return cached;
+    const entry: CachedDocument = {
+      query,
+      bytes: ENTRY_BYTES + query.length,
+      measures: new Map(),
+      checked: new Map(),
+      fragments: {},
+      plans: new Map(),
+      conditionVariables: new Map(),
+    };
+    const { parserLimits } = limits;
+    const scanned = scanDocument(query, {
+      maxDocumentSizeBytes: parserLimits.maxDocumentSizeBytes,
+      maxTokens: parserLimits.maxTokens,
+      maxDepth: parserLimits.approximateDepthLimit,
+    });
+    if ('reason' in scanned) {
+      entry.errors = [scanned.error];
+      entry.refused = scanned.reason;
+      if (scanned.reason === 'document_size') return entry;
+    } else {
+      const parsed = parseDocument(query, limits);
+      const measured =
+        parsed instanceof GraphQLError || 'reason' in parsed ? parsed : measureDocument(parsed, limits);
+      if (measured instanceof GraphQLError) entry.errors = [measured.toJSON()];
+      else if ('reason' in measured) {
+        entry.errors = [measured.error];
+        entry.refused = measured.reason;
+      } else {
+        const document = parsed as DocumentNode;
+        if (validate(supergraph.clientSchema, document, rules).length > 0) {
+          // Validated again on a tree with locations, for errors that point into the text.
+          const located = parseDocument(query, limits, true) as DocumentNode;
+          const errors = validate(supergraph.clientSchema, located, rules);
+          entry.errors = clean(errors.map((e) => e.toJSON()));
+          if (errors.some((e) => e.extensions.code === ErrorCodes.INTROSPECTION_DISABLED))
+            entry.refused = 'introspection';
+        } else {
+          entry.document = document;
+          entry.measures = measured;
+          entry.bytes += scanned.tokens * BYTES_PER_TOKEN;
+          for (const def of document.definitions)
+            if (def.kind === Kind.FRAGMENT_DEFINITION) entry.fragments[def.name.value] = def;
+        }
       }
-    } catch (err) {
-      entry.errors = [err instanceof GraphQLError ? err.toJSON() : { message: (err as Error).message }];
     }
-    documents.set(query, entry);
-    if (documents.size > cacheSize) documents.delete(documents.keys().next().value!);
+    if (entry.errors) entry.bytes += 2 * JSON.stringify(entry.errors).length;
+    cache.set(query, entry);
     return entry;
   }
 
+  /** Per operation, once: blocked types, the complexity limits and the static cost. */
+  function checkOperation(entry: CachedDocument, operation: OperationDefinitionNode): Refusal | null {
+    if (operation.operation === 'mutation' && limits.blockMutations)
+      return refusal(
+        'mutation_blocked',
+        ErrorCodes.OPERATION_BLOCKED,
+        'Mutations are not allowed on this router (security.block_mutations).',
+      );
+    if (operation.operation === 'subscription' && limits.blockSubscriptions)
+      return refusal(
+        'subscription_blocked',
+        ErrorCodes.OPERATION_BLOCKED,
+        'Subscriptions are not allowed on this router (security.block_subscriptions).',
+      );
+    const measure = entry.measures.get(operation.name?.value ?? '');
+    const over = measure && checkComplexity(measure, limits);
+    if (over) return over;
+    const { costAnalysis } = limits;
+    const rootType = supergraph.clientSchema.getRootType(operation.operation);
+    if (costAnalysis.enabled && costAnalysis.staticLimit > 0 && rootType) {
+      const cost = operationCost(
+        supergraph.clientSchema,
+        rootType,
+        operation.selectionSet,
+        entry.fragments,
+        costAnalysis.listSize,
+      );
+      if (cost > costAnalysis.staticLimit) return costRefusal(cost, costAnalysis.staticLimit);
+    }
+    return null;
+  }
+
+  /** Estimated heap of a plan (or of its errors) kept in a cache entry. */
+  function planBytes(plan: Plan | GraphQLFormattedError[], measure: OperationMeasure | undefined): number {
+    if (Array.isArray(plan)) return 2 * JSON.stringify(plan).length;
+    let bytes = PLAN_BYTES + (measure?.fields ?? 0) * PLAN_BYTES_PER_FIELD;
+    for (const fetch of plan.fetches) bytes += fetch.query.length;
+    return bytes;
+  }
+
+  /**
+   * Variable errors with their locations: the cached tree has none, so the operation is parsed
+   * again with them (only for a request that has errors to report).
+   */
+  function variableErrors(req: GraphQLRequest): GraphQLFormattedError[] {
+    const located = parseDocument(req.query, limits, true) as DocumentNode;
+    const operation = getOperationAST(located, req.operationName ?? undefined)!;
+    const coerced = getVariableValues(
+      supergraph.clientSchema,
+      operation.variableDefinitions ?? [],
+      req.variables ?? {},
+      { maxErrors: 50 },
+    );
+    return clean((coerced.errors ?? []).map((e) => e.toJSON()));
+  }
+
+  /** Never throws: an internal failure is logged and answered with a stable code only. */
   function prepare(req: GraphQLRequest): PreparedRequest {
+    try {
+      return prepareRequest(req);
+    } catch (err) {
+      options.logger?.error({ err }, 'preparing an operation failed');
+      return { kind: 'errors', errors: [INTERNAL_ERROR] };
+    }
+  }
+
+  function prepareRequest(req: GraphQLRequest): PreparedRequest {
     if (typeof req.query !== 'string' || req.query.trim() === '')
       return { kind: 'errors', errors: [{ message: 'Must provide query string.' }] };
     if (req.variables != null && (typeof req.variables !== 'object' || Array.isArray(req.variables)))
       return { kind: 'errors', errors: [{ message: 'Variables must be provided as a JSON object.' }] };
+    const nameLimit = limits.operationNameLengthLimit;
+    if (nameLimit > 0 && typeof req.operationName === 'string' && req.operationName.length > nameLimit)
+      return reject(
+        refusal(
+          'operation_name_length',
+          ErrorCodes.OPERATION_NAME_TOO_LONG,
+          `The operation name is longer than the ${nameLimit} characters allowed (security.operation_name_length_limit).`,
+        ),
+      );
     const entry = documentFor(req.query);
-    if (entry.errors) return { kind: 'errors', errors: entry.errors };
+    if (entry.errors) {
+      if (entry.refused) options.onRejected?.(entry.refused);
+      return { kind: 'errors', errors: entry.errors };
+    }
     const document = entry.document!;
     const operation = getOperationAST(document, req.operationName ?? undefined);
     if (!operation) {
@@ -122,6 +303,10 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         : 'Must provide operation name if query contains multiple operations.';
       return { kind: 'errors', errors: [{ message }] };
     }
+    const opKey = operation.name?.value ?? '';
+    let checked = entry.checked.get(opKey);
+    if (checked === undefined) entry.checked.set(opKey, (checked = checkOperation(entry, operation)));
+    if (checked) return reject(checked);
     const coerced = getVariableValues(
       supergraph.clientSchema,
       operation.variableDefinitions ?? [],
@@ -130,9 +315,8 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         maxErrors: 50,
       },
     );
-    if (coerced.errors) return { kind: 'errors', errors: coerced.errors.map((e) => e.toJSON()) };
+    if (coerced.errors) return { kind: 'errors', errors: variableErrors(req) };
     const variables = coerced.coerced;
-    const opKey = operation.name?.value ?? '';
     let condVars = entry.conditionVariables.get(opKey);
     if (!condVars)
       entry.conditionVariables.set(opKey, (condVars = conditionVariables(operation, entry.fragments)));
@@ -140,12 +324,16 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     let plan = entry.plans.get(planKey);
     if (!plan) {
       try {
-        plan = planOperation(supergraph, operation, entry.fragments, variables);
+        plan = planOperation(supergraph, operation, entry.fragments, variables, {
+          batchEntities: options.entityBatching,
+        });
       } catch (err) {
         if (!(err instanceof PlanError)) throw err;
         plan = [{ message: err.message }];
       }
-      entry.plans.set(planKey, plan);
+      // Kept while the cache can hold it (its estimate is added to the entry's).
+      if (cache.grow(entry.query, entry, planBytes(plan, entry.measures.get(opKey))))
+        entry.plans.set(planKey, plan);
     }
     if (Array.isArray(plan)) return { kind: 'errors', errors: plan };
     const ready = plan;
@@ -221,9 +409,32 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     clientSchema: supergraph.clientSchema,
     supergraph,
     config,
+    cacheStats: () => ({
+      entries: cache.size,
+      bytes: cache.bytes,
+      maxEntries: cache.maxEntries,
+      maxBytes: cache.maxBytes,
+    }),
     close: () => client.close(),
   };
 }
+
+/**
+ * Introspection off (`introspection.enabled: false`): any field of an introspection type
+ * (`__schema`, `__type` and everything below them) is an error; `__typename` stays allowed.
+ */
+const noIntrospection: ValidationRule = (context) => ({
+  Field(node) {
+    const type = getNamedType(context.getType());
+    if ((node.name.value === '__schema' || node.name.value === '__type') && type && isIntrospectionType(type))
+      context.reportError(
+        new GraphQLError(
+          `GraphQL introspection is disabled on this router (introspection.enabled), but the query contained the field "${node.name.value}".`,
+          { nodes: node, extensions: { code: ErrorCodes.INTROSPECTION_DISABLED } },
+        ),
+      );
+  },
+});
 
 function conditionVariables(
   operation: OperationDefinitionNode,

@@ -65,7 +65,11 @@ export interface Fetch {
   event?: EventSource;
   kind: 'root' | 'entity';
   operationType: 'query' | 'mutation';
-  /** Under the root operation type (root) or under `_entities` (entity). */
+  /**
+   * Under the root operation type (root) or under `_entities` (entity). For an entity fetch,
+   * `sel`, `path`, `targets` and `resolvesTypename` describe the one path it was planned for;
+   * after batching, `calls` holds every path it serves and is what the executor runs.
+   */
   sel: SubSel;
   /** Store path of the objects an entity fetch completes (lists are walked implicitly). */
   path: string[];
@@ -80,8 +84,42 @@ export interface Fetch {
   /**
    * Fields the printed query aliases because sibling type fragments select the same response key
    * with different types (invalid in one subgraph selection); the executor renames them back.
-   * Absent when the query needs none, which is the common case.
+   * Absent when the query needs none, which is the common case. Root fetches only: an entity
+   * fetch keeps them per call (`EntityCall.renames`).
    */
+  renames?: Rename[];
+  /**
+   * Entity fetches, set when planning completes: the `_entities` fields of the one request this
+   * fetch sends. Every entity fetch of one subgraph at one planning step is a single Fetch (see
+   * the planner's batching), so this holds every path that needs that subgraph at that step.
+   */
+  calls?: EntityCall[];
+}
+
+/** Objects at `path` whose __typename is a key of `targets` are completed by an `_entities` call. */
+export interface EntityPart {
+  /** Store path of the objects (lists are walked implicitly). */
+  path: string[];
+  /** concrete typename -> representation recipe. */
+  targets: Map<string, EntityTarget>;
+  /** Resolves the concrete __typename of @interfaceObject entities (overwrites __typename). */
+  resolvesTypename?: boolean;
+}
+
+/**
+ * One `_entities` field of an entity fetch's request: its response key, its representations
+ * variable and selection, and the parts whose objects it completes. Parts share a call when their
+ * selections are identical or concern disjoint types, so one representation is sent once per call.
+ */
+export interface EntityCall {
+  /** `_entities` for the first call of a request, an alias for the others. */
+  responseKey: string;
+  /** Name of the `[_Any!]!` variable carrying the representations. */
+  variable: string;
+  /** Under `_entities`: fragments per concrete (or @interfaceObject) type. */
+  sel: SubSel;
+  parts: EntityPart[];
+  /** As `Fetch.renames`, relative to each entity of this call. */
   renames?: Rename[];
 }
 

@@ -12,6 +12,15 @@
  * entity) is split: each group of its fields is fetched through the parent entity from a
  * subgraph that has them.
  *
+ * Batching: when the walk is done, the entity fetches of one subgraph at one planning step (depth
+ * in the dependency graph) are merged into one fetch, so an operation costs at most one request
+ * per subgraph per step however many aliases, list items or sibling paths need that subgraph.
+ * Inside that request, paths whose selections are identical or concern disjoint types share one
+ * `_entities` field (each representation sent once); a type selected differently at two paths
+ * gets a second, aliased `_entities` field rather than a merged selection, so no path's fields
+ * (and their `@requires`) are applied to another path's representations. See
+ * `batchEntityFetches`.
+ *
  * Invariants: a client field is stored under its response key; a field the planner adds for keys
  * or requirements is stored under its name unless the client uses that response key for another
  * field, then under `__edfs_<name>` (`__edfs_<name>_<digest of the arguments>` for a field set
@@ -41,7 +50,18 @@ import {
   type VariableDefinitionNode,
 } from 'graphql';
 import { collectFields, subSelections, type Fragments } from './collect.js';
-import type { EntityTarget, EventSource, Fetch, Plan, Rename, ReprField, SelField, SubSel } from './plan.js';
+import type {
+  EntityCall,
+  EntityPart,
+  EntityTarget,
+  EventSource,
+  Fetch,
+  Plan,
+  Rename,
+  ReprField,
+  SelField,
+  SubSel,
+} from './plan.js';
 import { buildShape } from './shape.js';
 import type { EventField, Subgraph, Supergraph } from './supergraph.js';
 
@@ -114,13 +134,22 @@ function argsDigest(printed: string): string {
   return (h >>> 0).toString(36);
 }
 
+export interface PlanOptions {
+  /**
+   * One request per subgraph per planning step (default). `false` keeps one entity fetch per
+   * (parent fetch, path, subgraph), as planned: for comparisons and benchmarks only.
+   */
+  batchEntities?: boolean;
+}
+
 export function planOperation(
   supergraph: Supergraph,
   operation: OperationDefinitionNode,
   fragments: Fragments,
   variables: Record<string, unknown>,
+  options: PlanOptions = {},
 ): Plan {
-  return new Planner(supergraph, operation, fragments, variables).plan();
+  return new Planner(supergraph, operation, fragments, variables, options).plan();
 }
 
 class Planner {
@@ -137,6 +166,7 @@ class Planner {
     private readonly operation: OperationDefinitionNode,
     private readonly fragments: Fragments,
     private readonly variables: Record<string, unknown>,
+    private readonly options: PlanOptions = {},
   ) {
     this.schema = supergraph.schema;
   }
@@ -203,6 +233,7 @@ class Planner {
       });
       if (fetch.event?.filter !== undefined) this.planFilterFields(fetch, fetch.event, nodes);
     }
+    this.batchEntityFetches();
     for (const f of this.fetches) {
       f.query = this.printFetch(f);
       if (f.renames?.length === 0) delete f.renames;
@@ -1068,6 +1099,117 @@ class Planner {
     return true;
   }
 
+  /**
+   * Entity fetch batching. The walk above plans one entity fetch per (parent fetch, path,
+   * subgraph); here every entity fetch of one subgraph at one planning step (its depth in the
+   * dependency graph) becomes one Fetch: one request, whatever the number of aliases, list items
+   * or sibling paths that need the subgraph at that step. A merged fetch waits for every fetch its
+   * parts waited for; all of those are at earlier steps, so nothing new can wait for it in a cycle
+   * (the price: a path below a fast root fetch may wait for a slow one of another subgraph).
+   *
+   * In that request, parts share one `_entities` field, and so their representations are sent
+   * once, when their selections are identical (the same fields at two aliases or two sibling
+   * paths) or concern disjoint types (`... on User` and `... on Product`). A type selected
+   * differently at two paths gets another `_entities` field (aliased) in the same request instead
+   * of a merged selection: a merged selection would apply one path's fields to the other path's
+   * representations, and a field that `@requires` what that representation does not carry, or a
+   * non-null field that fails, would null an entity the other path needed intact.
+   */
+  private batchEntityFetches(): void {
+    const level = new Map<Fetch, number>();
+    const levelOf = (f: Fetch): number => {
+      let l = level.get(f);
+      if (l === undefined) {
+        l = 0;
+        for (const d of f.deps) l = Math.max(l, levelOf(d) + 1);
+        level.set(f, l);
+      }
+      return l;
+    };
+    const batches = new Map<string, Fetch[]>();
+    for (const f of this.fetches) {
+      if (f.kind !== 'entity' || f.event) continue;
+      const key = this.options.batchEntities === false ? `#${f.id}` : `${f.subgraph.name}\n${levelOf(f)}`;
+      const batch = batches.get(key);
+      if (batch) batch.push(f);
+      else batches.set(key, [f]);
+    }
+    const mergedInto = new Map<Fetch, Fetch>();
+    const defs = this.operation.variableDefinitions ?? [];
+    const taken = new Set(defs.map((d) => d.variable.name.value));
+    for (const batch of batches.values()) {
+      const head = batch[0]!;
+      const drafts: { call: EntityCall; kinds: { sig: string; types: Set<string> }[] }[] = [];
+      for (const f of batch) {
+        const sig = printSubSel(f.sel, true);
+        const types = this.touchedTypes(f);
+        let draft = drafts.find((d) => d.kinds.every((k) => k.sig === sig || disjoint(k.types, types)));
+        if (!draft) {
+          const n = drafts.length;
+          let variable = n === 0 ? 'representations' : `_edfs_representations_${n}`;
+          while (taken.has(variable)) variable = `_edfs_${variable}`;
+          draft = {
+            call: {
+              responseKey: n === 0 ? '_entities' : `_edfs_entities_${n}`,
+              variable,
+              sel: newSubSel(),
+              parts: [],
+            },
+            kinds: [],
+          };
+          drafts.push(draft);
+        }
+        if (!draft.kinds.some((k) => k.sig === sig)) {
+          draft.kinds.push({ sig, types });
+          // Other kinds concern disjoint types: their fragments never collide (top-level fields
+          // make a part disjoint from none, so they are never merged with others).
+          for (const [t, frag] of f.sel.fragments) draft.call.sel.fragments.set(t, frag);
+          for (const [k, field] of f.sel.fields) draft.call.sel.fields.set(k, field);
+        }
+        const part: EntityPart = { path: f.path, targets: f.targets };
+        if (f.resolvesTypename) part.resolvesTypename = true;
+        draft.call.parts.push(part);
+        if (f !== head) {
+          mergedInto.set(f, head);
+          for (const d of f.deps) head.deps.add(d);
+          for (const v of f.variables) head.variables.add(v);
+        }
+      }
+      head.calls = drafts.map((d) => d.call);
+    }
+    if (mergedInto.size === 0) return;
+    const kept = this.fetches.filter((f) => !mergedInto.has(f));
+    for (const f of kept) {
+      const deps = new Set<Fetch>();
+      for (const d of f.deps) {
+        const to = mergedInto.get(d) ?? d;
+        if (to !== f) deps.add(to);
+      }
+      f.deps = deps;
+    }
+    this.fetches.splice(0, this.fetches.length, ...kept);
+  }
+
+  /**
+   * Every type whose objects an entity fetch's response may hold (its representations' types, the
+   * concrete types of abstract ones) or whose fragment it selects; `*` for fields outside fragments.
+   */
+  private touchedTypes(fetch: Fetch): Set<string> {
+    const out = new Set<string>();
+    const add = (name: string) => {
+      out.add(name);
+      const t = this.schema.getType(name);
+      if (t && isAbstractType(t)) for (const p of this.schema.getPossibleTypes(t)) out.add(p.name);
+    };
+    for (const [name, target] of fetch.targets) {
+      add(name);
+      add(target.reprTypename);
+    }
+    for (const name of fetch.sel.fragments.keys()) add(name);
+    if (fetch.sel.fields.size > 0) out.add('*');
+    return out;
+  }
+
   private printFetch(fetch: Fetch): string {
     const defs = this.operation.variableDefinitions ?? [];
     const used = defs.filter((d) => fetch.variables.has(d.variable.name.value));
@@ -1082,21 +1224,26 @@ class Planner {
       : '';
     if (fetch.kind === 'root') {
       const head = varDefs.length ? `(${varDefs.join(', ')})` : '';
-      return `${fetch.operationType}${opName}${head} ${printSubSel(fetch.sel, false, this.aliasing(fetch))}`;
+      return `${fetch.operationType}${opName}${head} ${printSubSel(fetch.sel, false, this.aliasing(fetch, (fetch.renames ??= [])))}`;
     }
-    const reprVar = defs.some((d) => d.variable.name.value === 'representations')
-      ? '_edfs_representations'
-      : 'representations';
-    const head = [`$${reprVar}: [_Any!]!`, ...varDefs].join(', ');
-    return `query${opName}(${head}) { _entities(representations: $${reprVar}) ${printSubSel(fetch.sel, true, this.aliasing(fetch))} }`;
+    const calls = fetch.calls!;
+    const head = [...calls.map((c) => `$${c.variable}: [_Any!]!`), ...varDefs].join(', ');
+    const fields = calls.map((c) => {
+      const renames: Rename[] = [];
+      const sel = printSubSel(c.sel, true, this.aliasing(fetch, renames));
+      if (renames.length > 0) c.renames = renames;
+      const alias = c.responseKey === '_entities' ? '' : `${c.responseKey}: `;
+      return `${alias}_entities(representations: $${c.variable}) ${sel}`;
+    });
+    return `query${opName}(${head}) { ${fields.join(' ')} }`;
   }
 
   /** Lets printSubSel alias same-key fields of sibling fragments whose types differ in the subgraph. */
-  private aliasing(fetch: Fetch): Aliasing {
+  private aliasing(fetch: Fetch, renames: Rename[]): Aliasing {
     const own = fetch.subgraph.schema;
     return {
       path: [],
-      renames: (fetch.renames ??= []),
+      renames,
       typeOf: (typeName, field) => {
         const t = own?.getType(typeName) ?? this.schema.getType(typeName);
         if (!t || !('getFields' in t)) return undefined;
@@ -1153,6 +1300,12 @@ function fragmentOf(sub: SubSel, typeName: string): SubSel {
   let frag = sub.fragments.get(typeName);
   if (!frag) sub.fragments.set(typeName, (frag = newSubSel()));
   return frag;
+}
+
+function disjoint(a: Set<string>, b: Set<string>): boolean {
+  if (a.has('*') || b.has('*')) return false;
+  for (const x of a) if (b.has(x)) return false;
+  return true;
 }
 
 function mergeRepr(into: ReprField[], more: ReprField[]): void {

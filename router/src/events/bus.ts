@@ -4,8 +4,9 @@
  */
 import type { EventBus } from '../engine/event-fields.js';
 import type { EventProvider } from './provider.js';
+import type { SubjectLimits } from './subjects.js';
 
-export function providerBus(providers: Map<string, EventProvider>): EventBus {
+export function providerBus(providers: Map<string, EventProvider>, subjectLimits?: SubjectLimits): EventBus {
   const get = (id: string): EventProvider => {
     const provider = providers.get(id);
     if (!provider)
@@ -17,5 +18,6 @@ export function providerBus(providers: Map<string, EventProvider>): EventBus {
   return {
     publish: (id, subject, data) => get(id).publish(subject, data),
     request: (id, subject, data, timeoutMs) => get(id).request(subject, data, timeoutMs),
+    ...(subjectLimits ? { subjectLimits } : {}),
   };
 }

@@ -26,6 +26,17 @@ export interface BrokerSubscription {
   close(): Promise<void>;
 }
 
+/**
+ * Events may have been lost before the next message: core NATS across a reconnect (at-most-once:
+ * what was published while the router was away never reaches it). Providers that resume where
+ * they stopped (Kafka, JetStream) never report one.
+ */
+export interface DeliveryGap {
+  reason: 'broker_outage';
+  /** How many were lost, when the provider knows; a broker outage does not tell. */
+  dropped?: number;
+}
+
 export interface ProviderStatus {
   /** true when connected; otherwise a short reason ("reconnecting to nats://...:4222"). */
   ready: true | string;
@@ -41,6 +52,8 @@ export interface EventProvider {
     onMessage: (message: BrokerMessage) => void,
     /** Called when the subscription ends by itself (stream deleted, permission revoked...). */
     onError: (error: Error) => void,
+    /** Called, in order with `onMessage`, where events may have been lost (the subscription goes on). */
+    onGap?: (gap: DeliveryGap) => void,
   ): Promise<BrokerSubscription>;
   publish(subject: string, data: Uint8Array): Promise<void>;
   /** Request/reply: resolves with the reply's bytes, rejects on timeout or no responders. */

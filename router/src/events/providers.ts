@@ -22,7 +22,7 @@ export interface ProvidersConfig {
 export interface CreateProvidersOptions {
   logger?: Logger;
   /** Passed to every NatsProvider (reconnect pacing, timeouts). */
-  nats?: Omit<NatsProviderOptions, 'logger'>;
+  nats?: Omit<NatsProviderOptions, 'logger' | 'onReconnect'>;
   /** Passed to every KafkaProvider (debounce, probe pacing, timeouts); `instanceId` defaults to `nats.instanceId`. */
   kafka?: Omit<KafkaProviderOptions, 'logger' | 'onReconnect'>;
   /** When given, provider reconnects are counted in `router_events_provider_reconnects_total`. */
@@ -51,16 +51,22 @@ export function createProviders(
   (config.kafka ?? []).forEach((provider, i) => claim(provider.id, `events.providers.kafka[${i}]`));
 
   const providers = new Map<string, EventProvider>();
+  const metrics = options.metrics;
   for (const provider of config.nats) {
     providers.set(
       provider.id,
       isMemoryUrl(provider.url)
         ? new MemoryProvider(provider, { logger: options.logger })
-        : new NatsProvider(provider, { ...options.nats, logger: options.logger }),
+        : new NatsProvider(provider, {
+            ...options.nats,
+            logger: options.logger,
+            ...(metrics
+              ? { onReconnect: () => metrics.providerReconnects.inc({ provider_id: provider.id }) }
+              : {}),
+          }),
     );
   }
   for (const provider of config.kafka ?? []) {
-    const metrics = options.metrics;
     const instanceId = options.kafka?.instanceId ?? options.nats?.instanceId;
     providers.set(
       provider.id,

@@ -7,8 +7,15 @@
  * address a different token; whitespace or an empty token makes the subject invalid. So a value is
  * rejected, never escaped, and every error names the argument and the template to fix.
  *
+ * Why the bounds: the rendered subject travels in a protocol line to a connection every client of
+ * the router shares. nats-server closes a connection whose line is longer than its
+ * `max_control_line` (4,096 bytes by default), which would cut every subscriber off at once; Kafka
+ * refuses topics over 249 characters. So a rendered subject is bounded (`SubjectLimits`: bytes and
+ * tokens) before any broker sees it, and the error names the argument that made it too long.
+ *
  * Invariants: pure (no I/O, no clock); the output of `renderSubject` for NATS is a syntactically
- * valid subject; only scalars (string, number, boolean; an ID is a string) are ever interpolated.
+ * valid subject within its limits; only scalars (string, number, boolean; an ID is a string) are
+ * ever interpolated; an error message quotes at most a short preview of a client's value.
  */
 
 export type SubjectKind = 'nats' | 'kafka';
@@ -38,9 +45,41 @@ const KAFKA_TOPIC_MAX_LENGTH = 249;
 const hasForbiddenNatsChar = (text: string): boolean =>
   /\s/.test(text) || [...text].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f);
 
+/** Bounds of a rendered subject (router.yaml `events.subjects`). */
+export interface SubjectLimits {
+  /**
+   * Longest rendered NATS subject, in UTF-8 bytes. A Kafka topic is held to the smaller of this
+   * and Kafka's own 249 characters.
+   */
+  maxLength: number;
+  /** Most `.`-separated tokens in a rendered NATS subject. */
+  maxTokens: number;
+}
+
+/**
+ * Far below nats-server's 4,096-byte control line (which also carries the verb, a reply subject or
+ * a JetStream API prefix, sizes and ids), and far above any subject a schema needs.
+ */
+export const DEFAULT_SUBJECT_LIMITS: Readonly<SubjectLimits> = { maxLength: 512, maxTokens: 32 };
+
+/** nats-server's default `max_control_line`: the longest protocol line it accepts from a client. */
+export const NATS_DEFAULT_MAX_CONTROL_LINE = 4096;
+
+/**
+ * Bytes of a NATS protocol line such as `SUB <subject> <sid>\r\n` or
+ * `PUB <subject> <reply> <size>\r\n`: the verb, each argument after a space, and CRLF.
+ */
+export function natsControlLineBytes(verb: string, subject: string, ...rest: (string | number)[]): number {
+  let bytes = Buffer.byteLength(verb) + 1 + Buffer.byteLength(subject) + 2;
+  for (const arg of rest) bytes += 1 + Buffer.byteLength(String(arg));
+  return bytes;
+}
+
 export interface RenderOptions {
   /** Whether the template itself may contain `*`/`>` tokens (subscribe: yes; publish/request: no). */
   allowWildcards?: boolean;
+  /** Bounds of the rendered subject; default `DEFAULT_SUBJECT_LIMITS`. */
+  limits?: SubjectLimits;
 }
 
 /**
@@ -63,25 +102,69 @@ export function renderSubject(
   options: RenderOptions = {},
 ): string {
   checkTemplateSyntax(template);
-  const rendered = template.replace(ARGUMENT_TEMPLATE, (_match, path: string) =>
-    renderValue(lookup(args, path.split('.')), path, template, kind),
-  );
+  const limits = options.limits ?? DEFAULT_SUBJECT_LIMITS;
+  const maxBytes = maxSubjectBytes(kind, limits);
+  const noun = kind === 'nats' ? 'subject' : 'topic';
+  const limit = `a ${noun} may be at most ${maxBytes} ${kind === 'nats' ? 'bytes' : 'characters'} (${limitSource(kind, limits)})`;
+  /** The longest interpolated value, to blame when the whole subject is too long. */
+  let longest: { argument: string; bytes: number } | undefined;
+  const rendered = template.replace(ARGUMENT_TEMPLATE, (_match, path: string) => {
+    const text = renderValue(lookup(args, path.split('.')), path, template, kind, maxBytes, limit);
+    const bytes = Buffer.byteLength(text);
+    if (!longest || bytes > longest.bytes) longest = { argument: path, bytes };
+    return text;
+  });
+  const bytes = Buffer.byteLength(rendered);
+  if (bytes > maxBytes) {
+    if (longest && longest.bytes > 0)
+      throw new SubjectError(
+        `argument "${longest.argument}" of ${noun} template "${template}" is ${longest.bytes} bytes long, which makes the ${noun} ${bytes} bytes; ${limit}`,
+        template,
+        longest.argument,
+      );
+    throw new SubjectError(`${noun} template "${template}" is ${bytes} bytes long; ${limit}`, template);
+  }
   if (kind === 'nats') {
+    const tokens = rendered.split('.').length;
+    // Values cannot contain ".", so only the template decides the number of tokens.
+    if (tokens > limits.maxTokens)
+      throw new SubjectError(
+        `subject template "${template}" has ${tokens} tokens; a subject may have at most ${limits.maxTokens} (events.subjects.max_tokens)`,
+        template,
+      );
     const problem = natsSubjectProblem(rendered, { allowWildcards: options.allowWildcards ?? true });
     if (problem !== undefined)
       throw new SubjectError(
-        `subject template "${template}" renders to "${rendered}", which is not a valid NATS subject: ${problem}`,
+        `subject template "${template}" renders to "${preview(rendered)}", which is not a valid NATS subject: ${problem}`,
         template,
       );
   } else {
     const problem = kafkaTopicProblem(rendered);
     if (problem !== undefined)
       throw new SubjectError(
-        `topic template "${template}" renders to "${rendered}", which is not a valid Kafka topic: ${problem}`,
+        `topic template "${template}" renders to "${preview(rendered)}", which is not a valid Kafka topic: ${problem}`,
         template,
       );
   }
   return rendered;
+}
+
+/** The longest subject `kind` allows under `limits`: bytes for NATS, characters for Kafka (ASCII only). */
+export function maxSubjectBytes(kind: SubjectKind, limits: SubjectLimits = DEFAULT_SUBJECT_LIMITS): number {
+  return kind === 'kafka' ? Math.min(limits.maxLength, KAFKA_TOPIC_MAX_LENGTH) : limits.maxLength;
+}
+
+function limitSource(kind: SubjectKind, limits: SubjectLimits): string {
+  if (kind === 'kafka' && limits.maxLength >= KAFKA_TOPIC_MAX_LENGTH) return "Kafka's limit";
+  return 'events.subjects.max_length';
+}
+
+const PREVIEW_CHARS = 64;
+
+/** A client's value as an error message may quote it: short ones whole, long ones cut. */
+export function preview(text: string): string {
+  if (text.length <= PREVIEW_CHARS) return text;
+  return `${text.slice(0, PREVIEW_CHARS)}... (${Buffer.byteLength(text)} bytes)`;
 }
 
 /** Renders every template of one directive, in order. */
@@ -181,7 +264,15 @@ function lookup(args: Readonly<Record<string, unknown>>, path: readonly string[]
   return current;
 }
 
-function renderValue(value: unknown, argument: string, template: string, kind: SubjectKind): string {
+function renderValue(
+  value: unknown,
+  argument: string,
+  template: string,
+  kind: SubjectKind,
+  maxBytes: number,
+  /** How the limit is described in messages. */
+  limit: string,
+): string {
   const where = `argument "${argument}" of ${kind === 'nats' ? 'subject' : 'topic'} template "${template}"`;
   const fail = (why: string): never => {
     throw new SubjectError(`${where} ${why}`, template, argument);
@@ -200,16 +291,19 @@ function renderValue(value: unknown, argument: string, template: string, kind: S
     );
 
   if (text.length === 0) return fail('is empty');
+  // Before looking at the characters: a huge value is refused for its size, without scanning it.
+  if (text.length > maxBytes || Buffer.byteLength(text) > maxBytes)
+    fail(`is ${Buffer.byteLength(text)} bytes long; ${limit}`);
   if (kind === 'nats') {
     if (hasForbiddenNatsChar(text))
-      fail(`is ${JSON.stringify(text)}, which contains whitespace or a control character`);
+      fail(`is ${JSON.stringify(preview(text))}, which contains whitespace or a control character`);
     for (const char of ['*', '>', '.'])
       if (text.includes(char))
         fail(
-          `is "${text}", which contains "${char}" and would ${char === '.' ? "change the subject's tokens" : 'widen the subscription'}`,
+          `is "${preview(text)}", which contains "${char}" and would ${char === '.' ? "change the subject's tokens" : 'widen the subscription'}`,
         );
   } else if (!KAFKA_TOPIC_CHARS.test(text)) {
-    fail(`is "${text}"; a Kafka topic allows only letters, digits, ".", "_" and "-"`);
+    fail(`is "${preview(text)}"; a Kafka topic allows only letters, digits, ".", "_" and "-"`);
   }
   return text;
 }

@@ -27,8 +27,16 @@ export interface RouterMetrics {
   readonly eventFanoutSeconds: Histogram;
   readonly subgraphRequests: Counter<'subgraph'>;
   readonly droppedMessages: Counter<'reason'>;
+  /** Operations refused by a limit before planning (`security`, `introspection`), by reason. */
+  readonly operationsRejected: Counter<'reason'>;
   readonly httpRequests: Counter<'operation_type' | 'status'>;
   readonly httpRequestDuration: Histogram<'operation_type'>;
+  /** Open HTTP connections of the router's listener (WebSockets leave it once upgraded). */
+  readonly httpConnections: Gauge;
+  /** Connections refused, or answered 503, because `traffic_shaping.router.max_connections` was reached. */
+  readonly httpConnectionsRefused: Counter;
+  /** Requests cut because their headers or body did not arrive in time (408). */
+  readonly httpRequestTimeouts: Counter;
   /** Content type of `scrape()`. */
   readonly contentType: string;
   /** Prometheus exposition text: this router's metrics, then the process's. */
@@ -111,6 +119,12 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
       labelNames: ['reason'] as const,
       registers,
     }),
+    operationsRejected: new Counter({
+      name: 'router_operations_rejected_total',
+      help: 'Operations refused by a limit before planning (document size, tokens, depth, fields, cost, introspection, ...), by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     httpRequests: new Counter({
       name: 'router_http_requests_total',
       help: 'GraphQL requests over HTTP, by operation type and status code.',
@@ -122,6 +136,21 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
       help: 'Duration of GraphQL requests over HTTP, by operation type.',
       labelNames: ['operation_type'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    httpConnections: new Gauge({
+      name: 'router_http_connections',
+      help: 'Open HTTP connections of the router listener (WebSocket connections are not counted once upgraded).',
+      registers,
+    }),
+    httpConnectionsRefused: new Counter({
+      name: 'router_http_connections_refused_total',
+      help: 'HTTP connections closed or answered 503 because traffic_shaping.router.max_connections was reached.',
+      registers,
+    }),
+    httpRequestTimeouts: new Counter({
+      name: 'router_http_request_timeouts_total',
+      help: 'HTTP requests cut with 408 because their headers or body did not arrive in time.',
       registers,
     }),
     contentType: registry.contentType,

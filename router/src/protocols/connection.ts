@@ -20,6 +20,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService, Started } from '../subscriptions/service.js';
 import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
+import { INTERNAL_ERROR } from '../engine/limits.js';
 
 /** The little a protocol needs from a WebSocket. */
 export interface ProtocolSocket {
@@ -331,7 +332,7 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
       started = this.service.start(request, this.context, operation);
     } catch (err) {
       this.hooks.onInternalError?.(err);
-      if (operation.finish()) this.sendStartError(operation.idJson, 'Internal server error');
+      if (operation.finish()) this.sendErrors(operation, [INTERNAL_ERROR]);
       return;
     }
     if (!started.ok) {

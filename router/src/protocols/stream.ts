@@ -16,6 +16,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService } from '../subscriptions/service.js';
 import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
+import type { QueuedOutlet } from './send-budget.js';
 
 export interface StreamSocket {
   /** Queues text on the response; never blocks. The first write commits the response head. */
@@ -24,8 +25,10 @@ export interface StreamSocket {
   end(): void;
   /** Drops the connection now, discarding what is queued (a slow consumer). */
   destroy(): void;
-  /** Bytes queued but not yet handed to the network. */
+  /** The backlog: what earlier turns queued and the network has not taken (with its overhead). */
   bufferedAmount(): number;
+  /** What the queue holds against the send buffer budget (protocols/send-budget.ts `heldCost`). */
+  queuedBytes(): number;
 }
 
 export interface StreamOptions {
@@ -55,7 +58,7 @@ export interface StreamFraming {
   heartbeat: string | undefined;
 }
 
-export interface OperationStream {
+export interface OperationStream extends QueuedOutlet {
   /** The client went away (or the response failed): stop the operation. Idempotent. */
   closed(): void;
   /** Ends the stream from the server side (shutdown), without its proper end: the client may retry. */
@@ -65,8 +68,8 @@ export interface OperationStream {
 export type StreamStart =
   { ok: false; errors: readonly GraphQLFormattedError[] } | { ok: true; stream: OperationStream };
 
-/** One operation on one response: its state, its sink, its framing and its outlet. */
-class StreamRun extends OperationRun implements Outlet {
+/** One operation on one response: its state, its sink, its framing, its outlet and its handle. */
+class StreamRun extends OperationRun implements Outlet, OperationStream {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private opened = false;
 
@@ -91,6 +94,32 @@ class StreamRun extends OperationRun implements Outlet {
   drop(): void {
     this.cancel();
     this.socket.destroy();
+  }
+
+  // OperationStream: the adapter's handle on the stream.
+  closed(): void {
+    this.cancel();
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.cancel();
+    this.socket.end();
+  }
+
+  queuedBytes(): number {
+    return this.socket.queuedBytes();
+  }
+
+  get closing(): boolean {
+    return this.ended;
+  }
+
+  /** The send buffer budget cuts this stream: a slow consumer (true), or one already ended. */
+  cut(): boolean {
+    const live = !this.ended;
+    this.drop();
+    return live;
   }
 
   /** Every write goes through here, so the preamble precedes the first text. */
@@ -132,8 +161,7 @@ class StreamRun extends OperationRun implements Outlet {
 
 /** Starts the operation; on success the stream is open and its head written. */
 export function startStream(options: StreamOptions, framing: StreamFraming): StreamStart {
-  const { socket } = options;
-  const run = new StreamRun(socket, framing, options.sendBufferLimitBytes, options.hooks);
+  const run = new StreamRun(options.socket, framing, options.sendBufferLimitBytes, options.hooks);
   const started = options.operations.start(options.request, options.context, run);
 
   if (!started.ok) {
@@ -141,15 +169,5 @@ export function startStream(options: StreamOptions, framing: StreamFraming): Str
     return { ok: false, errors: started.errors };
   }
   if (run.started(started)) run.open(options.heartbeatIntervalMs);
-  return {
-    ok: true,
-    stream: {
-      closed: () => run.cancel(),
-      end() {
-        if (run.ended) return;
-        run.cancel();
-        socket.end();
-      },
-    },
-  };
+  return { ok: true, stream: run };
 }

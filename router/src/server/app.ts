@@ -21,6 +21,8 @@ import { createEventStreamHandler, type EventStreamHandler } from './sse.js';
 import { websocketPlugin } from './websocket.js';
 import { headersRead } from '../engine/headers.js';
 import type { Drain } from './drain.js';
+import { SendBudget } from '../protocols/send-budget.js';
+import { checkFileLimit, clientErrorHandler, ConnectionGuard, httpServerOptions } from './connections.js';
 
 export interface RouterServerOptions {
   config: RouterConfig;
@@ -39,13 +41,36 @@ export interface RouterServerOptions {
 
 export async function buildRouterServer(options: RouterServerOptions): Promise<FastifyInstance> {
   const { config, gateway, metrics, readiness, logger, operations, drain } = options;
+  const edge = config.trafficShaping.router;
+  const http = httpServerOptions(edge);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request is too much for a router; failures are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.trafficShaping.router.maxRequestBodySizeBytes,
+    bodyLimit: edge.maxRequestBodySizeBytes,
     routerOptions: { ignoreTrailingSlash: true },
+    // Stalled headers or bodies are cut (408); fastify would otherwise wait forever for a body.
+    http,
+    requestTimeout: http.requestTimeout,
+    keepAliveTimeout: http.keepAliveTimeout,
+    clientErrorHandler: clientErrorHandler(metrics),
   });
+  // Before any route: a connection beyond max_connections may only reach the health endpoints.
+  const guard = new ConnectionGuard({
+    maxConnections: edge.maxConnections,
+    healthCheckConnections: edge.healthCheckConnections,
+    metrics,
+    logger,
+  });
+  guard.attach(app.server);
+  app.addHook('onRequest', guard.onRequest);
+  await checkFileLimit(
+    {
+      httpConnections: edge.maxConnections + edge.healthCheckConnections,
+      webSockets: config.websocket.enabled ? config.websocket.maxConnections : 0,
+    },
+    logger,
+  );
 
   let playgroundHtml: (() => string) | undefined;
   if (config.playground.enabled) {
@@ -58,6 +83,16 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
   let multipart: MultipartHandler | undefined;
   if (operations) {
     const sendBufferLimitBytes = config.subscriptions.sendBufferLimitBytes;
+    // What every client's queue together may hold; the largest are cut first beyond it.
+    const budget = new SendBudget(config.subscriptions.sendBufferBudgetBytes, {
+      onCut: (cut, queuedBytes) => {
+        metrics.droppedMessages.inc({ reason: 'send_buffer_budget' }, cut);
+        logger.warn(
+          { cut, queuedBytes, budget: config.subscriptions.sendBufferBudgetBytes },
+          'send buffer budget exceeded: closed the clients with the largest queues as slow consumers',
+        );
+      },
+    });
     const streams = { open: 0, max: config.subscriptions.maxStreams };
     eventStream = createEventStreamHandler({
       streams,
@@ -65,6 +100,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
       metrics,
       keepaliveIntervalMs: config.subscriptions.sseKeepaliveIntervalMs,
       sendBufferLimitBytes,
+      budget,
     });
     multipart = createMultipartHandler({
       streams,
@@ -72,6 +108,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
       metrics,
       heartbeatIntervalMs: config.subscriptions.multipartHeartbeatIntervalMs,
       sendBufferLimitBytes,
+      budget,
     });
     // Open streams would otherwise hold `close()` until their clients leave.
     const handlers = [eventStream, multipart];
@@ -89,6 +126,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
         logger,
         websocket: config.websocket,
         sendBufferLimitBytes,
+        budget,
         drain,
       });
   }

@@ -15,6 +15,7 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
+import { INTERNAL_ERROR } from '../engine/limits.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import type { MultipartHandler } from './multipart.js';
@@ -111,7 +112,8 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)
       return sendErrors(reply, error.statusCode, mediaType, error.message);
     request.log.error({ err: error }, 'GraphQL request failed');
-    return sendErrors(reply, 500, mediaType, 'Internal server error.');
+    // The detail stays in the log: a client gets the stable code only.
+    return sendResult(reply, 500, mediaType, { errors: [INTERNAL_ERROR] });
   });
 
   app.addHook('onResponse', async (request, reply) => {

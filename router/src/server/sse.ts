@@ -21,10 +21,20 @@
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { getOperationAST, parse, type GraphQLFormattedError, type OperationTypeNode } from 'graphql';
+import type { GraphQLFormattedError, OperationTypeNode } from 'graphql';
+import { operationTypeOf } from '../engine/limits.js';
 import type { GraphQLRequest } from '../engine/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
+import {
+  backlogCost,
+  CHUNK_OVERHEAD_BYTES,
+  heldCost,
+  currentTurn,
+  nextAverage,
+  turnNumber,
+  type SendBudget,
+} from '../protocols/send-budget.js';
 import { MULTIPART_MIXED } from '../protocols/multipart.js';
 import { EVENT_STREAM, rejectedStream, startEventStream } from '../protocols/sse.js';
 import type { OperationStream, StreamOptions, StreamSocket, StreamStart } from '../protocols/stream.js';
@@ -39,6 +49,8 @@ export interface StreamHandlerOptions {
   heartbeatIntervalMs: number;
   /** `subscriptions.send_buffer_limit`. */
   sendBufferLimitBytes: number;
+  /** `subscriptions.send_buffer_budget`: what every client's queue together may hold. */
+  budget?: SendBudget;
   /**
    * `subscriptions.max_streams`: open streams of every streamed protocol together (the handlers
    * of SSE and multipart share this object); one more request gets 503.
@@ -116,6 +128,7 @@ export function createStreamHandler(
     if (stream && open.delete(stream)) streams.open--;
     if (open.size === 0) whenIdle?.();
   };
+  options.budget?.addSource(() => open);
 
   return {
     accepts,
@@ -140,10 +153,16 @@ export function createStreamHandler(
         ]);
 
       let stream: OperationStream | undefined;
-      const { socket, signal } = openStreamingResponse(reply, response.headers, metrics, () => {
-        forget(stream);
-        stream?.closed();
-      });
+      const { socket, signal } = openStreamingResponse(
+        reply,
+        response.headers,
+        metrics,
+        () => {
+          forget(stream);
+          stream?.closed();
+        },
+        options.budget,
+      );
       const started = response.start({
         socket,
         operations,
@@ -201,36 +220,82 @@ export function openStreamingResponse(
   headers: OutgoingHttpHeaders,
   metrics: RouterMetrics,
   onClose: () => void,
+  budget?: SendBudget,
 ): StreamingResponse {
-  const res = reply.raw;
   const controller = new AbortController();
-  let committed = false;
-  const commit = () => {
-    committed = true;
+  const socket = new ResponseSocket(reply, headers, metrics, onClose, controller, budget);
+  return { socket, signal: controller.signal };
+}
+
+/**
+ * A streamed response as a `StreamSocket`. What is queued counts what it holds in memory (its
+ * bytes plus the overhead of each chunk in it, protocols/send-budget.ts); like a WebSocket's,
+ * what was written in the current event-loop turn is not backlog yet (a burst of events leaves
+ * when the turn ends), and every text is charged to the send buffer budget.
+ */
+class ResponseSocket implements StreamSocket {
+  private committed = false;
+  /** The turn the last text was written in, and that turn's characters. */
+  private turn = -1;
+  private turnBytes = 0;
+  /** The recent texts' size, to tell how many chunks a backlog holds. */
+  private chunkBytes = 0;
+
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly headers: OutgoingHttpHeaders,
+    private readonly metrics: RouterMetrics,
+    private readonly onClose: () => void,
+    private readonly controller: AbortController,
+    private readonly budget: SendBudget | undefined,
+  ) {}
+
+  write(text: string): void {
+    if (!this.committed) this.commit();
+    const size = text.length;
+    const turn = currentTurn();
+    if (turn !== this.turn) {
+      this.turn = turn;
+      this.turnBytes = 0;
+    }
+    this.turnBytes += size;
+    this.chunkBytes = nextAverage(this.chunkBytes, size);
+    this.reply.raw.write(text);
+    this.budget?.charge(size + CHUNK_OVERHEAD_BYTES);
+  }
+
+  end(): void {
+    if (!this.committed) this.commit();
+    this.reply.raw.end();
+  }
+
+  destroy(): void {
+    this.reply.raw.destroy();
+  }
+
+  bufferedAmount(): number {
+    const thisTurn = this.turn === turnNumber() ? this.turnBytes : 0;
+    return backlogCost(this.reply.raw.writableLength, thisTurn, this.chunkBytes, CHUNK_OVERHEAD_BYTES);
+  }
+
+  queuedBytes(): number {
+    const thisTurn = this.turn === turnNumber() ? this.turnBytes : 0;
+    return heldCost(this.reply.raw.writableLength, thisTurn, this.chunkBytes, CHUNK_OVERHEAD_BYTES);
+  }
+
+  private commit(): void {
+    this.committed = true;
+    const { reply, metrics, controller } = this;
+    const res = reply.raw;
     reply.hijack();
-    res.writeHead(200, headers);
+    res.writeHead(200, this.headers);
     metrics.engineConnections.inc();
     res.once('close', () => {
       metrics.engineConnections.dec();
-      onClose();
+      this.onClose();
       if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
     });
-  };
-  return {
-    socket: {
-      write(text) {
-        if (!committed) commit();
-        res.write(text);
-      },
-      end() {
-        if (!committed) commit();
-        res.end();
-      },
-      destroy: () => res.destroy(),
-      bufferedAmount: () => res.writableLength,
-    },
-    signal: controller.signal,
-  };
+  }
 }
 
 function isFinished(res: ServerResponse): boolean {
@@ -277,13 +342,13 @@ export function prefersEventStream(accept: string | undefined): boolean {
   return stream.q > 0 && stream.q >= json.q;
 }
 
-/** The operation the request would run, or undefined when its document does not parse (the service's to report). */
+/**
+ * The operation the request would run, or undefined when the document names no such single
+ * operation (the service's to report). Read by the lexer alone, without building a tree: the
+ * document has not met the operation limits yet.
+ */
 export function operationKind(params: GraphQLRequest): OperationTypeNode | undefined {
-  try {
-    return getOperationAST(parse(params.query), params.operationName)?.operation;
-  } catch {
-    return undefined;
-  }
+  return operationTypeOf(params.query, params.operationName);
 }
 
 function sendErrors(

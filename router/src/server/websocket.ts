@@ -28,8 +28,17 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { WebSocketConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
-import type {
-  ProtocolConnection,
+import {
+  backlogCost,
+  heldCost,
+  nextAverage,
+  WEBSOCKET_FRAME_OVERHEAD_BYTES,
+  type QueuedOutlet,
+  type SendBudget,
+} from '../protocols/send-budget.js';
+import {
+  ConnectionCloseCode,
+  type ProtocolConnection,
   ProtocolOptions,
   ProtocolSocket,
   ResultEnvelope,
@@ -49,6 +58,8 @@ export interface WebSocketOptions {
   websocket: WebSocketConfig;
   /** `subscriptions.send_buffer_limit`. */
   sendBufferLimitBytes: number;
+  /** `subscriptions.send_buffer_budget`: what every client's queue together may hold. */
+  budget?: SendBudget;
   /** Registers the sockets for a graceful drain (SIGTERM). */
   drain?: Drain;
   /**
@@ -64,7 +75,7 @@ const SHUTDOWN_GRACE_MS = 3000;
 type OpenProtocol = (options: ProtocolOptions) => ProtocolConnection;
 
 export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app, options) => {
-  const { path, operations, metrics, websocket } = options;
+  const { path, operations, metrics, websocket, budget } = options;
   const keepHeader = options.keepHeader ?? (() => false);
   const logger = options.logger.child({ transport: 'websocket' });
   const hooks = deliveryMetrics(metrics);
@@ -165,13 +176,15 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       );
       return;
     }
+    const writer = new SocketWriter(ws, budget);
     const connection = openProtocol({
-      socket: new SocketWriter(ws),
+      socket: writer,
       operations,
       context: requestContext(upgradeHeaders, keepHeader),
       limits,
       hooks: protocolHooks,
     });
+    writer.connection = connection;
     open.set(ws, connection);
     metrics.engineConnections.inc();
     ws.on('message', onMessage);
@@ -192,6 +205,9 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   heartbeat?.unref();
 
   app.server.on('upgrade', onUpgrade);
+  budget?.addSource(function* () {
+    for (const connection of open.values()) yield connection.socket as SocketWriter;
+  });
 
   let idle: (() => void) | undefined;
   options.drain?.register({
@@ -231,23 +247,33 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
  * deliveries/s of first-frame-at-once at 10,000 sockets (`npm run bench -- fanout`). One
  * `setImmediate` per turn serves every socket.
  * Bytes queued in the current turn are not backlog, so they do not count against the send buffer
- * limit (`bufferedAmount`).
+ * limit (`bufferedAmount`). What is queued counts what it holds in memory: its bytes plus the
+ * overhead of each frame in it (protocols/send-budget.ts), and every frame is charged to the
+ * router's send buffer budget, which may cut this connection (`cut`) when it holds the most.
  */
-export class SocketWriter implements ProtocolSocket {
+export class SocketWriter implements ProtocolSocket, QueuedOutlet {
   private readonly tcp: Socket | undefined;
   /** The socket's `bytesRead` when the last heartbeat ping went out; -1: none went out yet. */
   private readAtPing = -1;
   /** Bytes (about: characters of `send`) queued in the current turn (0: none yet). */
-  private turnChars = 0;
+  private turnBytes = 0;
+  /** The recent frames' size, to tell how many frames a backlog holds. */
+  private frameBytes = 0;
   private corked = false;
+  /** The protocol connection on this socket, closed as a slow consumer when the budget cuts it. */
+  connection: ProtocolConnection | undefined = undefined;
 
-  constructor(private readonly ws: WebSocket) {
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly budget?: SendBudget,
+  ) {
     this.tcp = (ws as unknown as { _socket?: Socket })._socket;
   }
 
   send(text: string): void {
     this.beginFrame(text.length);
     this.ws.send(text);
+    this.budget?.charge(text.length + WEBSOCKET_FRAME_OVERHEAD_BYTES);
   }
 
   /**
@@ -291,10 +317,14 @@ export class SocketWriter implements ProtocolSocket {
       tcp.write(body);
       tcp.uncork();
     }
+    this.budget?.charge(length + WEBSOCKET_FRAME_OVERHEAD_BYTES);
   }
 
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
+    // A slow consumer's close frame waits behind its queue; the queue is freed by then at the latest.
+    if (code === ConnectionCloseCode.SlowConsumer)
+      setTimeout(terminateSocket, SLOW_CONSUMER_CLOSE_GRACE_MS, this.ws).unref();
   }
 
   /**
@@ -311,12 +341,38 @@ export class SocketWriter implements ProtocolSocket {
     return true;
   }
 
+  /** Backlog (what earlier turns queued), with the overhead of each frame in it. */
   bufferedAmount(): number {
-    return Math.max(0, this.ws.bufferedAmount - this.turnChars);
+    return backlogCost(
+      this.ws.bufferedAmount,
+      this.turnBytes,
+      this.frameBytes,
+      WEBSOCKET_FRAME_OVERHEAD_BYTES,
+    );
+  }
+
+  /** What the queue holds against the send buffer budget: this turn's frames too, once behind. */
+  queuedBytes(): number {
+    return heldCost(this.ws.bufferedAmount, this.turnBytes, this.frameBytes, WEBSOCKET_FRAME_OVERHEAD_BYTES);
+  }
+
+  get closing(): boolean {
+    return this.ws.readyState !== this.ws.OPEN;
+  }
+
+  /** The budget's cut: closes as a slow consumer; a socket already closing is dropped at once. */
+  cut(): boolean {
+    const connection = this.connection;
+    if (this.ws.readyState === this.ws.OPEN && connection) {
+      connection.close(ConnectionCloseCode.SlowConsumer, 'slow consumer: the send buffer budget is used up');
+      return true;
+    }
+    this.ws.terminate();
+    return false;
   }
 
   endTurn(): void {
-    this.turnChars = 0;
+    this.turnBytes = 0;
     if (this.corked) {
       this.corked = false;
       this.tcp?.uncork();
@@ -325,14 +381,15 @@ export class SocketWriter implements ProtocolSocket {
 
   /** Before each frame: leave at once, or corked (a second frame this turn, or coalescing). */
   private beginFrame(size: number): void {
-    if (this.turnChars === 0) {
+    this.frameBytes = nextAverage(this.frameBytes, size);
+    if (this.turnBytes === 0) {
       touchedThisTurn(this);
       if (turns.coalescing) this.cork();
     } else {
       turns.coalesced = true;
       if (!this.corked) this.cork();
     }
-    this.turnChars += size;
+    this.turnBytes += size;
   }
 
   private cork(): void {
@@ -340,6 +397,15 @@ export class SocketWriter implements ProtocolSocket {
     this.corked = true;
     this.tcp.cork();
   }
+}
+
+/**
+ * How long a slow consumer's socket may take to flush its queue and close frame before it is
+ * dropped (`ws` would wait 30 s, holding the queue's memory all that time).
+ */
+const SLOW_CONSUMER_CLOSE_GRACE_MS = 5000;
+function terminateSocket(ws: WebSocket): void {
+  if (ws.readyState !== ws.CLOSED) ws.terminate();
 }
 
 /** The bytes of `json + "}"`, encoded once while every socket of an event gets the same text. */

@@ -12,6 +12,10 @@
  * - Events are delivered to a Group in the order they arrived, even though resolutions overlap;
  *   a Group with more than `maxPendingEvents` unresolved events drops new ones (counted), so a
  *   slow subgraph cannot grow memory without bound.
+ * - Loss is never silent: where a Group dropped events, or the broker lost some (core NATS across
+ *   a reconnect: `onGap`), its clients get a `next` with an `EVENTS_DROPPED` error in order, at the
+ *   point of the gap: how many (when known) and why, so they can resynchronise. One run of drops
+ *   is one signal; only a run costs an allocation, never an event.
  *
  * - On a new execution config, `replan` prepares every client subscription again: still valid, it
  *   moves to its new Group (on the same Trigger when its subjects did not change, so the broker
@@ -25,9 +29,16 @@
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
-import type { BrokerMessage, BrokerSubscription, EventProvider, SubscribeSpec } from '../events/provider.js';
+import type {
+  BrokerMessage,
+  BrokerSubscription,
+  DeliveryGap,
+  EventProvider,
+  SubscribeSpec,
+} from '../events/provider.js';
 import { compileFilter, type CompiledFilter } from '../events/filter.js';
 import { eventSubjects } from '../engine/event-fields.js';
+import type { SubjectLimits } from '../events/subjects.js';
 import type {
   ExecutionResult,
   GraphQLRequest,
@@ -47,6 +58,8 @@ export interface SubscriptionEngineOptions {
   triggerGracePeriodMs?: number;
   /** Unresolved events a Group may hold before it drops new ones. */
   maxPendingEvents?: number;
+  /** Bounds of rendered subjects (router.yaml `events.subjects`); default DEFAULT_SUBJECT_LIMITS. */
+  subjectLimits?: SubjectLimits;
 }
 
 /**
@@ -82,10 +95,49 @@ class Member {
   }
 }
 
+/**
+ * Events a Group's clients miss, between two Trigger sequence numbers: a run of events the Group
+ * dropped (`count` of them, `first`..`last`), or a broker outage before event `first` (`count`
+ * unknown). Its signal follows the events before it and precedes those after it.
+ */
+class Gap {
+  last: number;
+  constructor(
+    readonly reason: 'backlog' | DeliveryGap['reason'],
+    readonly first: number,
+    public count: number | undefined,
+  ) {
+    this.last = first;
+  }
+
+  /** How many of these events a client that takes the events `from`..`until` missed (-1: unknown). */
+  missedBy(from: number, until: number): number {
+    const count = this.count;
+    if (this.reason !== 'backlog') return from <= this.first && this.first <= until ? (count ?? -1) : 0;
+    if (count === undefined) return 0;
+    const lo = Math.max(this.first, from);
+    const hi = Math.min(this.last, until);
+    return hi < lo ? 0 : Math.min(count, hi - lo + 1);
+  }
+}
+
+/** The `next` payload that tells a client it missed events (`dropped` -1: how many is unknown). */
+export function eventsDroppedPayload(reason: Gap['reason'], dropped: number): string {
+  const message =
+    reason === 'backlog'
+      ? `${dropped} event${dropped === 1 ? ' was' : 's were'} dropped here: they arrived faster than this subscription's events could be resolved (subscriptions.max_group_backlog); resynchronise if every event matters`
+      : 'events may have been missed here: the router lost its connection to the event broker, and events published meanwhile were not delivered; resynchronise if every event matters';
+  const extensions =
+    dropped < 0 ? { code: 'EVENTS_DROPPED', reason } : { code: 'EVENTS_DROPPED', reason, dropped };
+  return JSON.stringify({ errors: [{ message, extensions }] });
+}
+
 class Group {
   readonly members = new Set<Member>();
   private tail: Promise<void> = Promise.resolve();
   private pending = 0;
+  /** The run of dropped events not yet closed by an accepted one. */
+  private dropping: Gap | undefined = undefined;
   /** The filter with this Group's arguments bound, and the field paths it reads. */
   private readonly filter: { matches: (data: unknown) => boolean; paths: string[][] } | undefined;
 
@@ -114,10 +166,8 @@ class Group {
     seq: number,
   ): void {
     const { metrics } = this.engine;
-    if (this.pending >= this.engine.maxPendingEvents) {
-      metrics.droppedMessages.inc({ reason: 'backlog' }, this.members.size);
-      return;
-    }
+    if (this.pending >= this.engine.maxPendingEvents) return this.drop(event, seq);
+    this.dropping = undefined;
     const problem = this.prepared.check(event);
     let work: Promise<string | undefined>;
     if (problem) {
@@ -144,6 +194,47 @@ class Group {
           this.fanOut(errorPayload(`resolving the event on subject "${subject}" failed`), received, seq);
         },
       );
+  }
+
+  /** The backlog is full: `event` is dropped, and its clients will be told where and how many. */
+  private drop(event: unknown, seq: number): void {
+    const filter = this.filter;
+    if (filter) {
+      // An event the filter refuses on its own fields was never for these clients: nothing is lost.
+      const view = filterView(event, filter.paths);
+      if (view !== undefined && !filter.matches(view)) return;
+    }
+    this.engine.metrics.droppedMessages.inc({ reason: 'backlog' }, this.members.size);
+    let gap = this.dropping;
+    if (!gap) {
+      const opened = (this.dropping = gap = new Gap('backlog', seq, 0));
+      this.tail = this.tail.then(() => this.signal(opened));
+    }
+    gap.count!++;
+    gap.last = seq;
+  }
+
+  /** The broker may have lost events before Trigger event `seq`: signalled after those before it. */
+  interrupted(reason: DeliveryGap['reason'], seq: number, dropped: number | undefined): void {
+    this.dropping = undefined;
+    const gap = new Gap(reason, seq, dropped);
+    this.tail = this.tail.then(() => this.signal(gap));
+  }
+
+  /** Tells each member what it missed of `gap` (members that joined after it missed nothing). */
+  private signal(gap: Gap): void {
+    if (this.dropping === gap) this.dropping = undefined;
+    let json = '';
+    let jsonFor = 0;
+    for (const member of this.members) {
+      const missed =
+        member.current === this
+          ? gap.missedBy(member.from, Number.MAX_SAFE_INTEGER)
+          : gap.missedBy(member.previousFrom, member.previousUntil);
+      if (!missed) continue;
+      if (missed !== jsonFor) json = eventsDroppedPayload(gap.reason, (jsonFor = missed));
+      member.sink.next(json);
+    }
   }
 
   private async resolve(event: unknown, dedupe: Map<string, Promise<unknown>>): Promise<string | undefined> {
@@ -202,6 +293,7 @@ class Trigger {
         spec,
         (message) => this.onMessage(message),
         (error) => this.fail(error),
+        (gap) => this.onGap(gap),
       )
       .then((sub) => {
         if (this.closed) void sub.close();
@@ -230,6 +322,18 @@ class Trigger {
     const seq = ++this.seq;
     const dedupe = new Map<string, Promise<unknown>>();
     for (const group of this.groups.values()) group.accept(event, message.subject, dedupe, received, seq);
+  }
+
+  /** The broker may have lost events before the next one: every Group signals it in order. */
+  private onGap(gap: DeliveryGap): void {
+    if (this.closed) return;
+    // One line per Trigger: debug (the provider logs the reconnect itself).
+    this.engine.logger.debug(
+      { trigger: this.key, reason: gap.reason },
+      'events may have been lost: telling the subscribers',
+    );
+    const next = this.seq + 1;
+    for (const group of this.groups.values()) group.interrupted(gap.reason, next, gap.dropped);
   }
 
   /** The broker subscription failed or ended: every client of this Trigger gets the error. */
@@ -379,7 +483,7 @@ export class SubscriptionEngine {
     if ((provider.kind === 'kafka') !== (source.providerKind === 'kafka'))
       return `event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`;
     try {
-      const subjects = eventSubjects(source, prepared.args);
+      const subjects = eventSubjects(source, prepared.args, this.options.subjectLimits);
       const filter = this.filterFor(source);
       return { provider, spec: { subjects: [...new Set(subjects)].sort(), stream: source.stream }, filter };
     } catch (err) {

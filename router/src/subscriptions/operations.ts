@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { GatewayHolder } from '../server/gateway-holder.js';
+import { INTERNAL_ERROR } from '../engine/limits.js';
 import type { SubscriptionEngine } from './engine.js';
 import type { OperationService, ResultSink, Started } from './service.js';
 
@@ -37,7 +38,7 @@ export function createOperationService(
         },
         (err: unknown) => {
           logger.error({ err }, 'operation failed');
-          if (!stopped) sink.error([{ message: 'internal error while executing the operation' }]);
+          if (!stopped) sink.error([INTERNAL_ERROR]);
         },
       );
       return {

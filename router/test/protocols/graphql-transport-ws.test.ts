@@ -107,7 +107,7 @@ describe('graphql-transport-ws state machine', () => {
     expect(socket.sent.at(-1)).toEqual({
       id: '1',
       type: 'error',
-      payload: [{ message: 'Internal server error' }],
+      payload: [{ message: 'Internal server error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
     });
     expect(errors).toHaveLength(1);
     expect(socket.closedWith).toBeUndefined();

@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
 import type { WebSocket } from 'ws';
+import { WEBSOCKET_FRAME_OVERHEAD_BYTES } from '../../src/protocols/send-budget.js';
 import { SocketWriter } from '../../src/server/websocket.js';
 
 /** A `ws` WebSocket as far as the writer uses it, logging what reaches the TCP socket. */
@@ -60,14 +61,28 @@ describe('SocketWriter: coalescing frames into one write per turn', () => {
     expect(log).toEqual(['a:written 5']);
   });
 
-  it('bytes queued in the current turn are not backlog', async () => {
+  it('bytes queued in the current turn are not backlog while the client keeps up', async () => {
     const ws = fakeSocket([], 'a') as unknown as { bufferedAmount: number };
     const writer = new SocketWriter(ws as unknown as WebSocket);
     writer.send('x'.repeat(100));
-    ws.bufferedAmount = 130;
-    expect(writer.bufferedAmount()).toBe(30);
+    ws.bufferedAmount = 100;
+    expect(writer.bufferedAmount()).toBe(0);
     await nextTurn();
-    expect(writer.bufferedAmount()).toBe(130);
+    // Still queued a turn later: backlog, each frame with what it holds besides its bytes.
+    expect(writer.bufferedAmount()).toBe(100 + WEBSOCKET_FRAME_OVERHEAD_BYTES);
+  });
+
+  it('a client that is behind: its backlog, and for the budget this turn’s frames too, each with its overhead', async () => {
+    const ws = fakeSocket([], 'a') as unknown as { bufferedAmount: number };
+    const writer = new SocketWriter(ws as unknown as WebSocket);
+    for (let i = 0; i < 10; i++) writer.send('x'.repeat(100));
+    await nextTurn();
+    ws.bufferedAmount = 1000; // nothing left the process
+    for (let i = 0; i < 10; i++) writer.send('x'.repeat(100));
+    ws.bufferedAmount = 2000;
+    // Its own limit counts the backlog of earlier turns; the budget, all it holds.
+    expect(writer.bufferedAmount()).toBe(1000 + 10 * WEBSOCKET_FRAME_OVERHEAD_BYTES);
+    expect(writer.queuedBytes()).toBe(2000 + 20 * WEBSOCKET_FRAME_OVERHEAD_BYTES);
   });
 });
 

@@ -6,6 +6,10 @@
  * once connected the client reconnects forever; `status()` is not ready while disconnected, so
  * /health/ready tells the truth. Subscriptions survive reconnects (the client re-subscribes).
  *
+ * Core NATS is at-most-once: what is published while the connection is down never arrives. A core
+ * subscription that lived through a disconnect reports a gap (`onGap`, reason `broker_outage`)
+ * once the connection is back, before its next message, so its clients learn they missed events.
+ *
  * Subscribe: one core subscription per subject, all feeding one callback. With a stream spec, one
  * durable pull consumer per subject (created if missing, filtered on that subject), named
  * `consumerName`, or `consumerName-0`, `consumerName-1`... when there are several subjects,
@@ -14,6 +18,11 @@
  *
  * Publish resolves once the server has the message (a flush round trip, shared by the publishes of
  * the same tick); request/reply tells "no responders" from "timed out".
+ *
+ * One connection serves every subscription, so nothing one client asks for may get it closed: a
+ * protocol line longer than the server's `max_control_line` (SUB, PUB, a request's PUB with its
+ * inbox, a JetStream consumer's API subject) is refused before it is written. Every time the
+ * connection comes back after a loss, `onReconnect` is called (the reconnect metric).
  *
  * Invariants: as EventProvider requires; errors are ProviderErrors naming what to fix; callbacks
  * never throw into the NATS client; `close()` stops every callback, then drains the connection.
@@ -46,13 +55,20 @@ import {
   ProviderError,
   type BrokerMessage,
   type BrokerSubscription,
+  type DeliveryGap,
   type EventProvider,
   type ProviderStatus,
   type SubscribeSpec,
   messageOf,
   withoutPrefix,
 } from '../provider.js';
-import { natsSubjectProblem, subjectsOverlap } from '../subjects.js';
+import {
+  NATS_DEFAULT_MAX_CONTROL_LINE,
+  natsControlLineBytes,
+  natsSubjectProblem,
+  preview,
+  subjectsOverlap,
+} from '../subjects.js';
 
 export interface NatsProviderOptions {
   logger?: Logger;
@@ -70,6 +86,11 @@ export interface NatsProviderOptions {
    * splitting it with the others. Unset: consumer names are used as configured.
    */
   instanceId?: string;
+  /**
+   * Called each time the provider reaches the server again after losing it: the client's own
+   * reconnect, or a new connection after the previous one closed (a metric hook).
+   */
+  onReconnect?: () => void;
 }
 
 type StreamSpec = NonNullable<SubscribeSpec['stream']>;
@@ -80,11 +101,22 @@ interface ActiveSubscription {
   close(): Promise<void>;
   /** Ends the subscription because of `error` and tells the subscriber. */
   fail(error: Error): void;
+  /**
+   * Core subscriptions: the connection dropped (`lost`), and came back (`regained`): whatever was
+   * published meanwhile is gone, and the subscriber is told so before its next message.
+   */
+  lost?(): void;
+  regained?(): void;
 }
 
 const DEFAULT_RECONNECT_WAIT_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_OPERATION_TIMEOUT_MS = 10_000;
+/** Stand-ins of the widest values the client puts on a protocol line with a subject. */
+const WIDEST_SID = '9999999999';
+const WIDEST_SIZE = 999_999_999;
+/** A reply subject as wide as the client's inboxes (`_INBOX.<nuid>.<token>`, 52 bytes), with room. */
+const WIDEST_REPLY = '_'.repeat(64);
 
 export class NatsProvider implements EventProvider {
   readonly kind = 'nats' as const;
@@ -97,12 +129,16 @@ export class NatsProvider implements EventProvider {
   private readonly operationTimeoutMs: number;
   private readonly connectionName: string;
   private readonly instanceId: string | undefined;
+  private readonly onReconnect: (() => void) | undefined;
+  private readonly maxControlLine: number;
 
   private nc: NatsConnection | undefined;
   private attempt: Promise<NatsConnection> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastError: ProviderError | undefined;
   private disconnected = false;
+  /** A connection was established once: the next one is a reconnect. */
+  private everConnected = false;
   private closing = false;
   private jsm: { nc: NatsConnection; manager: Promise<JetStreamManager> } | undefined;
   private pendingFlush: Promise<void> | undefined;
@@ -118,6 +154,8 @@ export class NatsProvider implements EventProvider {
     this.operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     this.connectionName = options.connectionName ?? `edfs-router provider ${config.id}`;
     this.instanceId = options.instanceId;
+    this.onReconnect = options.onReconnect;
+    this.maxControlLine = config.maxControlLine ?? NATS_DEFAULT_MAX_CONTROL_LINE;
   }
 
   async connect(): Promise<void> {
@@ -139,12 +177,15 @@ export class NatsProvider implements EventProvider {
     spec: SubscribeSpec,
     onMessage: (message: BrokerMessage) => void,
     onError: (error: Error) => void,
+    onGap?: (gap: DeliveryGap) => void,
   ): Promise<BrokerSubscription> {
     if (spec.subjects.length === 0) throw new ProviderError(this.id, 'subscribe needs at least one subject');
     for (const subject of spec.subjects) {
       const problem = natsSubjectProblem(subject, { allowWildcards: true });
       if (problem !== undefined)
-        throw new ProviderError(this.id, `cannot subscribe to subject "${subject}": ${problem}`);
+        throw new ProviderError(this.id, `cannot subscribe to subject "${preview(subject)}": ${problem}`);
+      if (!spec.stream)
+        this.assertControlLine('subscribe to', subject, natsControlLineBytes('SUB', subject, WIDEST_SID));
     }
     const what = spec.stream
       ? `consume stream "${spec.stream.streamName}" (consumer "${spec.stream.consumerName}")`
@@ -153,11 +194,12 @@ export class NatsProvider implements EventProvider {
     if (this.disconnected) throw new ProviderError(this.id, `cannot ${what}: reconnecting to ${this.url}`);
     return spec.stream
       ? this.subscribeStream(nc, spec.subjects, spec.stream, onMessage, onError)
-      : this.subscribeCore(nc, spec.subjects, onMessage, onError);
+      : this.subscribeCore(nc, spec.subjects, onMessage, onError, onGap);
   }
 
   async publish(subject: string, data: Uint8Array): Promise<void> {
     this.assertConcrete(subject, 'publish to');
+    this.assertControlLine('publish to', subject, natsControlLineBytes('PUB', subject, data.length));
     const nc = await this.connection(`publish to subject "${subject}"`);
     if (this.disconnected)
       throw new ProviderError(
@@ -180,6 +222,11 @@ export class NatsProvider implements EventProvider {
 
   async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     this.assertConcrete(subject, 'send a request to');
+    this.assertControlLine(
+      'send a request to',
+      subject,
+      natsControlLineBytes('PUB', subject, WIDEST_REPLY, data.length),
+    );
     const nc = await this.connection(`send a request to subject "${subject}"`);
     try {
       const reply = await nc.request(subject, data, { timeout: timeoutMs });
@@ -332,6 +379,8 @@ export class NatsProvider implements EventProvider {
     this.lastError = undefined;
     this.disconnected = false;
     this.logger?.info({ server: nc.getServer() }, 'connected to NATS');
+    if (this.everConnected) this.reconnected();
+    this.everConnected = true;
     void this.watchStatus(nc);
     void nc.closed().then((error) => this.onClosed(nc, error));
   }
@@ -344,6 +393,7 @@ export class NatsProvider implements EventProvider {
           case 'disconnect':
             this.disconnected = true;
             this.logger?.warn({ server: status.server }, 'disconnected from NATS; reconnecting');
+            for (const subscription of this.active) subscription.lost?.();
             break;
           case 'reconnecting':
             this.logger?.debug('reconnecting to NATS');
@@ -351,6 +401,8 @@ export class NatsProvider implements EventProvider {
           case 'reconnect':
             this.disconnected = false;
             this.logger?.info({ server: status.server }, 'reconnected to NATS');
+            for (const subscription of [...this.active]) subscription.regained?.();
+            this.reconnected();
             break;
           case 'error':
             this.logger?.warn({ err: status.error }, 'NATS server reported an error');
@@ -373,6 +425,14 @@ export class NatsProvider implements EventProvider {
       }
     } catch (error) {
       this.logger?.debug({ err: error }, 'NATS status stream ended');
+    }
+  }
+
+  private reconnected(): void {
+    try {
+      this.onReconnect?.();
+    } catch (error) {
+      this.logger?.error({ err: error }, 'reconnect hook failed');
     }
   }
 
@@ -400,9 +460,12 @@ export class NatsProvider implements EventProvider {
     subjects: readonly string[],
     onMessage: (message: BrokerMessage) => void,
     onError: (error: Error) => void,
+    onGap: ((gap: DeliveryGap) => void) | undefined,
   ): Promise<BrokerSubscription> {
     let open = true;
     let established = false;
+    /** Disconnected since the last message: events published meanwhile were not delivered. */
+    let interrupted = false;
     let setupError: ProviderError | undefined;
     const subs: Subscription[] = [];
 
@@ -419,6 +482,14 @@ export class NatsProvider implements EventProvider {
         if (!open) return;
         stop();
         this.notify(onError, error);
+      },
+      lost: () => {
+        interrupted = true;
+      },
+      regained: () => {
+        if (!interrupted || !open) return;
+        interrupted = false;
+        if (onGap) this.notify(onGap, { reason: 'broker_outage' });
       },
     };
     const ended = (subject: string, error: Error): void => {
@@ -439,7 +510,11 @@ export class NatsProvider implements EventProvider {
         const sub = nc.subscribe(subject, {
           callback: (error, msg) => {
             if (error) ended(subject, error);
-            else if (open) this.deliver(onMessage, msg.subject, msg.data);
+            else if (open) {
+              // The gap comes first, even when a message overtakes the client's reconnect status.
+              if (interrupted) record.regained!();
+              this.deliver(onMessage, msg.subject, msg.data);
+            }
           },
         });
         subs.push(sub);
@@ -512,6 +587,19 @@ export class NatsProvider implements EventProvider {
       ? `${consumerName}-${createHash('sha256').update(this.instanceId).digest('hex').slice(0, 12)}`
       : consumerName;
     const names = subjects.length === 1 ? [base] : subjects.map((_, i) => `${base}-${i}`);
+    // Creating or refiltering a consumer puts the filter subject into the API subject.
+    subjects.forEach((subject, i) =>
+      this.assertControlLine(
+        'consume',
+        subject,
+        natsControlLineBytes(
+          'PUB',
+          `$JS.API.CONSUMER.CREATE.${streamName}.${names[i]}.${subject}`,
+          WIDEST_REPLY,
+          WIDEST_SIZE,
+        ),
+      ),
+    );
     for (let i = 0; i < subjects.length; i++)
       await this.ensureConsumer(
         manager,
@@ -697,7 +785,7 @@ export class NatsProvider implements EventProvider {
     }
   }
 
-  private notify(onError: (error: Error) => void, error: Error): void {
+  private notify<T>(onError: (value: T) => void, error: T): void {
     try {
       onError(error);
     } catch (callbackError) {
@@ -728,6 +816,18 @@ export class NatsProvider implements EventProvider {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Refuses a protocol line longer than the server's `max_control_line`: the server would answer
+   * it by closing the connection, and with it every subscription of every client.
+   */
+  private assertControlLine(operation: string, subject: string, bytes: number): void {
+    if (bytes <= this.maxControlLine) return;
+    throw new ProviderError(
+      this.id,
+      `cannot ${operation} subject "${preview(subject)}": its protocol line would be ${bytes} bytes, over the server's max_control_line of ${this.maxControlLine} bytes (events.providers.nats[].max_control_line); sending it would make the server close the connection all subscriptions share`,
+    );
   }
 
   private assertConcrete(subject: string, operation: string): void {
