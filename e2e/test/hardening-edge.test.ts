@@ -145,6 +145,7 @@ describe('a subject argument longer than the broker allows', () => {
       const message = JSON.stringify(attack.errors);
       expect(message).toContain('argument \\"roomID\\"');
       expect(message).toContain('events.subjects.max_length');
+      expect(message).toContain('"code":"INVALID_SUBJECT"');
       expect(message.length).toBeLessThan(1000);
     }
     await other.next(published);

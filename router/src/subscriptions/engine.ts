@@ -38,7 +38,7 @@ import type {
 } from '../events/provider.js';
 import { compileFilter, type CompiledFilter } from '../events/filter.js';
 import { eventSubjects } from '../engine/event-fields.js';
-import type { SubjectLimits } from '../events/subjects.js';
+import { SubjectError, type SubjectLimits } from '../events/subjects.js';
 import type {
   ExecutionResult,
   GraphQLRequest,
@@ -387,7 +387,7 @@ export class SubscriptionEngine {
   ): Started {
     const member = new Member(this, sink, request, context);
     const problem = this.attach(member, prepared);
-    if (problem) return fail(problem);
+    if (problem) return { ok: false, errors: [problem] };
     this.metrics.engineSubscriptions.inc();
     return member;
   }
@@ -411,7 +411,7 @@ export class SubscriptionEngine {
         ? undefined
         : this.move(member, (prepared as { subscription: PreparedSubscription }).subscription);
       if (errors || problem) {
-        const payload = JSON.stringify({ errors: errors ?? [{ message: problem }] });
+        const payload = JSON.stringify({ errors: errors ?? [problem] });
         this.endMember(member, () => {
           member.sink.next(payload);
           member.sink.complete();
@@ -423,9 +423,9 @@ export class SubscriptionEngine {
   }
 
   /** Joins `member` to the Trigger and Group `prepared` needs; returns a problem or undefined. */
-  private attach(member: Member, prepared: PreparedSubscription): string | undefined {
+  private attach(member: Member, prepared: PreparedSubscription): GraphQLFormattedError | undefined {
     const target = this.target(prepared);
-    if (typeof target === 'string') return target;
+    if ('message' in target) return target;
     const trigger = this.acquire(target.provider, target.spec);
     const group = this.groupOf(trigger, prepared, target.filter, member.context);
     group.members.add(member);
@@ -436,9 +436,9 @@ export class SubscriptionEngine {
   }
 
   /** Re-homes a live member; on the same Trigger it is a handover without a gap or a repeat. */
-  private move(member: Member, prepared: PreparedSubscription): string | undefined {
+  private move(member: Member, prepared: PreparedSubscription): GraphQLFormattedError | undefined {
     const target = this.target(prepared);
-    if (typeof target === 'string') return target;
+    if ('message' in target) return target;
     const current = member.current!;
     const trigger = current.trigger;
     if (trigger.key !== triggerKeyOf(target.provider, target.spec) || trigger.closed) {
@@ -475,19 +475,31 @@ export class SubscriptionEngine {
 
   private target(
     prepared: PreparedSubscription,
-  ): string | { provider: EventProvider; spec: SubscribeSpec; filter: CompiledFilter | undefined } {
+  ):
+    | GraphQLFormattedError
+    | { provider: EventProvider; spec: SubscribeSpec; filter: CompiledFilter | undefined } {
     const source = prepared.source;
     const provider = this.options.providers.get(source.providerId);
     if (!provider)
-      return `${source.parentType}.${source.fieldName} uses event provider "${source.providerId}", which is not configured (add it under events.providers.${source.providerKind} in router.yaml)`;
+      return {
+        message: `${source.parentType}.${source.fieldName} uses event provider "${source.providerId}", which is not configured (add it under events.providers.${source.providerKind} in router.yaml)`,
+      };
     if ((provider.kind === 'kafka') !== (source.providerKind === 'kafka'))
-      return `event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`;
+      return {
+        message: `event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`,
+      };
     try {
       const subjects = eventSubjects(source, prepared.args, this.options.subjectLimits);
       const filter = this.filterFor(source);
       return { provider, spec: { subjects: [...new Set(subjects)].sort(), stream: source.stream }, filter };
     } catch (err) {
-      return (err as Error).message;
+      // A subject the broker cannot take (too long, a widening value): the client's to fix.
+      if (err instanceof SubjectError)
+        return {
+          message: err.message,
+          extensions: { code: 'INVALID_SUBJECT', ...(err.argument ? { argument: err.argument } : {}) },
+        };
+      return { message: (err as Error).message };
     }
   }
 
@@ -583,10 +595,6 @@ export class SubscriptionEngine {
 
 function triggerKeyOf(provider: EventProvider, spec: SubscribeSpec): string {
   return JSON.stringify([provider.id, spec.subjects, spec.stream ?? null]);
-}
-
-function fail(message: string): Started {
-  return { ok: false, errors: [{ message }] };
 }
 
 /**
