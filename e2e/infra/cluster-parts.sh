@@ -49,6 +49,9 @@ die() {
   exit 1
 }
 
+# shellcheck source=image-lib.sh
+source "$HERE/image-lib.sh"
+
 mkdir -p "$BIN_DIR" "$IMAGE_DIR"
 exec 9>"$ROOT/.lock"
 if ! flock -n 9; then
@@ -68,15 +71,6 @@ TRAEFIK="$BIN_DIR/traefik-$TRAEFIK_VERSION"
 CRICTL="$BIN_DIR/crictl-$CRICTL_VERSION"
 PAUSE="$BIN_DIR/pause-$PAUSE_VERSION"
 BUSYBOX=/bin/busybox
-
-# Runs "$@" as one part and reports the time it took (when it had anything to do).
-part() {
-  local name=$1 started=${EPOCHREALTIME/[.,]/} took
-  shift
-  "$@"
-  took=$(((${EPOCHREALTIME/[.,]/} - started) / 1000000))
-  ((took < 1)) || log "$name took $took s"
-}
 
 need_go() { command -v go >/dev/null 2>&1 || die "go is required to build the cluster parts (Go toolchain not found)"; }
 
@@ -101,28 +95,6 @@ build_crictl() {
   log "building crictl $CRICTL_VERSION (first run: ~1-2 min on 2 cores)"
   go_install sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" "$CRICTL" \
     "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
-}
-
-# Prints the go.mod directives of FILE that a wrapper module must copy, as `go mod edit` flags.
-copied_directives() {
-  awk '
-    function flag(kind, line,   f) {
-      sub(/\/\/.*/, "", line)
-      n = split(line, f, /[ \t]+/)
-      if (kind == "replace") {
-        # OLD [VERSION] => NEW [VERSION]
-        for (i = 1; i <= n; i++) if (f[i] == "=>") arrow = i
-        old = f[1]; if (arrow == 3) old = old "@" f[2]
-        new = f[arrow + 1]; if (n > arrow + 1) new = new "@" f[arrow + 2]
-        print "-replace=" old "=" new
-      } else if (n >= 2) print "-exclude=" f[1] "@" f[2]
-    }
-    { gsub(/^[ \t]+|[ \t]+$/, "") }
-    block != "" && $0 == ")" { block = ""; next }
-    block != "" && $0 != "" && $0 !~ /^\/\// { flag(block, $0); next }
-    /^(replace|exclude)[ \t]*\($/ { block = $1; next }
-    /^(replace|exclude)[ \t]/ { kind = $1; sub(/^(replace|exclude)[ \t]+/, ""); flag(kind, $0) }
-  ' "$1"
 }
 
 build_traefik() {
@@ -219,37 +191,6 @@ busybox_version() {
   v="$(dpkg-query -W -f '${Version}' busybox-static)" # e.g. 1:1.35.0-4+deb12u1+b1
   v="${v#*:}"
   echo "${v%%-*}"
-}
-
-# make_image REF ROOTFS OUT CONFIG: a `docker save`-style archive of one layer (ROOTFS, owned
-# by root, timestamps zeroed so the same inputs give the same image ID). CONFIG is the JSON body
-# of the image's "config" object (Entrypoint, Cmd, Env, User, ...).
-make_image() {
-  local ref=$1 rootfs=$2 out=$3 config=$4 work diff_id config_json config_id
-  work="$(mktemp -d "$ROOT/image.XXXXXX")"
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$work/layer.tar" .
-  diff_id="$(sha256sum "$work/layer.tar" | cut -d' ' -f1)"
-  mkdir "$work/$diff_id"
-  mv "$work/layer.tar" "$work/$diff_id/layer.tar"
-  config_json="{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"1970-01-01T00:00:00Z\",\"config\":{$config},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$diff_id\"]}}"
-  config_id="$(printf '%s' "$config_json" | sha256sum | cut -d' ' -f1)"
-  printf '%s' "$config_json" >"$work/$config_id.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$config_id" "$ref" "$diff_id" >"$work/manifest.json"
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" -cf "$out.tmp" manifest.json "$config_id.json" "$diff_id"
-  rm -rf "$work"
-  mv -f "$out.tmp" "$out"
-}
-
-# A minimal root filesystem in a new directory: /etc/passwd, /etc/group, /tmp.
-base_rootfs() {
-  local dir
-  dir="$(mktemp -d "$ROOT/rootfs.XXXXXX")"
-  chmod 755 "$dir"
-  mkdir -p "$dir/etc" "$dir/tmp" "$dir/root"
-  chmod 1777 "$dir/tmp"
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
-  echo "$dir"
 }
 
 # image NAME REF BINARY CONFIG [DEST_IN_IMAGE]: the archive $IMAGE_DIR/NAME.tar of one static

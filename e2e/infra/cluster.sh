@@ -8,20 +8,24 @@
 #   cluster.sh up [--owner PID]   cleans up whatever an earlier run left, starts the cluster, waits
 #                                 until the node is Ready and CoreDNS and Traefik serve, and prints
 #                                 KEY=VALUE lines (KUBECONFIG, SERVER, NODE_IP, INGRESS_URL, ...).
-#                                 Refuses while another live owner's cluster runs.
+#                                 Refuses (exit status 75) while another live owner's
+#                                 cluster runs.
 #   cluster.sh down               stops everything it started and undoes its changes to the host:
 #                                 pods (through the CRI, so their network is torn down), processes,
 #                                 mounts, iptables chains, the bridge, the kubelet's cgroups.
 #   cluster.sh load-image IMAGE...  copies images from the local Docker engine into the node
 #                                 (`docker save IMAGE | ctr -n k8s.io images import -`)
-#   cluster.sh import ARCHIVE...  imports `docker save`-style archives into the node
+#   cluster.sh import ARCHIVE...  imports `docker save`-style archives into the node (once per
+#                                 archive content)
 #   cluster.sh env                the KEY=VALUE lines of the running cluster
 #   cluster.sh kubectl ARGS...    kubectl with the cluster's admin kubeconfig
 #
 # Layout (one cluster per machine: the bridge, the iptables chains and the node's ports are
 # machine-wide):
 #   node IP         the address of the default route's interface (EDFS_CLUSTER_NODE_IP to choose)
-#   kube-apiserver  https://NODE_IP:6443 (EDFS_CLUSTER_API_PORT); a CA made per run
+#   kube-apiserver  https://NODE_IP:6443 (EDFS_CLUSTER_API_PORT); a CA made per run; the
+#                   aggregation layer on (a front-proxy CA and client certificate, routing to
+#                   endpoints), so APIServices such as metrics-server's and KEDA's are served
 #   Ingress         http://NODE_IP:30080 (EDFS_CLUSTER_INGRESS_PORT, a NodePort of Traefik),
 #                   IngressClass `traefik` (the default class)
 #   pods            10.244.0.0/24 on bridge edfs0; Services 10.96.0.0/16; DNS 10.96.0.10
@@ -231,6 +235,17 @@ write_pki() {
     cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$(
       printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=clientAuth"
     )"
+    # The aggregation layer (APIServices: metrics-server, KEDA's external metrics): the API server
+    # proxies to an extension API server with a client certificate of its own CA, which the
+    # extension server trusts for the X-Remote-User/-Group headers it forwards.
+    openssl ecparam -name prime256v1 -genkey -noout -out front-proxy-ca.key 2>/dev/null
+    openssl req -x509 -new -key front-proxy-ca.key -subj /CN=edfs-front-proxy-ca -days 30 -out front-proxy-ca.crt 2>/dev/null
+    openssl ecparam -name prime256v1 -genkey -noout -out front-proxy-client.key 2>/dev/null
+    openssl req -new -key front-proxy-client.key -subj /CN=front-proxy-client -out front-proxy-client.csr 2>/dev/null
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=clientAuth" >front-proxy-client.ext
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial -days 30 \
+      -extfile front-proxy-client.ext -out front-proxy-client.crt 2>/dev/null
+    rm -f front-proxy-client.csr front-proxy-client.ext
     openssl ecparam -name prime256v1 -genkey -noout -out sa.key 2>/dev/null
     openssl ec -in sa.key -pubout -out sa.pub 2>/dev/null
     # One static token per component, each with the identity Kubernetes' bootstrap RBAC expects.
@@ -838,6 +853,14 @@ start_control_plane() {
     --authorization-mode=Node,RBAC \
     --enable-admission-plugins=NodeRestriction \
     --token-auth-file="$PKI/tokens.csv" \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file="$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --profiling=false
   wait_for "kube-apiserver" 90 kube-apiserver kubectl_ get --raw /readyz
 }
@@ -894,7 +917,9 @@ up() {
     local previous
     previous="$(cat "$RUN/owner" 2>/dev/null || true)"
     if [[ -n "$previous" && "$previous" != "$owner" ]] && kill -0 "$previous" 2>/dev/null; then
-      die "a cluster of process $previous runs from $RUN; stop it first (cluster.sh down)"
+      # A distinct status, so a caller knows the cluster is someone else's and leaves it alone.
+      log "a cluster of process $previous runs from $RUN; stop it first (cluster.sh down)"
+      exit 75
     fi
     log "cleaning up what an earlier run left in $RUN"
     timed "cleaned up" down
@@ -964,7 +989,16 @@ case "$cmd" in
     ;;
   import)
     running_env
-    for archive in "$@"; do ctr_ images import "$archive" >/dev/null; done
+    for archive in "$@"; do
+      started=$SECONDS
+      # Once per content: the archive's image reference and its stamp file (the parts scripts
+      # write ARCHIVE.stamp), else its size and time.
+      ref="$(tar -xOf "$archive" manifest.json | sed -n 's/.*"RepoTags":\["\([^"]*\)".*/\1/p')"
+      [[ -n "$ref" ]] || die "$archive names no image (no RepoTags in its manifest.json)"
+      stamp="$(cat "$archive.stamp" 2>/dev/null || stat -L -c "%s %Y" "$archive")"
+      import_once "$ref" "$stamp" ctr_ images import "$archive"
+      log "$ref is in the node ($((SECONDS - started)) s)"
+    done
     ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

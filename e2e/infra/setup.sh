@@ -2,8 +2,9 @@
 # Prepares every real part the test suites run against, before Jest starts, so a cold machine
 # builds each once (with progress) instead of inside a test's timeout:
 #   nats-server (Go module proxy), etcd + kube-apiserver (Go module proxy), helm (Go module proxy),
-#   Apache Kafka (Maven Central), Chromium (Debian), and the parts of the single-node cluster
-#   (the other Kubernetes components, CoreDNS, Traefik, crictl, locally made images).
+#   Apache Kafka (Maven Central), Chromium (Debian), the parts of the single-node cluster
+#   (the other Kubernetes components, CoreDNS, Traefik, crictl, locally made images), and what the
+#   autoscaling suite deploys into it (Prometheus, KEDA, metrics-server: Go module proxy).
 # Everything is cached outside the repository (${EDFS_CACHE:-$HOME/.cache/edfs}); on a warm
 # machine this takes about a second. A part that cannot be prepared stops the run with its error.
 set -euo pipefail
@@ -25,3 +26,4 @@ step "Chromium" bash "$HERE/chromium.sh"
 # registry answers) and the project's images built from this working tree (images.sh: :dev tags).
 step "Docker engine and images: router, operator, examples, nats (first build: ~5 min)" bash "$HERE/images.sh"
 step "single-node cluster parts: Kubernetes node components, CoreDNS, Traefik, images (first build: ~15-20 min on 2 cores)" bash "$HERE/cluster-parts.sh"
+step "monitoring parts: Prometheus, KEDA, metrics-server and their images (first build: ~15-20 min on 2 cores)" bash "$HERE/monitoring-parts.sh"

@@ -207,6 +207,20 @@ describe('edfs.io CRDs in a real API server', () => {
       }),
       'minReplicas must not be greater than maxReplicas',
     );
+    await rejected(
+      supergraph('no-target', { autoscaling: { maxReplicas: 2 } }),
+      'set targetConnectionsPerPod, targetCPUUtilizationPercentage or both',
+    );
+    await rejected(
+      supergraph('behavior', {
+        autoscaling: {
+          maxReplicas: 2,
+          targetCPUUtilizationPercentage: 50,
+          behavior: { scaleDown: { policies: [{ type: 'Replicas', value: 1, periodSeconds: 15 }] } },
+        },
+      }),
+      'spec.autoscaling.behavior.scaleDown.policies[0].type: Unsupported value: "Replicas"',
+    );
     await rejected(supergraph('a'.repeat(57), {}), 'the name must be a DNS label of at most 56 characters');
   });
 });

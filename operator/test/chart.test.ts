@@ -318,6 +318,50 @@ describe('helm template options', () => {
     ]);
   });
 
+  it('monitoring.dashboards.enabled adds the Grafana dashboard as a ConfigMap with the sidecar label', async () => {
+    expect(find(await template(), 'ConfigMap')).toBeUndefined();
+    const objects = await template(
+      'monitoring.dashboards.enabled=true',
+      'monitoring.dashboards.namespace=grafana',
+      'monitoring.dashboards.annotations.grafana_folder=EDFS',
+    );
+    const configMap = find(objects, 'ConfigMap');
+    expect(configMap.metadata).toMatchObject({
+      name: 'edfs-edfs-operator-dashboard-edfs-routers',
+      namespace: 'grafana',
+      labels: { grafana_dashboard: '1' },
+      annotations: { grafana_folder: 'EDFS' },
+    });
+    const dashboard = JSON.parse(configMap.data['edfs-routers.json']);
+    expect(dashboard).toEqual(
+      JSON.parse(readFileSync(`${CHART}/files/dashboards/edfs-routers.json`, 'utf8')),
+    );
+    const targets = dashboard.panels.flatMap((p: any) => p.targets ?? []);
+    expect(targets.length).toBeGreaterThan(10);
+    for (const t of targets) expect(t.datasource).toEqual({ type: 'prometheus', uid: '${datasource}' });
+  });
+
+  it('monitoring.prometheusRules.enabled adds the alerts of files/prometheus-rules.yaml as a PrometheusRule', async () => {
+    expect(find(await template(), 'PrometheusRule')).toBeUndefined();
+    const objects = await template(
+      'monitoring.prometheusRules.enabled=true',
+      'monitoring.prometheusRules.labels.release=prom',
+      'monitoring.prometheusRules.additionalRuleLabels.team=platform',
+    );
+    const rule = find(objects, 'PrometheusRule');
+    expect(rule.metadata.labels.release).toBe('prom');
+    const file = parseAllDocuments(readFileSync(`${CHART}/files/prometheus-rules.yaml`, 'utf8'))[0]!.toJS();
+    expect(rule.spec.groups.map((g: any) => g.name)).toEqual(file.groups.map((g: any) => g.name));
+    const alerts = rule.spec.groups.flatMap((g: any) => g.rules);
+    expect(alerts.map((a: any) => a.alert)).toEqual(
+      file.groups.flatMap((g: any) => g.rules.map((r: any) => r.alert)),
+    );
+    for (const alert of alerts) {
+      expect(alert.labels).toEqual({ severity: expect.any(String), team: 'platform' });
+      expect(alert.annotations.summary).toContain('{{ $labels.');
+    }
+  });
+
   it('refuses two replicas without leader election', async () => {
     const { code, out } = await helmRun(['template', 'edfs', CHART, '--set', 'leaderElection.enabled=false']);
     expect(code).not.toBe(0);

@@ -786,6 +786,119 @@ describe('autoscaling', () => {
     });
   });
 
+  it('HPA on CPU: a Resource metric (metrics-server), alone or beside the connections metric', () => {
+    const cpuOnly = renderDesired(
+      input((i) => (i.supergraph.spec.autoscaling = { maxReplicas: 4, targetCPUUtilizationPercentage: 60 })),
+    );
+    expect(cpuOnly.warnings).toEqual([]);
+    const cpu = {
+      type: 'Resource',
+      resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } },
+    };
+    expect(find(cpuOnly.objects, 'HorizontalPodAutoscaler').spec.metrics).toEqual([cpu]);
+    const both = renderDesired(
+      input(
+        (i) =>
+          (i.supergraph.spec.autoscaling = {
+            maxReplicas: 4,
+            targetConnectionsPerPod: 100,
+            targetCPUUtilizationPercentage: 60,
+          }),
+      ),
+    ).objects;
+    expect(find(both, 'HorizontalPodAutoscaler').spec.metrics).toEqual([
+      {
+        type: 'Pods',
+        pods: {
+          metric: { name: 'router_engine_connections' },
+          target: { type: 'AverageValue', averageValue: '100' },
+        },
+      },
+      cpu,
+    ]);
+  });
+
+  it('behavior: a direction given replaces its default, the other keeps it; KEDA gets the same', () => {
+    const scaleUp = {
+      stabilizationWindowSeconds: 0,
+      policies: [{ type: 'Pods' as const, value: 2, periodSeconds: 15 }],
+    };
+    const scaleDown = {
+      stabilizationWindowSeconds: 30,
+      policies: [{ type: 'Percent' as const, value: 100, periodSeconds: 15 }],
+    };
+    const hpa = renderDesired(
+      input(
+        (i) =>
+          (i.supergraph.spec.autoscaling = {
+            maxReplicas: 3,
+            targetConnectionsPerPod: 10,
+            behavior: { scaleDown },
+          }),
+      ),
+    ).objects;
+    expect(find(hpa, 'HorizontalPodAutoscaler').spec.behavior).toEqual({ scaleDown });
+    const upOnly = renderDesired(
+      input(
+        (i) =>
+          (i.supergraph.spec.autoscaling = {
+            maxReplicas: 3,
+            targetConnectionsPerPod: 10,
+            behavior: { scaleUp },
+          }),
+      ),
+    ).objects;
+    expect(find(upOnly, 'HorizontalPodAutoscaler').spec.behavior).toEqual({
+      scaleUp,
+      scaleDown: {
+        stabilizationWindowSeconds: 300,
+        policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }],
+      },
+    });
+    const keda = renderDesired(
+      input((i) => {
+        i.capabilities.keda = true;
+        i.defaults.prometheusAddress = 'http://prometheus:9090';
+        i.supergraph.spec.autoscaling = {
+          maxReplicas: 3,
+          targetConnectionsPerPod: 10,
+          mode: 'KEDA',
+          behavior: { scaleUp, scaleDown },
+          keda: { pollingInterval: 5 },
+        };
+      }),
+    ).objects;
+    const scaledObject = find(keda, 'ScaledObject');
+    expect(scaledObject.spec.advanced).toEqual({
+      horizontalPodAutoscalerConfig: { behavior: { scaleUp, scaleDown } },
+    });
+    expect(scaledObject.spec.pollingInterval).toBe(5);
+  });
+
+  it('KEDA on CPU: a cpu trigger, and no Prometheus needed when connections are not a target', () => {
+    const { objects, warnings } = renderDesired(
+      input((i) => {
+        i.capabilities.keda = true;
+        i.supergraph.spec.autoscaling = { maxReplicas: 3, targetCPUUtilizationPercentage: 70, mode: 'KEDA' };
+      }),
+    );
+    expect(warnings).toEqual([]);
+    expect(find(objects, 'ScaledObject').spec.triggers).toEqual([
+      { type: 'cpu', metricType: 'Utilization', metadata: { value: '70' } },
+    ]);
+  });
+
+  it('neither target set (the CRD refuses it; an older API server may not): no autoscaler and a warning', () => {
+    const { objects, warnings } = renderDesired(
+      input((i) => (i.supergraph.spec.autoscaling = { minReplicas: 2, maxReplicas: 3 })),
+    );
+    expect(find(objects, 'HorizontalPodAutoscaler')).toBeUndefined();
+    expect(find(objects, 'Deployment').spec.replicas).toBe(2);
+    expect(warnings).toEqual([
+      expect.stringContaining('sets neither targetConnectionsPerPod nor targetCPUUtilizationPercentage'),
+    ]);
+  });
+
   it('KEDA requested but not installed: no autoscaler, minReplicas fixed, and a warning saying why', () => {
     const { objects, warnings } = renderDesired(
       input((i) => {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { parseAllDocuments } from 'yaml';
 import type { EventProvider, Subgraph, Supergraph } from '../src/api/v1alpha1.js';
+import { createControllerMetrics, type ControllerMetrics } from '../src/controller/metrics.js';
 import { renderDesired } from '../src/desired/index.js';
 import type { KubeClient, ListResult } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/client.js';
@@ -129,7 +130,9 @@ class FakeApiServer {
   }
 }
 
-function setup(options: { capabilities?: { serviceMonitor: boolean; keda: boolean } } = {}) {
+function setup(
+  options: { capabilities?: { serviceMonitor: boolean; keda: boolean }; metrics?: ControllerMetrics } = {},
+) {
   const api = new FakeApiServer();
   let clock = Date.UTC(2026, 0, 1);
   const context = {
@@ -154,6 +157,7 @@ function setup(options: { capabilities?: { serviceMonitor: boolean; keda: boolea
     capabilities: async () => options.capabilities ?? { serviceMonitor: false, keda: false },
     render: renderDesired,
     defaults: { routerImage: 'ghcr.io/edfs/edfs-router:test' },
+    metrics: options.metrics,
   });
   const subgraphs = new SubgraphReconciler({ ...context, index: indexes.subgraph });
   const providers = new EventProviderReconciler({ ...context, index: indexes.eventProvider });
@@ -289,6 +293,39 @@ describe('Supergraph reconciler', () => {
     ]);
     expect(condition(sup, 'Composed')).toMatchObject({ status: 'False', reason: 'CompositionFailed' });
     expect(api.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'CompositionFailed' });
+  });
+
+  it('exports its conditions as edfs_supergraph_status_condition (every status, 1 for the current) and drops them once deleted', async () => {
+    const metrics = createControllerMetrics({ processMetrics: false });
+    const { api, supergraphs } = setup({ metrics });
+    const series = async () =>
+      (await metrics.supergraphCondition.get()).values
+        .filter((v) => v.value === 1)
+        .map(
+          (v) =>
+            `${v.labels.supergraph_namespace}/${v.labels.supergraph} ${v.labels.type}=${v.labels.status}`,
+        )
+        .sort();
+    withChat(api);
+    await supergraphs.reconcile('demo/chat');
+    expect(await series()).toEqual([
+      'demo/chat Composed=True',
+      'demo/chat Progressing=True',
+      'demo/chat Ready=False',
+    ]);
+    expect((await metrics.supergraphCondition.get()).values).toHaveLength(9);
+
+    const users = api.find<Subgraph>(RESOURCES.Subgraph, 'demo', 'users')!;
+    api.put({
+      ...users,
+      spec: { ...users.spec, schema: { sdl: 'type User @key(fields: "id") { id: ID! name: }' } },
+    });
+    await supergraphs.reconcile('demo/chat');
+    expect(await series()).toContain('demo/chat Composed=False');
+
+    api.remove(RESOURCES.Supergraph, 'demo', 'chat');
+    await supergraphs.reconcile('demo/chat');
+    expect((await metrics.supergraphCondition.get()).values).toEqual([]);
   });
 
   it('a spec.router.config the router would refuse sets InvalidRouterConfig naming the key, and keeps ConfigMap and Deployment', async () => {

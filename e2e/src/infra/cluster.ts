@@ -18,7 +18,8 @@
  *   cached). The node runs on the machine's own address (`nodeIP`), the API server on
  *   `https://NODE_IP:6443`, the Ingress on `http://NODE_IP:30080`. A warm start takes ~12 s; images
  *   loaded once stay in the node's store across runs (`loadImage` of an unchanged image is instant).
- *   One such cluster per machine: suites that use it run in band.
+ *   One such cluster per machine: suites that use it run in band; a start while another
+ *   process's cluster runs fails and leaves that cluster alone.
  *
  * Invariants: everything the module started is stopped by pid by `stop()` and at process exit
  * (pods through the container runtime, then the processes, mounts, iptables chains and the bridge);
@@ -52,6 +53,12 @@ export interface Cluster {
   kubectl(args: string[], input?: string): Promise<string>;
   /** Makes a local Docker image (`docker save`) available to the node's container runtime. */
   loadImage(image: string): Promise<void>;
+  /**
+   * Makes the image of a `docker save`-style archive (the parts scripts make them without a
+   * container engine) available to the node: imported once per content here, `kind load
+   * image-archive` on a kind cluster, nothing elsewhere (the cluster pulls the upstream name).
+   */
+  importArchive(archive: string): Promise<void>;
   /** The last lines of every component's log (for failure messages). */
   logs(): string;
   /** Stops everything started for this cluster and cleans up. Idempotent; a no-op when external. */
@@ -60,6 +67,8 @@ export interface Cluster {
 
 const CLUSTER_SCRIPT = fileURLToPath(new URL('../../infra/cluster.sh', import.meta.url));
 const KUBE_SCRIPT = fileURLToPath(new URL('../../infra/kube.sh', import.meta.url));
+/** `cluster.sh up`'s exit status when another live process owns the running cluster. */
+const CLUSTER_BUSY_EXIT = 75;
 const LOG_TAIL_BYTES = 6_000;
 const MAX_BUFFER = 64 * 1024 * 1024;
 
@@ -103,8 +112,11 @@ async function localCluster(): Promise<Cluster> {
   try {
     env = parseEnv(await runScript(CLUSTER_SCRIPT, ['up', '--owner', String(process.pid)]));
   } catch (error) {
-    await runScript(CLUSTER_SCRIPT, ['down']).catch(() => undefined);
     running.delete(CLUSTER_SCRIPT);
+    // Another process's cluster is running: it is theirs to stop, not ours.
+    if ((error as { exitCode?: number }).exitCode !== CLUSTER_BUSY_EXIT) {
+      await runScript(CLUSTER_SCRIPT, ['down']).catch(() => undefined);
+    }
     throw error;
   }
   const need = (key: string): string => {
@@ -136,6 +148,9 @@ async function localCluster(): Promise<Cluster> {
     kubectl: (args, input) => run(kubectlBin, ['--kubeconfig', kubeconfigPath, ...args], input),
     async loadImage(image) {
       await runScript(CLUSTER_SCRIPT, ['load-image', image]);
+    },
+    async importArchive(archive) {
+      await runScript(CLUSTER_SCRIPT, ['import', archive]);
     },
     // After `stop()` the run's logs are kept next to the run directory.
     logs: () => tailLogs(existsSync(logDir) ? logDir : `${runDir}.last-logs`),
@@ -176,6 +191,9 @@ async function externalCluster(kubeconfigPath: string): Promise<Cluster> {
     async loadImage(image) {
       if (loadCommand) await run('sh', ['-c', `${loadCommand} "$1"`, 'load-image', image]);
       else if (kind) await run('kind', ['load', 'docker-image', image, '--name', kind]);
+    },
+    async importArchive(archive) {
+      if (kind) await run('kind', ['load', 'image-archive', archive, '--name', kind]);
     },
     logs: () => `(external cluster ${server.trim()}: its logs are not collected here)`,
     async stop() {},
@@ -259,7 +277,11 @@ function runScript(script: string, args: string[]): Promise<string[]> {
             .filter(Boolean),
         );
       } else {
-        reject(new Error(`${basename(script)} ${args.join(' ')} exited with ${code}:\n${stderr}`));
+        reject(
+          Object.assign(new Error(`${basename(script)} ${args.join(' ')} exited with ${code}:\n${stderr}`), {
+            exitCode: code,
+          }),
+        );
       }
     });
   });

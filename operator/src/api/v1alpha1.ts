@@ -111,6 +111,13 @@ export interface Subgraph {
 
 export type RolloutStrategy = 'HotReload' | 'Restart';
 
+/** autoscaling/v2 HPAScalingRules. */
+export interface ScalingRules {
+  stabilizationWindowSeconds?: number;
+  selectPolicy?: 'Max' | 'Min' | 'Disabled';
+  policies?: { type: 'Pods' | 'Percent'; value: number; periodSeconds: number }[];
+}
+
 export interface SupergraphSpec {
   subgraphSelector?: LabelSelector;
   router?: {
@@ -137,15 +144,25 @@ export interface SupergraphSpec {
   autoscaling?: {
     minReplicas?: number;
     maxReplicas: number;
-    targetConnectionsPerPod: number;
+    /** Open connections per router to aim for. At least one target is set (a CEL rule). */
+    targetConnectionsPerPod?: number;
+    /** Average CPU use in percent of the routers' CPU request (needs metrics-server). */
+    targetCPUUtilizationPercentage?: number;
     /** Default HPA. */
     mode?: 'HPA' | 'KEDA';
+    /**
+     * autoscaling/v2 behavior of the HorizontalPodAutoscaler (KEDA's too). A direction given
+     * replaces its default (scaleDown: 300 s window, one pod a minute; scaleUp: Kubernetes').
+     */
+    behavior?: { scaleUp?: ScalingRules; scaleDown?: ScalingRules };
     /** KEDA only: the Prometheus the trigger queries (the routers must be scraped by it). */
     keda?: {
       /** Default: the operator's `defaults.prometheusAddress`. */
       serverAddress?: string;
       /** Total open connections of this Supergraph's routers; default a sum over its pods. */
       query?: string;
+      /** Seconds between KEDA's checks of its triggers; default KEDA's (30). */
+      pollingInterval?: number;
     };
   };
   ingress?: {

@@ -185,6 +185,7 @@ export class Manager {
           capabilities: () => capabilities.get(),
           render: opts.render ?? renderDesired,
           defaults: opts.defaults,
+          metrics: this.metrics,
         }),
       ),
       subgraph: controller('subgraph', new SubgraphReconciler({ ...context, index: this.indexes.subgraph })),
@@ -252,6 +253,8 @@ export class Manager {
   private async stopControllers(): Promise<void> {
     this.metrics.leader.set({ name: this.opts.leaderElection?.name ?? 'none' }, 0);
     await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
+    // Only the leader reports Supergraph conditions; a former leader's would go stale.
+    this.metrics.supergraphCondition.reset();
   }
 
   private resync(): void {

@@ -1,7 +1,11 @@
 /**
  * The operator's Prometheus metrics, named as controller-runtime names them so existing
  * dashboards and alerts work: reconcile counts by result, errors, reconcile latency, work queue
- * depth, and whether this replica is the leader.
+ * depth, and whether this replica is the leader; plus the Supergraphs' status conditions, as
+ * kube-state-metrics exports those of built-in kinds (`edfs_supergraph_status_condition`), for
+ * alerts such as Composed=False. Its namespace label is `supergraph_namespace`: a scrape sets
+ * `namespace` to the operator's own namespace, which would rename a `namespace` label of the
+ * metric to `exported_namespace` (unless the scrape honors labels).
  *
  * Invariant: one registry per operator instance (never prom-client's global one), so several
  * operators in one process (tests) keep separate numbers.
@@ -20,6 +24,36 @@ export interface ControllerMetrics {
   readonly queueAdds: Counter<'name'>;
   readonly queueRetries: Counter<'name'>;
   readonly leader: Gauge<'name'>;
+  /** 1 for each Supergraph condition's current status (True, False, Unknown), 0 for the others. */
+  readonly supergraphCondition: Gauge<'supergraph_namespace' | 'supergraph' | 'type' | 'status'>;
+}
+
+const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
+
+/**
+ * Exports a Supergraph's conditions (every status of each type, so a query for status="False"
+ * finds a 0 rather than nothing). `conditions` undefined: the Supergraph is gone, its series too.
+ */
+export function exportSupergraphConditions(
+  metrics: ControllerMetrics,
+  namespace: string,
+  supergraph: string,
+  conditions: { type: string; status: string }[] | undefined,
+  previousTypes: Iterable<string> = [],
+): void {
+  for (const type of previousTypes) {
+    if (conditions?.some((c) => c.type === type)) continue;
+    for (const status of CONDITION_STATUSES)
+      metrics.supergraphCondition.remove({ supergraph_namespace: namespace, supergraph, type, status });
+  }
+  for (const condition of conditions ?? []) {
+    for (const status of CONDITION_STATUSES) {
+      metrics.supergraphCondition.set(
+        { supergraph_namespace: namespace, supergraph, type: condition.type, status },
+        condition.status === status ? 1 : 0,
+      );
+    }
+  }
 }
 
 export function createControllerMetrics(options: { processMetrics?: boolean } = {}): ControllerMetrics {
@@ -69,6 +103,12 @@ export function createControllerMetrics(options: { processMetrics?: boolean } = 
       name: 'workqueue_retries_total',
       help: 'Total number of retries handled by workqueue',
       labelNames: ['name'],
+      registers,
+    }),
+    supergraphCondition: new Gauge({
+      name: 'edfs_supergraph_status_condition',
+      help: 'The current status of each Supergraph condition (Composed, Ready, Progressing): 1 for that status, 0 for the others. Exported by the leader only.',
+      labelNames: ['supergraph_namespace', 'supergraph', 'type', 'status'],
       registers,
     }),
     leader: new Gauge({

@@ -39,6 +39,7 @@ import {
 import { composeSupergraph, type ComposeResult, type SubgraphInput } from '../compose/compose.js';
 import { CHILD_KINDS, CONFIG_JSON_KEY, routerConfigProblems, routerSelector } from '../desired/index.js';
 import type { Reconciler, Result } from '../controller/controller.js';
+import { exportSupergraphConditions, type ControllerMetrics } from '../controller/metrics.js';
 import {
   RESOURCES,
   controllerOwner,
@@ -65,6 +66,8 @@ import {
 
 export interface SupergraphReconcilerOptions extends ReconcileContext {
   index: DependencyIndex;
+  /** Where the Supergraphs' conditions are exported (`edfs_supergraph_status_condition`). */
+  metrics?: ControllerMetrics;
   capabilities(): Promise<Capabilities>;
   render(input: DesiredInput): DesiredResult | KubeObject[];
   defaults: DesiredInput['defaults'];
@@ -102,6 +105,7 @@ export class SupergraphReconciler implements Reconciler {
       index.remove(key);
       this.memo.delete(key);
       this.written.forget(key);
+      this.exportConditions(namespace, name, undefined);
       return;
     }
     const sup: Supergraph = { ...found, apiVersion: API_VERSION, kind: 'Supergraph' };
@@ -203,6 +207,7 @@ export class SupergraphReconciler implements Reconciler {
       previous,
       metaTime(this.opts.now()),
     );
+    this.exportConditions(namespace, name, status.conditions);
     if (!sameStatus(previous, status)) {
       await client.patchStatus(
         RESOURCES.Supergraph,
@@ -218,6 +223,26 @@ export class SupergraphReconciler implements Reconciler {
       }
     }
     if (applyErrors.length > 0) throw new Error(applyErrors.join('; '));
+  }
+
+  /** Condition types exported per Supergraph key, so types no longer reported are removed. */
+  private readonly exported = new Map<string, string[]>();
+
+  private exportConditions(
+    namespace: string,
+    name: string,
+    conditions: { type: string; status: string }[] | undefined,
+  ): void {
+    const { metrics } = this.opts;
+    if (!metrics) return;
+    const key = `${namespace}/${name}`;
+    exportSupergraphConditions(metrics, namespace, name, conditions, this.exported.get(key));
+    if (conditions)
+      this.exported.set(
+        key,
+        conditions.map((c) => c.type),
+      );
+    else this.exported.delete(key);
   }
 
   private compose(key: string, sup: Supergraph, deps: Set<string>): Composition {
