@@ -257,7 +257,7 @@ function run(bin: string, args: string[], input?: string): Promise<string> {
 }
 
 /** Runs a script of `e2e/infra`, its progress on our stderr; resolves to its stdout lines. */
-function runScript(script: string, args: string[]): Promise<string[]> {
+export function runScript(script: string, args: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

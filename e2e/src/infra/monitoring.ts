@@ -19,11 +19,10 @@
  * Prometheus is read through the API server's service proxy (`kubectl get --raw`), which works
  * on any cluster without a port of its own.
  */
-import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
-import type { Cluster } from './cluster.js';
+import { runScript, type Cluster } from './cluster.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const PARTS_SCRIPT = fileURLToPath(new URL('../../infra/monitoring-parts.sh', import.meta.url));
@@ -446,31 +445,4 @@ async function apiServiceAvailable(cluster: Cluster, name: string): Promise<void
     `APIService ${name} Available`,
     300_000,
   );
-}
-
-/** Runs a script of `e2e/infra`, its progress on our stderr; resolves to its stdout lines. */
-function runScript(script: string, args: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-20_000);
-      process.stderr.write(chunk);
-    });
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code === 0) {
-        resolve(
-          stdout
-            .split('\n')
-            .map((line) => line.trim())
-            .filter(Boolean),
-        );
-      } else {
-        reject(new Error(`${basename(script)} ${args.join(' ')} exited with ${code}:\n${stderr}`));
-      }
-    });
-  });
 }
