@@ -49,6 +49,7 @@ import {
   type ValueNode,
   type VariableDefinitionNode,
 } from 'graphql';
+import { compileFilter } from '../events/filter.js';
 import { collectFields, subSelections, type Fragments } from './collect.js';
 import type {
   EntityCall,
@@ -361,7 +362,13 @@ class Planner {
    * the client uses that response key for something else).
    */
   private planFilterFields(fetch: Fetch, event: EventSource, nodes: FieldNode[]): void {
-    const paths = filterFieldPaths(event.filter);
+    const field = `${event.parentType}.${event.fieldName}`;
+    let paths: string[][];
+    try {
+      paths = compileFilter(event.filter, { field }).fieldPaths();
+    } catch (err) {
+      throw new PlanError((err as Error).message);
+    }
     if (paths.length === 0) return;
     const type = this.schema.getType(event.returnType);
     if (!type || !isCompositeType(type)) return;
@@ -1251,24 +1258,6 @@ class Planner {
       },
     };
   }
-}
-
-/** Every `fieldPath` in a subscription filter condition, whatever its nesting (AND/OR/NOT/IN). */
-export function filterFieldPaths(condition: unknown): string[][] {
-  const out: string[][] = [];
-  const visit = (v: unknown): void => {
-    if (Array.isArray(v)) v.forEach(visit);
-    else if (v && typeof v === 'object') {
-      for (const [k, child] of Object.entries(v)) {
-        if (k === 'fieldPath' && Array.isArray(child) && child.every((x) => typeof x === 'string'))
-          out.push(child as string[]);
-        else if (k === 'fieldPath' && typeof child === 'string') out.push(child.split('.'));
-        else visit(child);
-      }
-    }
-  };
-  visit(condition);
-  return out;
 }
 
 function parseFieldSetText(text: string, what: string): SelectionSetNode {
