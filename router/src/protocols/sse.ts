@@ -2,8 +2,8 @@
  * GraphQL over Server-Sent Events, graphql-sse's "distinct connections" mode (graphql-sse's
  * PROTOCOL.md): one HTTP response carries one operation, its results as `next` events, then a
  * `complete` event, and the response ends. The client stops an operation by closing the response.
- * This module knows nothing of HTTP: the adapter (server/sse.ts) hands it a `StreamSocket`
- * whose first write commits the `200 text/event-stream` head.
+ * This module knows nothing of HTTP: the adapter (server/sse.ts, on server/stream-route.ts) hands
+ * it a `StreamSocket` whose first write commits the `200 text/event-stream` head.
  *
  * The operation's life (started before the head, the slow-consumer rule, the end by either
  * side) is stream.ts's, which this module frames. A `next` event costs one string concatenation

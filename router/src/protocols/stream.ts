@@ -1,7 +1,7 @@
 /**
  * One operation on one streamed HTTP response, the life GraphQL over SSE (sse.ts) and over
  * multipart (multipart.ts) share; each of them is a `StreamFraming`. This module knows nothing of
- * HTTP: the adapter (server/sse.ts) hands it a socket whose first write commits the `200` head.
+ * HTTP: the adapter (server/stream-route.ts) hands it a socket whose first write commits the `200` head.
  *
  * Invariants:
  * - The operation is started before anything is written, so an operation refused by the service

@@ -1,19 +1,16 @@
 /**
- * The HTTP adapter of GraphQL over multipart HTTP (protocols/multipart.ts). Like the SSE adapter
- * it is not a route of its own: the GraphQL-over-HTTP plugin parses and checks the request as for
- * any GraphQL request, and hands it here when the Accept header prefers `multipart/mixed`.
+ * The HTTP adapter of GraphQL over multipart HTTP (protocols/multipart.ts): the streamed response
+ * of stream-route.ts in multipart framing, for requests whose Accept header prefers
+ * `multipart/mixed` (media-type.ts).
  *
  * A subscription is served in Apollo's multipart subscription framing; a query or mutation as
  * one incremental-delivery part. Which one is read from the document (a document that does not
  * parse is the service's to refuse, so its framing does not matter).
  *
- * Invariants:
- * - `router_engine_connections` counts a stream from its head to the close of its response, for
- *   queries as for subscriptions.
- * - An operation the service refuses never opens a stream: a client that also accepts JSON (as
- *   Apollo Client does) gets `400 {errors}`, as from the SSE adapter; a client that accepts only
- *   multipart gets the errors as the stream's one result.
- * - Shutdown (`closeAll`) ends every open stream without the closing delimiter.
+ * Besides stream-route.ts's invariants: `router_engine_connections` counts queries' streams as it
+ * counts subscriptions'; a refused operation is `400 {errors}` for a client that also accepts
+ * JSON (as Apollo Client does), and the body's one result for one that accepts only multipart;
+ * shutdown ends every open stream without the closing delimiter.
  */
 import type { GraphQLRequest } from '../engine/types.js';
 import {
@@ -22,15 +19,15 @@ import {
   startMultipartStream,
   type MultipartFraming,
 } from '../protocols/multipart.js';
+import { acceptQualities } from './sse.js';
 import {
-  acceptQualities,
   createStreamHandler,
   operationKind,
   STREAM_HEADERS,
   type StreamedResponse,
   type StreamHandler,
   type StreamHandlerOptions,
-} from './sse.js';
+} from './stream-route.js';
 
 export type MultipartHandler = StreamHandler;
 
