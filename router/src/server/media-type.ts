@@ -1,8 +1,12 @@
 /**
- * Accept-header negotiation for GraphQL over HTTP: `application/graphql-response+json` (the
- * spec's own type, where request errors are 4xx) or `application/json` (the legacy type, where a
- * GraphQL error answer is 200). No Accept, or only wildcards, means `application/json`.
+ * Accept-header negotiation on the GraphQL path, the one place the header is parsed. JSON:
+ * `application/graphql-response+json` (the spec's own type, where request errors are 4xx) or
+ * `application/json` (the legacy type, where a GraphQL error answer is 200); no Accept, or only
+ * wildcards, means `application/json`. Streams: `text/event-stream` (SSE) or `multipart/mixed`,
+ * only when the header names them (wildcards never ask for a stream). A browser's page: text/html.
  */
+import { MULTIPART_MIXED } from '../protocols/multipart.js';
+import { EVENT_STREAM } from '../protocols/sse.js';
 
 export const GRAPHQL_RESPONSE_JSON = 'application/graphql-response+json';
 export const APPLICATION_JSON = 'application/json';
@@ -77,4 +81,49 @@ export function prefersHtml(accept: string | undefined): boolean {
   const html = match(ranges, 'text/html');
   if (html.specificity !== 2 || html.q <= 0) return false;
   return html.q >= Math.max(match(ranges, APPLICATION_JSON).q, match(ranges, GRAPHQL_RESPONSE_JSON).q);
+}
+
+/** The best quality a header gives the types it names exactly, and where it first names them with it. */
+interface NamedQuality {
+  q: number;
+  at: number;
+}
+
+/** Wildcards do not count; a type's parameters (such as `subscriptionSpec`) do not matter. */
+function named(ranges: MediaRange[], mediaTypes: readonly string[]): NamedQuality {
+  let best = { q: 0, at: -1 };
+  for (const r of ranges)
+    if (mediaTypes.includes(`${r.type}/${r.subtype}`) && r.q > best.q) best = { q: r.q, at: r.index };
+  return best;
+}
+
+/** What the header asks for among the answers the GraphQL path can give. */
+function answerQualities(accept: string): Record<'multipart' | 'stream' | 'json', NamedQuality> {
+  const ranges = parseAccept(accept);
+  return {
+    multipart: named(ranges, [MULTIPART_MIXED]),
+    stream: named(ranges, [EVENT_STREAM]),
+    json: named(ranges, [APPLICATION_JSON, GRAPHQL_RESPONSE_JSON]),
+  };
+}
+
+/** `text/event-stream` named in the Accept header, and no JSON type named with a higher quality. */
+export function prefersEventStream(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const { stream, json } = answerQualities(accept);
+  return stream.q > 0 && stream.q >= json.q;
+}
+
+/**
+ * `multipart/mixed` named in the Accept header, with no JSON type named with a higher quality,
+ * and preferred to `text/event-stream` (a higher quality, or the same and listed first).
+ */
+export function prefersMultipart(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const { multipart, stream, json } = answerQualities(accept);
+  return (
+    multipart.q > 0 &&
+    multipart.q >= json.q &&
+    (multipart.q > stream.q || (multipart.q === stream.q && multipart.at < stream.at))
+  );
 }

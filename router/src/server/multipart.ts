@@ -19,7 +19,7 @@ import {
   startMultipartStream,
   type MultipartFraming,
 } from '../protocols/multipart.js';
-import { acceptQualities } from './sse.js';
+import { prefersMultipart } from './media-type.js';
 import {
   createStreamHandler,
   operationKind,
@@ -45,18 +45,4 @@ function multipartResponse(params: GraphQLRequest): StreamedResponse {
     start: (options) => startMultipartStream({ ...options, framing }),
     rejected: (errors) => rejectedBody(framing, errors),
   };
-}
-
-/**
- * `multipart/mixed` named in the Accept header, with no JSON type named with a higher quality,
- * and preferred to `text/event-stream` (a higher quality, or the same and listed first).
- */
-export function prefersMultipart(accept: string | undefined): boolean {
-  if (!accept) return false;
-  const { multipart, stream, json } = acceptQualities(accept);
-  return (
-    multipart.q > 0 &&
-    multipart.q >= json.q &&
-    (multipart.q > stream.q || (multipart.q === stream.q && multipart.at < stream.at))
-  );
 }

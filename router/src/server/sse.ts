@@ -7,8 +7,8 @@
  * refused operation's errors as the stream's one result: a 400 would leave it with no detail at
  * all, and graphql-sse's client retries it as a network error.
  */
-import { MULTIPART_MIXED } from '../protocols/multipart.js';
 import { EVENT_STREAM, rejectedStream, startEventStream } from '../protocols/sse.js';
+import { prefersEventStream } from './media-type.js';
 import {
   createStreamHandler,
   operationKind,
@@ -38,44 +38,4 @@ export function createEventStreamHandler(options: EventStreamHandlerOptions): Ev
     prefersEventStream,
     () => EVENT_STREAM_RESPONSE,
   );
-}
-
-/** The best quality an Accept header gives a type, and where it first names it with that quality. */
-export interface AcceptQuality {
-  q: number;
-  at: number;
-}
-
-/**
- * What an Accept header asks for among the types the GraphQL path serves: `multipart/mixed` (its
- * parameters, such as `subscriptionSpec`, do not matter), `text/event-stream` and JSON. Wildcards
- * do not count: `text/event-stream, *\/*` is still a request for a stream.
- */
-export function acceptQualities(accept: string): Record<'multipart' | 'stream' | 'json', AcceptQuality> {
-  const best = { multipart: { q: 0, at: -1 }, stream: { q: 0, at: -1 }, json: { q: 0, at: -1 } };
-  accept.split(',').forEach((part, at) => {
-    const [range = '', ...params] = part.split(';').map((s) => s.trim().toLowerCase());
-    let q = 1;
-    for (const p of params) {
-      const [k, v] = p.split('=').map((s) => s.trim());
-      if (k === 'q' && v !== undefined) q = Number.isFinite(Number(v)) ? Number(v) : 0;
-    }
-    const kind =
-      range === MULTIPART_MIXED
-        ? 'multipart'
-        : range === EVENT_STREAM
-          ? 'stream'
-          : range === 'application/json' || range === 'application/graphql-response+json'
-            ? 'json'
-            : undefined;
-    if (kind && q > best[kind].q) best[kind] = { q, at };
-  });
-  return best;
-}
-
-/** `text/event-stream` named in the Accept header, and no JSON type named with a higher quality. */
-export function prefersEventStream(accept: string | undefined): boolean {
-  if (!accept) return false;
-  const { stream, json } = acceptQualities(accept);
-  return stream.q > 0 && stream.q >= json.q;
 }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { IncomingMessage } from 'node:http';
 import { rejectedBody } from '../../src/protocols/multipart.js';
-import { prefersMultipart } from '../../src/server/multipart.js';
+import { prefersMultipart } from '../../src/server/media-type.js';
 import {
   connections,
   messagesSent,
