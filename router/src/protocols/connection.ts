@@ -12,7 +12,7 @@
  *   is written.
  * - A result frame is the subprotocol's envelope around the operation's id and the payload exactly
  *   as the engine serialized it (shared by all its clients): nothing per operation is stored for
- *   it, and the socket encodes the payload once per event (server/websocket.ts).
+ *   it, and the socket encodes the payload once per event (server/socket-writer.ts).
  * - Memory per connection is bounded: a result that finds more than `sendBufferLimitBytes`
  *   unsent closes the connection (4503) instead of queueing behind them.
  */

@@ -15,7 +15,7 @@ import {
   SendBudget,
   type QueuedOutlet,
 } from '../../src/protocols/send-budget.js';
-import { SocketWriter } from '../../src/server/websocket.js';
+import { SocketWriter } from '../../src/server/socket-writer.js';
 import { pausedResponse, RawClient, startTestRouter, TOPIC, waitFor, type TestRouter } from './harness.js';
 
 /** A queue the test sizes by hand; `cut` records the order. */

@@ -1,8 +1,13 @@
+/**
+ * SocketWriter (server/socket-writer.ts) on its own: frames coalesce into one write per turn when
+ * events come fast, what is queued counts frame overhead, and result frames it frames itself read
+ * exactly, in order with `ws`'s own frames, by a real `ws` client.
+ */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
 import type { WebSocket } from 'ws';
 import { WEBSOCKET_FRAME_OVERHEAD_BYTES } from '../../src/protocols/send-budget.js';
-import { SocketWriter } from '../../src/server/websocket.js';
+import { SocketWriter } from '../../src/server/socket-writer.js';
 
 /** A `ws` WebSocket as far as the writer uses it, logging what reaches the TCP socket. */
 function fakeSocket(log: string[], name: string): WebSocket {
