@@ -15,7 +15,7 @@ export { createLogger } from './observability/logger.js';
 export type { Logger, LoggerOptions } from './observability/logger.js';
 export { Readiness } from './server/readiness.js';
 export type { ReadinessCheck, ReadinessReport } from './server/readiness.js';
-export { GatewayHolder } from './server/gateway-holder.js';
+export { GatewayHolder } from './engine/gateway-holder.js';
 export { createGateway, loadExecutionConfig } from './engine/gateway.js';
 export type { Gateway, GatewayOptions } from './engine/gateway.js';
 export { DEFAULT_OPERATION_LIMITS } from './engine/limits.js';

@@ -20,7 +20,7 @@ import { startMetricsServer, type MetricsServer } from './observability/metrics-
 import { createRouterMetrics, type RouterMetrics } from './observability/metrics.js';
 import { connectableHost } from './server/address.js';
 import { buildRouterServer } from './server/app.js';
-import { GatewayHolder } from './server/gateway-holder.js';
+import { GatewayHolder } from './engine/gateway-holder.js';
 import { Readiness } from './server/readiness.js';
 import { Drain } from './server/drain.js';
 import { providerBus } from './events/bus.js';

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { RouterConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { OperationService } from '../subscriptions/service.js';
-import type { GatewayHolder } from './gateway-holder.js';
+import type { GatewayHolder } from '../engine/gateway-holder.js';
 import { graphqlHttpPlugin } from './graphql-http.js';
 import { healthPlugin } from './health.js';
 import { createMultipartHandler, type MultipartHandler } from './multipart.js';

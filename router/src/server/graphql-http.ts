@@ -17,7 +17,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
-import type { GatewayHolder } from './gateway-holder.js';
+import type { GatewayHolder } from '../engine/gateway-holder.js';
 import type { MultipartHandler } from './multipart.js';
 import type { EventStreamHandler } from './sse.js';
 import {

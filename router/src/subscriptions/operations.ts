@@ -4,7 +4,7 @@
  * gateway is read once per operation, so a config swap never changes an operation mid-flight.
  */
 import type { Logger } from 'pino';
-import type { GatewayHolder } from '../server/gateway-holder.js';
+import type { GatewayHolder } from '../engine/gateway-holder.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
 import type { SubscriptionEngine } from './engine.js';
 import type { OperationService, ResultSink, Started } from './service.js';

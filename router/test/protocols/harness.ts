@@ -37,7 +37,7 @@ import type {
 } from '../../src/protocols/connection.js';
 import { buildRouterServer } from '../../src/server/app.js';
 import type { Drain } from '../../src/server/drain.js';
-import { GatewayHolder } from '../../src/server/gateway-holder.js';
+import { GatewayHolder } from '../../src/engine/gateway-holder.js';
 import { Readiness } from '../../src/server/readiness.js';
 import type { OperationService, ResultSink, Started } from '../../src/subscriptions/service.js';
 import { helloExecutionConfig, startHelloSubgraph, type HelloSubgraph } from '../helpers/hello-graph.js';
