@@ -396,7 +396,7 @@ export class SubscriptionEngine {
    * Serves every live subscription from `gateway` (a new execution config). Subscriptions it can
    * no longer serve get their errors as a result, then `complete`; the others keep streaming.
    */
-  replan(gateway: Gateway): { kept: number; ended: number } {
+  replan(gateway: Pick<Gateway, 'prepare'>): { kept: number; ended: number } {
     let kept = 0;
     let ended = 0;
     for (const member of this.liveMembers()) {
