@@ -11,7 +11,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createRouterMetrics } from '../../src/observability/metrics.js';
 import type { ExecutionResult, PreparedSubscription } from '../../src/engine/types.js';
 import type { Plan } from '../../src/engine/plan.js';
-import { SubscriptionEngine, eventsDroppedPayload } from '../../src/subscriptions/engine.js';
+import { SubscriptionEngine } from '../../src/subscriptions/engine.js';
+import { eventsDroppedPayload } from '../../src/subscriptions/group.js';
 import type { ResultSink } from '../../src/subscriptions/service.js';
 
 /** A provider whose one subscription the test drives: messages and gaps on demand. */
