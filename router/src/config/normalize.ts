@@ -5,7 +5,7 @@
  *
  * Sections with rules of their own have their own module (events.ts, headers.ts, security.ts);
  * this one holds the HTTP, WebSocket and subscription settings and puts the sections together.
- * Every problem goes to `issues` in file order; the caller throws when there are any.
+ * Every problem goes to `issues`, always in the same order; the caller throws when there are any.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { DEFAULT_DOCUMENT_CACHE, DEFAULTS } from './defaults.js';
