@@ -10,6 +10,7 @@ const common = {
   },
   moduleNameMapper: {
     '^@edfs/router$': '<rootDir>/router/src/index.ts',
+    '^@edfs/router/config$': '<rootDir>/router/src/config/index.ts',
     '^@edfs/operator$': '<rootDir>/operator/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

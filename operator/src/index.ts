@@ -1,3 +1,20 @@
+/**
+ * `@edfs/operator`: the operator and the `edfs` CLI as a library (tests and tools drive them
+ * in-process). The demo is not part of it: only the `edfs demo` command loads it.
+ *
+ * Layers, each importing only the ones above it in this list:
+ * - `api/`        the edfs.io/v1alpha1 types and constants; imports nothing.
+ * - `kube/`       Kubernetes access (client, informers, Lease, Events, discovery), generic: who
+ *                 writes is a parameter; imports api for the resource table only.
+ * - `compose/`    subgraphs to execution config, pure; imports api types.
+ * - `desired/`    the objects a Supergraph needs, pure; imports api and `@edfs/router/config`.
+ * - `controller/` the reconcile loop: work queue, rate limiters, metrics (controller.ts,
+ *                 queue.ts, metrics.ts).
+ * - `reconcile/`  one Reconciler per kind: reads through kube, renders with compose and desired.
+ * - `controller/` the process: manager.ts wires informers, reconcilers and leader election;
+ *                 run.ts, http.ts are the `edfs operator` entry point.
+ * - `cli/`        the `edfs` commands; the operator, the router and the demo are loaded on demand.
+ */
 export {
   composeSupergraph,
   type ComposeOptions,
@@ -8,7 +25,6 @@ export {
   type WebsocketSubprotocol,
 } from './compose/compose.js';
 export {
-  API_VERSION,
   ComposeInputError,
   loadComposeInputs,
   readComposeSources,
@@ -21,12 +37,8 @@ export {
   type SubgraphManifest,
   type SupergraphManifest,
 } from './compose/sources.js';
-export {
-  InvalidLabelSelectorError,
-  matchesLabelSelector,
-  type LabelSelector,
-  type LabelSelectorRequirement,
-} from './compose/label-selector.js';
+export { InvalidLabelSelectorError, matchesLabelSelector } from './compose/label-selector.js';
+export { API_VERSION, type LabelSelector, type LabelSelectorRequirement } from './api/v1alpha1.js';
 export {
   runOperator,
   startOperator,

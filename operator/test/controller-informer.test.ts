@@ -123,7 +123,7 @@ beforeEach(async () => {
     contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
     currentContext: 'fake',
   });
-  informer = new Informer(kc, new HttpKubeClient(kc), {
+  informer = new Informer(kc, new HttpKubeClient(kc, { fieldManager: 'edfs-informer-test' }), {
     type: RESOURCES.ConfigMap,
     namespace: 'ns',
     logger: silentLogger,

@@ -7,7 +7,7 @@ import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { parseRouterConfig } from '@edfs/router';
+import { parseRouterConfig } from '@edfs/router/config';
 import type { DesiredInput, EventProvider, KubeObject, Supergraph } from '../src/api/v1alpha1.js';
 import { composeSupergraph } from '../src/compose/compose.js';
 import { loadComposeInputs, readComposeSources } from '../src/compose/sources.js';

@@ -1,14 +1,11 @@
+/**
+ * `@edfs/router`: the whole router, to run one in-process (`startRouter`) or to build on its parts
+ * (gateway, planner, metrics, logger). Loading it loads the brokers' and the HTTP server's
+ * libraries; a program that only reads or writes `router.yaml` imports `@edfs/router/config`.
+ */
 export { startRouter, runRouter } from './main.js';
 export type { RunningRouter, StartRouterOptions } from './main.js';
-export {
-  loadRouterConfig,
-  parseRouterConfig,
-  resolveRouterConfig,
-  RouterConfigError,
-} from './config/load.js';
-export type { ConfigIssue, ParseOptions } from './config/load.js';
-export { routerConfigSchema } from './config/schema.js';
-export type * from './config/types.js';
+export * from './config/index.js';
 export { createRouterMetrics, ROUTER_METRIC_NAMES } from './observability/metrics.js';
 export type { RouterMetrics, RouterMetricsOptions, HttpOperationType } from './observability/metrics.js';
 export { createLogger } from './observability/logger.js';
@@ -18,8 +15,7 @@ export type { ReadinessCheck, ReadinessReport } from './server/readiness.js';
 export { GatewayHolder } from './engine/gateway-holder.js';
 export { createGateway, loadExecutionConfig } from './engine/gateway.js';
 export type { Gateway, GatewayOptions } from './engine/gateway.js';
-export { DEFAULT_OPERATION_LIMITS } from './engine/limits.js';
-export type { OperationLimits, RejectReason } from './engine/limits.js';
+export type { RejectReason } from './engine/limits.js';
 export { planOperation, PlanError } from './engine/planner.js';
 export type { PlanOptions } from './engine/planner.js';
 export type * from './engine/types.js';

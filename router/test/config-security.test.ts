@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { parseRouterConfig, RouterConfigError } from '../src/config/load.js';
-import { DEFAULT_OPERATION_LIMITS } from '../src/engine/limits.js';
+import { DEFAULT_OPERATION_LIMITS } from '../src/config/defaults.js';
 
 const minimal = 'execution_config: { file: { path: ./config.json } }\n';
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { headerPattern, headersRead, subgraphHeaders, type HeaderRules } from '../src/engine/headers.js';
+import { headerPattern } from '../src/config/headers.js';
+import type { HeaderRules } from '../src/config/types.js';
+import { headersRead, subgraphHeaders } from '../src/engine/headers.js';
 
 const rules = (all: HeaderRules['all'], subgraphs: HeaderRules['subgraphs'] = {}): HeaderRules => ({
   all,

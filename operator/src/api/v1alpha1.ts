@@ -4,14 +4,14 @@
  * and are the one contract between the reconcilers and the pure rendering of desired objects.
  * Defaults live in the CRDs (the API server applies them) and in `desired/` for objects created
  * before a default existed; the operator never writes defaults back into `spec`.
+ *
+ * The bottom layer of the operator: types and constants only, importing nothing. Every other
+ * layer may import it (see index.ts for the order of the layers).
  */
-import type { LabelSelector } from '../compose/label-selector.js';
 
 export const GROUP = 'edfs.io';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
-/** The one server-side apply field manager of the operator. */
-export const FIELD_MANAGER = 'edfs-operator';
 
 export interface ObjectMeta {
   name: string;
@@ -33,6 +33,20 @@ export interface Condition {
   reason: string;
   message: string;
 }
+
+/** metav1.LabelSelector; how one is matched: compose/label-selector.ts. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: LabelSelectorOperator;
+  values?: string[];
+}
+
+export type LabelSelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
 
 export interface SecretKeyRef {
   name: string;

@@ -160,22 +160,18 @@ function oneLine(message: string): string {
 }
 
 /**
- * The router is loaded on demand, through a computed specifier so this package type-checks
- * without the router's build; its contract is `runRouter(configPath): Promise<void>`.
+ * `edfs router` runs the router package's own entry point, imported by this command alone so the
+ * others never load the router runtime. The specifier is a literal: the import is type-checked
+ * against the router's build like every other import of it. A checkout whose router is not built
+ * gets a message saying so.
  */
-async function loadRouter(): Promise<{ runRouter: (configPath: string) => Promise<void> }> {
-  const specifier = '@edfs/router';
-  let router: { runRouter?: unknown };
+async function loadRouter(): Promise<typeof import('@edfs/router')> {
   try {
-    router = (await import(specifier)) as { runRouter?: unknown };
+    return await import('@edfs/router');
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    throw new Error(`router: ${specifier} is not built (run npm run build): ${(err as Error).message}`);
+    throw new Error(`router: @edfs/router is not built (run npm run build): ${(err as Error).message}`);
   }
-  if (typeof router.runRouter !== 'function') {
-    throw new Error(`router: ${specifier} does not export runRouter (run npm run build)`);
-  }
-  return router as { runRouter: (configPath: string) => Promise<void> };
 }
 
 function packageVersion(): string {

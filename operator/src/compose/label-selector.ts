@@ -7,19 +7,7 @@
  * also matches everything: a Supergraph without `subgraphSelector` takes all Subgraphs of its
  * namespace.
  */
-
-export type LabelSelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-
-export interface LabelSelectorRequirement {
-  key: string;
-  operator: LabelSelectorOperator;
-  values?: string[];
-}
-
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: LabelSelectorRequirement[];
-}
+import type { LabelSelector, LabelSelectorRequirement } from '../api/v1alpha1.js';
 
 export type Labels = Record<string, string> | undefined;
 

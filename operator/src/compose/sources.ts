@@ -17,10 +17,8 @@ import type {
   SubscriptionProtocol,
   WebsocketSubprotocol,
 } from './compose.js';
-import { InvalidLabelSelectorError, matchesLabelSelector, type LabelSelector } from './label-selector.js';
-
-export const API_GROUP = 'edfs.io';
-export const API_VERSION = `${API_GROUP}/v1alpha1`;
+import { API_VERSION, GROUP, type LabelSelector } from '../api/v1alpha1.js';
+import { InvalidLabelSelectorError, matchesLabelSelector } from './label-selector.js';
 const DEFAULT_NAMESPACE = 'default';
 
 export interface ObjectMeta {
@@ -323,7 +321,7 @@ function readObject(
     sources.configMaps.push({ metadata: readMetadata(value), data: stringValues(data), file });
     return;
   }
-  if (typeof apiVersion !== 'string' || !apiVersion.startsWith(`${API_GROUP}/`)) return;
+  if (typeof apiVersion !== 'string' || !apiVersion.startsWith(`${GROUP}/`)) return;
 
   const metadata = readMetadata(value);
   const where = `${file}: ${String(kind)} "${metadata.name}"`;

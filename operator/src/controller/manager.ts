@@ -17,8 +17,14 @@
  * only after every informer has listed once, so a reconcile never sees a half-filled cache.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { API_VERSION, type DesiredInput, type DesiredResult, type KubeObject } from '../api/v1alpha1.js';
-import { matchesLabelSelector, type LabelSelector } from '../compose/label-selector.js';
+import {
+  API_VERSION,
+  type DesiredInput,
+  type DesiredResult,
+  type KubeObject,
+  type LabelSelector,
+} from '../api/v1alpha1.js';
+import { matchesLabelSelector } from '../compose/label-selector.js';
 import { providerIdOf, renderDesired } from '../desired/index.js';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { fenceWrites, HttpKubeClient, type KubeClient } from '../kube/client.js';
@@ -40,6 +46,7 @@ import type { ObjectReader } from '../reconcile/context.js';
 import { dep, DependencyIndex } from '../reconcile/dependency-index.js';
 import { EventProviderReconciler } from '../reconcile/eventprovider.js';
 import { SubgraphReconciler } from '../reconcile/subgraph.js';
+import { FIELD_MANAGER } from '../reconcile/apply.js';
 import { digestSecret } from '../reconcile/secrets-hash.js';
 import { SupergraphReconciler } from '../reconcile/supergraph.js';
 import { Controller, type ReconcileRecord } from './controller.js';
@@ -112,7 +119,7 @@ export class Manager {
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? createControllerMetrics();
-    this.client = new HttpKubeClient(opts.kubeConfig);
+    this.client = new HttpKubeClient(opts.kubeConfig, { fieldManager: FIELD_MANAGER });
 
     const informers = {} as { [K in Watched]: Informer<AnyObject> };
     for (const kind of WATCHED) {

@@ -11,6 +11,12 @@
  * - Whatever was started is stopped: a failed start closes what was already running, and
  *   `close()` stops the router before the subgraphs it calls (idempotent).
  * - The demo runs from a checkout of the repository: the subgraphs are the example's own files.
+ *
+ * Why it lives here: `edfs demo` is a command of this package's CLI and composes with this
+ * package's composition module. It is not part of the operator: it starts a router, so it imports
+ * the whole `@edfs/router`, and only the `demo` command loads it (a dynamic import in cli/main.ts;
+ * index.ts does not export it). The controller process never loads it
+ * (test/runtime-imports.test.ts).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -12,7 +12,7 @@
  *   human reading `kubectl describe pod` agree on them.
  */
 import { createHash } from 'node:crypto';
-import { parseRouterConfig, RouterConfigError } from '@edfs/router';
+import { parseRouterConfig, RouterConfigError } from '@edfs/router/config';
 import { stringify } from 'yaml';
 import type { EventProvider, Supergraph } from '../api/v1alpha1.js';
 import { getPath, isPlainObject, mergePatch, setPath, sortKeysDeep } from './merge.js';

@@ -6,11 +6,13 @@
  * (in-cluster token files are re-read by it, so rotated tokens are picked up). Every failure is
  * a `KubeApiError` carrying the HTTP status and the API server's own message, which names the
  * object and field; a 404 on `get` is `undefined`, not an error.
+ *
+ * Generic: it knows Kubernetes, not the operator. Who writes (the field manager, the user agent)
+ * is a constructor parameter; the only operator module it imports is the resource table.
  */
 import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { FIELD_MANAGER } from '../api/v1alpha1.js';
 import { apiVersionOf, resourcePath, type AnyObject, type ResourceType } from './resources.js';
 
 export interface RequestSpec {
@@ -101,8 +103,9 @@ export function isConflict(err: unknown): boolean {
 const DEFAULT_TIMEOUT_MS = 30_000;
 
 export interface HttpKubeClientOptions {
-  /** Recorded in managedFields for every write that is not an apply. Default FIELD_MANAGER. */
-  fieldManager?: string;
+  /** Recorded in managedFields for every write that is not an apply (applies name their own). */
+  fieldManager: string;
+  /** Default: the field manager. */
   userAgent?: string;
 }
 
@@ -113,10 +116,10 @@ export class HttpKubeClient implements KubeClient {
 
   constructor(
     private readonly kc: KubeConfig,
-    opts: HttpKubeClientOptions = {},
+    opts: HttpKubeClientOptions,
   ) {
-    this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
-    this.userAgent = opts.userAgent ?? FIELD_MANAGER;
+    this.fieldManager = opts.fieldManager;
+    this.userAgent = opts.userAgent ?? opts.fieldManager;
   }
 
   async get<T extends AnyObject>(

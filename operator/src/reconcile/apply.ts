@@ -20,6 +20,9 @@ import type { AnyObject } from '../kube/resources.js';
 
 export const APPLIED_HASH_ANNOTATION = 'edfs.io/applied-hash';
 
+/** The operator's one server-side apply field manager, also recorded for its other writes. */
+export const FIELD_MANAGER = 'edfs-operator';
+
 /** The field manager that holds `spec.replicas` while an autoscaler takes it over. */
 export const HANDOVER_FIELD_MANAGER = 'edfs-operator-handover';
 

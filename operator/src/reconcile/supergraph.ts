@@ -26,7 +26,6 @@
  */
 import {
   API_VERSION,
-  FIELD_MANAGER,
   configMapName,
   routerName,
   type DesiredInput,
@@ -49,7 +48,13 @@ import {
   type AnyObject,
   type ResourceType,
 } from '../kube/resources.js';
-import { HANDOVER_FIELD_MANAGER, isUpToDate, replicasHandover, withAppliedHash } from './apply.js';
+import {
+  FIELD_MANAGER,
+  HANDOVER_FIELD_MANAGER,
+  isUpToDate,
+  replicasHandover,
+  withAppliedHash,
+} from './apply.js';
 import { metaTime, sameStatus, statusPatch } from './conditions.js';
 import type { Capabilities, ReconcileContext } from './context.js';
 import { dep, type DependencyIndex } from './dependency-index.js';

@@ -4,10 +4,11 @@
  *   keys, everything optional but `execution_config`.
  * - `RouterConfig`: what the router runs on, after environment expansion, validation and defaults:
  *   every value present, durations in milliseconds, addresses split, paths absolute.
+ *
+ * The resolved shapes are what the rest of the router is built from (the engine's header rules and
+ * operation limits included): they are defined here, next to the loader that produces them, and
+ * this module imports nothing.
  */
-
-import type { HeaderRules } from '../engine/headers.js';
-import type { OperationLimits } from '../engine/limits.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -275,6 +276,48 @@ export interface SubscriptionsConfig {
    * hold unresolved; beyond it new events are dropped and its clients told (`EVENTS_DROPPED`).
    */
   maxGroupBacklog: number;
+}
+
+/**
+ * One header rule (see engine/headers.ts for how rules apply): `propagate` copies a client header
+ * by exact name or by a case-insensitive pattern over header names; `set` sends a fixed value.
+ */
+export type HeaderRule =
+  | { op: 'propagate'; named: string; rename?: string; default?: string }
+  | { op: 'propagate'; matching: RegExp }
+  | { op: 'set'; name: string; value: string };
+
+export interface HeaderRules {
+  all: HeaderRule[];
+  /** By subgraph name. */
+  subgraphs: Record<string, HeaderRule[]>;
+}
+
+/**
+ * The router's operation limits (`security` in router.yaml). For every number, 0 means off.
+ * Defaults: `DEFAULT_OPERATION_LIMITS` (config/defaults.ts).
+ */
+export interface OperationLimits {
+  parserLimits: {
+    /** Largest document text, in bytes. */
+    maxDocumentSizeBytes: number;
+    /** Most lexical tokens in a document (graphql-js' `maxTokens`). */
+    maxTokens: number;
+    /** Deepest nesting: of brackets in the text, and of fields with fragments expanded. */
+    approximateDepthLimit: number;
+    /** Most fields in a document, each fragment counted every time it is spread. */
+    totalFieldsLimit: number;
+  };
+  /** Per executed operation, fragments expanded (Cosmo's `complexity_limits`). */
+  complexityLimits: { depth: number; totalFields: number; rootFields: number; rootFieldAliases: number };
+  /** Static cost estimate (Cosmo's `cost_analysis`); `staticLimit` 0 computes without refusing. */
+  costAnalysis: { enabled: boolean; staticLimit: number; listSize: number };
+  /** Longest `operationName` a request may give. */
+  operationNameLengthLimit: number;
+  blockMutations: boolean;
+  blockSubscriptions: boolean;
+  /** "Did you mean ...?" in validation errors; off, they reveal field and type names. */
+  fieldSuggestions: boolean;
 }
 
 export interface PrometheusConfig {

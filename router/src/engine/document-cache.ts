@@ -10,9 +10,6 @@
  * the whole budget is not stored: its request is served, and the next one parses again.
  */
 
-/** Default bounds (`engine.execution_plan_cache_size`, `engine.execution_plan_cache_memory_limit`). */
-export const DEFAULT_DOCUMENT_CACHE = { entries: 1024, bytes: 64 * 1024 * 1024 } as const;
-
 export interface Sized {
   /** Estimated heap held by the entry, its key included. */
   bytes: number;

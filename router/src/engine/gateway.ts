@@ -28,6 +28,8 @@ import {
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values.js';
 import type { Logger } from 'pino';
+import { DEFAULT_DOCUMENT_CACHE, DEFAULT_OPERATION_LIMITS } from '../config/defaults.js';
+import type { HeaderRules, OperationLimits } from '../config/types.js';
 import { checkExecutionConfig } from '../execution-config/load.js';
 import type { ExecutionConfigJson } from '../execution-config/types.js';
 import { executePlan } from './executor.js';
@@ -44,10 +46,9 @@ import type {
 } from './types.js';
 import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
 import type { SubgraphResponse } from './subgraph-client.js';
-import { hasHeaderRules, subgraphHeaders, type HeaderRules } from './headers.js';
-import { DEFAULT_DOCUMENT_CACHE, DocumentCache } from './document-cache.js';
+import { hasHeaderRules, subgraphHeaders } from './headers.js';
+import { DocumentCache } from './document-cache.js';
 import {
-  DEFAULT_OPERATION_LIMITS,
   ErrorCodes,
   INTERNAL_ERROR,
   checkComplexity,
@@ -58,7 +59,6 @@ import {
   refusal,
   scanDocument,
   withoutSuggestions,
-  type OperationLimits,
   type OperationMeasure,
   type RejectReason,
   type Refusal,

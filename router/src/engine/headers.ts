@@ -16,18 +16,8 @@
  * by it (clients with different credentials never share a resolution), and identical subgraph
  * requests of one event are only shared between groups sending the same headers.
  */
+import type { HeaderRule, HeaderRules } from '../config/types.js';
 import type { RequestContext } from './types.js';
-
-export type HeaderRule =
-  | { op: 'propagate'; named: string; rename?: string; default?: string }
-  | { op: 'propagate'; matching: RegExp }
-  | { op: 'set'; name: string; value: string };
-
-export interface HeaderRules {
-  all: HeaderRule[];
-  /** By subgraph name. */
-  subgraphs: Record<string, HeaderRule[]>;
-}
 
 /** Per subgraph name, the headers (lower-case names) its requests carry; absent = none. */
 export type SubgraphHeaders = Record<string, Record<string, string>>;
@@ -54,11 +44,6 @@ const NEVER_PROPAGATED = new Set([
 
 function propagatable(name: string): boolean {
   return !NEVER_PROPAGATED.has(name) && !name.startsWith('sec-websocket-');
-}
-
-/** A `matching` pattern as written in the config: Go's leading `(?i)` is accepted, matching is case-insensitive. */
-export function headerPattern(source: string): RegExp {
-  return new RegExp(source.replace(/^\(\?i\)/, ''), 'i');
 }
 
 /**

@@ -41,48 +41,7 @@ import {
   type OperationTypeNode,
   type SelectionSetNode,
 } from 'graphql';
-
-/**
- * The router's operation limits (`security` in router.yaml). For every number, 0 means off.
- * Defaults: `DEFAULT_OPERATION_LIMITS`.
- */
-export interface OperationLimits {
-  parserLimits: {
-    /** Largest document text, in bytes. */
-    maxDocumentSizeBytes: number;
-    /** Most lexical tokens in a document (graphql-js' `maxTokens`). */
-    maxTokens: number;
-    /** Deepest nesting: of brackets in the text, and of fields with fragments expanded. */
-    approximateDepthLimit: number;
-    /** Most fields in a document, each fragment counted every time it is spread. */
-    totalFieldsLimit: number;
-  };
-  /** Per executed operation, fragments expanded (Cosmo's `complexity_limits`). */
-  complexityLimits: { depth: number; totalFields: number; rootFields: number; rootFieldAliases: number };
-  /** Static cost estimate (Cosmo's `cost_analysis`); `staticLimit` 0 computes without refusing. */
-  costAnalysis: { enabled: boolean; staticLimit: number; listSize: number };
-  /** Longest `operationName` a request may give. */
-  operationNameLengthLimit: number;
-  blockMutations: boolean;
-  blockSubscriptions: boolean;
-  /** "Did you mean ...?" in validation errors; off, they reveal field and type names. */
-  fieldSuggestions: boolean;
-}
-
-export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
-  parserLimits: {
-    maxDocumentSizeBytes: 1_000_000,
-    maxTokens: 50_000,
-    approximateDepthLimit: 200,
-    totalFieldsLimit: 3500,
-  },
-  complexityLimits: { depth: 0, totalFields: 0, rootFields: 0, rootFieldAliases: 0 },
-  costAnalysis: { enabled: true, staticLimit: 100_000, listSize: 10 },
-  operationNameLengthLimit: 512,
-  blockMutations: false,
-  blockSubscriptions: false,
-  fieldSuggestions: false,
-};
+import type { OperationLimits } from '../config/types.js';
 
 /** The `reason` label of `router_operations_rejected_total`, one per limit. */
 export type RejectReason =

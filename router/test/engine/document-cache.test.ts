@@ -6,9 +6,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { DEFAULT_OPERATION_LIMITS } from '../../src/config/defaults.js';
+import type { OperationLimits } from '../../src/config/types.js';
 import { DocumentCache } from '../../src/engine/document-cache.js';
 import { createGateway } from '../../src/engine/gateway.js';
-import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from '../../src/engine/limits.js';
 import { helloExecutionConfig } from '../helpers/hello-graph.js';
 
 setFlagsFromString('--expose-gc');

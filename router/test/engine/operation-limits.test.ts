@@ -5,14 +5,10 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { getIntrospectionQuery } from 'graphql';
+import { DEFAULT_OPERATION_LIMITS } from '../../src/config/defaults.js';
+import type { OperationLimits } from '../../src/config/types.js';
 import { createGateway, type GatewayOptions } from '../../src/engine/gateway.js';
-import {
-  DEFAULT_OPERATION_LIMITS,
-  operationTypeOf,
-  scanDocument,
-  type OperationLimits,
-  type RejectReason,
-} from '../../src/engine/limits.js';
+import { operationTypeOf, scanDocument, type RejectReason } from '../../src/engine/limits.js';
 import type { PreparedRequest } from '../../src/engine/types.js';
 
 const SCHEMA = `
