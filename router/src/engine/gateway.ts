@@ -42,7 +42,9 @@ import type {
   PreparedSubscription,
   RequestContext,
 } from './types.js';
-import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
+import type { EventBus } from '../event-fields/bus.js';
+import { checkEventData, eventSelection } from '../event-fields/event-data.js';
+import { eventArguments } from '../event-fields/fetches.js';
 import type { SubgraphResponse } from './subgraph-client.js';
 import { hasHeaderRules, subgraphHeaders, type HeaderRules } from './headers.js';
 import { DEFAULT_DOCUMENT_CACHE, DocumentCache } from './document-cache.js';

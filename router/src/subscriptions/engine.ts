@@ -36,9 +36,10 @@ import type {
   EventProvider,
   SubscribeSpec,
 } from '../events/provider.js';
-import { compileFilter, type CompiledFilter } from '../events/filter.js';
-import { eventSubjects } from '../engine/event-fields.js';
-import { SubjectError, type SubjectLimits } from '../events/subjects.js';
+import { compileFilter, type CompiledFilter } from '../event-fields/filter.js';
+import { eventSubjects } from '../event-fields/fetches.js';
+import type { SubjectLimits } from '../event-fields/subject-templates.js';
+import { SubjectError } from '../events/subjects.js';
 import type {
   ExecutionResult,
   GraphQLRequest,
