@@ -23,10 +23,9 @@ import { buildRouterServer } from './server/app.js';
 import { GatewayHolder } from './engine/gateway-holder.js';
 import { Readiness } from './server/readiness.js';
 import { Drain } from './server/drain.js';
-import { providerBus } from './events/bus.js';
+import { providerBus, type EventBus } from './event-fields/bus.js';
 import type { EventProvider } from './events/provider.js';
 import { createProviders } from './events/providers.js';
-import type { EventBus } from './engine/event-fields.js';
 import { SubscriptionEngine } from './subscriptions/engine.js';
 import { createOperationService } from './subscriptions/operations.js';
 

@@ -27,7 +27,7 @@ export const DEFAULTS = {
     maxConnections: 10_000,
     healthCheckConnections: 16,
   },
-  /** Rendered subjects and topics (`events.subjects`): see events/subjects.ts. */
+  /** Rendered subjects and topics (`events.subjects`): see event-fields/subject-templates.ts. */
   subjects: { maxLength: 512, maxTokens: 32 },
   /** nats-server's default max_control_line. */
   natsMaxControlLine: 4096,

@@ -173,7 +173,7 @@ export interface RouterConfig {
   executionConfig: { file: { /** absolute */ path: string; watch: boolean } };
   events: {
     providers: { nats: NatsProviderConfig[]; kafka: KafkaProviderConfig[] };
-    /** Bounds of rendered subjects and topics (see events/subjects.ts). */
+    /** Bounds of rendered subjects and topics (see event-fields/subject-templates.ts). */
     subjects: { maxLength: number; maxTokens: number };
   };
   telemetry: { metrics: { prometheus: PrometheusConfig } };

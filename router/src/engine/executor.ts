@@ -11,7 +11,9 @@ import type { ExecutionResult } from './types.js';
 import type { EntityPart, EntityTarget, Fetch, Plan, Rename, ReprField } from './plan.js';
 import { FAILED, errorPrefixes, shapeRoot } from './shape.js';
 import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
-import { projectEvent, runPublish, runRequest, type EventBus } from './event-fields.js';
+import type { EventBus } from '../event-fields/bus.js';
+import { projectEvent } from '../event-fields/event-data.js';
+import { runPublish, runRequest } from '../event-fields/fetches.js';
 import type { Supergraph } from './supergraph.js';
 import type { SubgraphHeaders } from './headers.js';
 

@@ -44,7 +44,9 @@ import type {
   PreparedSubscription,
   RequestContext,
 } from './types.js';
-import { checkEventData, eventArguments, eventSelection, type EventBus } from './event-fields.js';
+import type { EventBus } from '../event-fields/bus.js';
+import { checkEventData, eventSelection } from '../event-fields/event-data.js';
+import { eventArguments } from '../event-fields/fetches.js';
 import type { SubgraphResponse } from './subgraph-client.js';
 import { hasHeaderRules, subgraphHeaders } from './headers.js';
 import { DocumentCache } from './document-cache.js';

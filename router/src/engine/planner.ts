@@ -49,7 +49,7 @@ import {
   type ValueNode,
   type VariableDefinitionNode,
 } from 'graphql';
-import { compileFilter } from '../events/filter.js';
+import { compileFilter } from '../event-fields/filter.js';
 import { collectFields, subSelections, type Fragments } from './collect.js';
 import type {
   EntityCall,

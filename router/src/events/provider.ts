@@ -6,6 +6,9 @@
  * Invariants: `subscribe` resolves only once the broker subscription is established (or rejects
  * with an error naming the subject/stream to fix); a subscription's `onMessage` is never called
  * after `close()` resolves; a provider never throws from a callback into the caller.
+ *
+ * Also here, so that every adapter words them alike: ProviderError, connection failures
+ * (`describeConnectError`) and operation deadlines (`withDeadline`).
  */
 
 /** What one trigger listens to. Subjects/topics are already rendered (no templates). */
@@ -82,4 +85,37 @@ export function messageOf(error: unknown): string {
 export function withoutPrefix(error: unknown): string {
   const message = messageOf(error);
   return error instanceof ProviderError ? message.replace(/^provider "[^"]*": /, '') : message;
+}
+
+/**
+ * A failed connection attempt in words a user can act on: an authentication or TLS failure names
+ * the settings to check; the error's code and its cause are added when the message lacks them.
+ */
+export function describeConnectError(error: unknown): string {
+  let message = messageOf(error);
+  const { name, code, cause } = (error ?? {}) as { name?: unknown; code?: unknown; cause?: unknown };
+  if (name === 'KafkaJSSASLAuthenticationError' || /SASL|authentication|authorization/i.test(message))
+    return `${message} (check the provider's authentication settings)`;
+  if (/certificate|self.signed|SSL|TLS/i.test(message))
+    return `${message} (check the provider's tls settings)`;
+  if (typeof code === 'string' && !message.includes(code)) message = `${message} (${code})`;
+  if (cause instanceof Error && !message.includes(cause.message)) message = `${message}: ${cause.message}`;
+  return message;
+}
+
+/** Settles as `promise` does, or rejects with `timeoutError()` once `ms` have passed first. */
+export async function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  timeoutError: () => Error,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError()), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -24,9 +24,10 @@
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventProvider, SubscribeSpec } from '../events/provider.js';
-import { compileFilter, type CompiledFilter } from '../events/filter.js';
-import { eventSubjects } from '../engine/event-fields.js';
-import { SubjectError, type SubjectLimits } from '../events/subjects.js';
+import { compileFilter, type CompiledFilter } from '../event-fields/filter.js';
+import { eventSubjects } from '../event-fields/fetches.js';
+import type { SubjectLimits } from '../event-fields/subject-templates.js';
+import { SubjectError } from '../events/subjects.js';
 import type { GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
 import type { Gateway } from '../engine/gateway.js';
 import type { SubgraphHeaders } from '../engine/headers.js';

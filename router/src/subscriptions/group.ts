@@ -16,7 +16,7 @@
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
-import type { CompiledFilter } from '../events/filter.js';
+import type { CompiledFilter } from '../event-fields/filter.js';
 import type { DeliveryGap } from '../events/provider.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type {

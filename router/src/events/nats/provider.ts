@@ -1,5 +1,7 @@
 /**
- * The NATS event provider (core NATS and JetStream) over `@nats-io/transport-node`.
+ * The NATS event provider (core NATS and JetStream) over `@nats-io/transport-node`: the connection,
+ * publish, request and core subscriptions. Connection options come from options.ts, stream
+ * subscriptions from jetstream.ts.
  *
  * Connection: `connect()` reports the first attempt's outcome (an error naming the provider, the
  * URL and the cause), but the provider keeps trying in the background until it gets through, and
@@ -10,11 +12,8 @@
  * subscription that lived through a disconnect reports a gap (`onGap`, reason `broker_outage`)
  * once the connection is back, before its next message, so its clients learn they missed events.
  *
- * Subscribe: one core subscription per subject, all feeding one callback. With a stream spec, one
- * durable pull consumer per subject (created if missing, filtered on that subject), named
- * `consumerName`, or `consumerName-0`, `consumerName-1`... when there are several subjects,
- * because servers before 2.10 accept a single filter subject per consumer. A message is acked after
- * `onMessage` returns; one arriving after `close()` is nak'ed, so the server redelivers it at once.
+ * Subscribe: one core subscription per subject, all feeding one callback; with a stream spec, one
+ * durable JetStream consumer per subject (jetstream.ts).
  *
  * Publish resolves once the server has the message (a flush round trip, shared by the publishes of
  * the same tick); request/reply tells "no responders" from "timed out".
@@ -27,31 +26,17 @@
  * Invariants: as EventProvider requires; errors are ProviderErrors naming what to fix; callbacks
  * never throw into the NATS client; `close()` stops every callback, then drains the connection.
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import {
   connect as natsConnect,
-  credsAuthenticator,
-  nkeyAuthenticator,
   NoRespondersError,
   TimeoutError,
   type NatsConnection,
-  type NodeConnectionOptions,
   type Subscription,
 } from '@nats-io/transport-node';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  type ConsumerMessages,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { NatsProviderConfig } from '../../config/types.js';
 import {
+  describeConnectError,
   ProviderError,
   type BrokerMessage,
   type BrokerSubscription,
@@ -60,6 +45,7 @@ import {
   type ProviderStatus,
   type SubscribeSpec,
   messageOf,
+  withDeadline,
   withoutPrefix,
 } from '../provider.js';
 import {
@@ -67,8 +53,10 @@ import {
   natsControlLineBytes,
   natsSubjectProblem,
   preview,
-  subjectsOverlap,
 } from '../subjects.js';
+import { JetStreamConsumers } from './jetstream.js';
+import { natsConnectionOptions } from './options.js';
+import { deliver, notify, WIDEST_REPLY, type ActiveSubscription } from './subscriptions.js';
 
 export interface NatsProviderOptions {
   logger?: Logger;
@@ -93,30 +81,11 @@ export interface NatsProviderOptions {
   onReconnect?: () => void;
 }
 
-type StreamSpec = NonNullable<SubscribeSpec['stream']>;
-
-interface ActiveSubscription {
-  /** Stops delivery at once (no callback after this returns). */
-  stop(): void;
-  close(): Promise<void>;
-  /** Ends the subscription because of `error` and tells the subscriber. */
-  fail(error: Error): void;
-  /**
-   * Core subscriptions: the connection dropped (`lost`), and came back (`regained`): whatever was
-   * published meanwhile is gone, and the subscriber is told so before its next message.
-   */
-  lost?(): void;
-  regained?(): void;
-}
-
 const DEFAULT_RECONNECT_WAIT_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_OPERATION_TIMEOUT_MS = 10_000;
-/** Stand-ins of the widest values the client puts on a protocol line with a subject. */
+/** Stand-in of the widest subscription id the client puts on a SUB line. */
 const WIDEST_SID = '9999999999';
-const WIDEST_SIZE = 999_999_999;
-/** A reply subject as wide as the client's inboxes (`_INBOX.<nuid>.<token>`, 52 bytes), with room. */
-const WIDEST_REPLY = '_'.repeat(64);
 
 export class NatsProvider implements EventProvider {
   readonly kind = 'nats' as const;
@@ -128,7 +97,6 @@ export class NatsProvider implements EventProvider {
   private readonly connectTimeoutMs: number;
   private readonly operationTimeoutMs: number;
   private readonly connectionName: string;
-  private readonly instanceId: string | undefined;
   private readonly onReconnect: (() => void) | undefined;
   private readonly maxControlLine: number;
 
@@ -140,9 +108,9 @@ export class NatsProvider implements EventProvider {
   /** A connection was established once: the next one is a reconnect. */
   private everConnected = false;
   private closing = false;
-  private jsm: { nc: NatsConnection; manager: Promise<JetStreamManager> } | undefined;
   private pendingFlush: Promise<void> | undefined;
   private readonly active = new Set<ActiveSubscription>();
+  private readonly jetstream: JetStreamConsumers;
 
   constructor(config: NatsProviderConfig, options: NatsProviderOptions = {}) {
     this.config = config;
@@ -153,9 +121,17 @@ export class NatsProvider implements EventProvider {
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     this.connectionName = options.connectionName ?? `edfs-router provider ${config.id}`;
-    this.instanceId = options.instanceId;
     this.onReconnect = options.onReconnect;
     this.maxControlLine = config.maxControlLine ?? NATS_DEFAULT_MAX_CONTROL_LINE;
+    this.jetstream = new JetStreamConsumers({
+      providerId: this.id,
+      url: this.url,
+      logger: this.logger,
+      operationTimeoutMs: this.operationTimeoutMs,
+      instanceId: options.instanceId,
+      active: this.active,
+      assertControlLine: (operation, subject, bytes) => this.assertControlLine(operation, subject, bytes),
+    });
   }
 
   async connect(): Promise<void> {
@@ -193,7 +169,7 @@ export class NatsProvider implements EventProvider {
     const nc = await this.connection(what);
     if (this.disconnected) throw new ProviderError(this.id, `cannot ${what}: reconnecting to ${this.url}`);
     return spec.stream
-      ? this.subscribeStream(nc, spec.subjects, spec.stream, onMessage, onError)
+      ? this.jetstream.subscribe(nc, spec.subjects, spec.stream, onMessage, onError)
       : this.subscribeCore(nc, spec.subjects, onMessage, onError, onGap);
   }
 
@@ -325,53 +301,13 @@ export class NatsProvider implements EventProvider {
   }
 
   private async dial(): Promise<NatsConnection> {
-    const options: NodeConnectionOptions = {
-      servers: this.url
-        .split(',')
-        .map((server) => server.trim())
-        .filter((server) => server.length > 0),
-      name: this.connectionName,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: this.reconnectWaitMs,
-      timeout: this.connectTimeoutMs,
-      // Reconnect forever also through auth failures (rotated credentials come back).
-      ignoreAuthErrorAbort: true,
-      ...(await this.authOptions()),
-    };
-    const tls = this.config.tls;
-    if (tls)
-      options.tls = {
-        ...(tls.caFile ? { caFile: tls.caFile } : {}),
-        ...(tls.certFile ? { certFile: tls.certFile } : {}),
-        ...(tls.keyFile ? { keyFile: tls.keyFile } : {}),
-      };
-    return natsConnect(options);
-  }
-
-  private async authOptions(): Promise<Partial<NodeConnectionOptions>> {
-    const auth = this.config.authentication;
-    if (!auth) return {};
-    switch (auth.kind) {
-      case 'token':
-        return { token: auth.token };
-      case 'user_info':
-        return { user: auth.username, pass: auth.password };
-      case 'creds_file': {
-        let creds: Uint8Array;
-        try {
-          creds = await readFile(auth.path);
-        } catch (error) {
-          throw new ProviderError(
-            this.id,
-            `cannot read the credentials file "${auth.path}" (authentication.creds_file): ${messageOf(error)}`,
-            { cause: error },
-          );
-        }
-        return { authenticator: credsAuthenticator(creds) };
-      }
-      case 'nkey':
-        return { authenticator: nkeyAuthenticator(new TextEncoder().encode(auth.seed.trim())) };
-    }
+    return natsConnect(
+      await natsConnectionOptions(this.config, {
+        name: this.connectionName,
+        reconnectWaitMs: this.reconnectWaitMs,
+        connectTimeoutMs: this.connectTimeoutMs,
+      }),
+    );
   }
 
   private onConnected(nc: NatsConnection): void {
@@ -440,7 +376,7 @@ export class NatsProvider implements EventProvider {
   private onClosed(nc: NatsConnection, error: void | Error): void {
     if (this.nc !== nc || this.closing) return;
     this.nc = undefined;
-    this.jsm = undefined;
+    this.jetstream.forget();
     const reason = new ProviderError(
       this.id,
       `connection to ${this.url} closed${error ? `: ${error.message}` : ''}; subscriptions ended`,
@@ -481,7 +417,7 @@ export class NatsProvider implements EventProvider {
       fail: (error) => {
         if (!open) return;
         stop();
-        this.notify(onError, error);
+        notify(this.logger, onError, error);
       },
       lost: () => {
         interrupted = true;
@@ -489,7 +425,7 @@ export class NatsProvider implements EventProvider {
       regained: () => {
         if (!interrupted || !open) return;
         interrupted = false;
-        if (onGap) this.notify(onGap, { reason: 'broker_outage' });
+        if (onGap) notify(this.logger, onGap, { reason: 'broker_outage' });
       },
     };
     const ended = (subject: string, error: Error): void => {
@@ -513,7 +449,7 @@ export class NatsProvider implements EventProvider {
             else if (open) {
               // The gap comes first, even when a message overtakes the client's reconnect status.
               if (interrupted) record.regained!();
-              this.deliver(onMessage, msg.subject, msg.data);
+              deliver(this.logger, onMessage, msg.subject, msg.data);
             }
           },
         });
@@ -544,254 +480,7 @@ export class NatsProvider implements EventProvider {
   }
 
   // -------------------------------------------------------------------------------------------
-  // JetStream
-
-  private async subscribeStream(
-    nc: NatsConnection,
-    subjects: readonly string[],
-    stream: StreamSpec,
-    onMessage: (message: BrokerMessage) => void,
-    onError: (error: Error) => void,
-  ): Promise<BrokerSubscription> {
-    const { streamName, consumerName } = stream;
-    const where = `stream "${streamName}"`;
-    const manager = await this.jetstreamManager(nc, where);
-    let streamSubjects: string[];
-    try {
-      streamSubjects = (await manager.streams.info(streamName)).config.subjects ?? [];
-    } catch (error) {
-      if (isApiError(error, JetStreamApiCodes.StreamNotFound))
-        throw new ProviderError(
-          this.id,
-          `JetStream stream "${streamName}" does not exist on ${this.url}; create it (for example \`nats stream add ${streamName} --subjects '${subjects.join(' ')}'\`) or fix streamName in the field's streamConfiguration`,
-          { cause: error },
-        );
-      throw new ProviderError(this.id, `cannot look up JetStream ${where}: ${messageOf(error)}`, {
-        cause: error,
-      });
-    }
-
-    // The server accepts a consumer filter outside the stream's subjects; it would never deliver.
-    // (A stream without subjects sources or mirrors others: nothing to check against.)
-    for (const subject of subjects)
-      if (
-        streamSubjects.length > 0 &&
-        !streamSubjects.some((streamSubject) => subjectsOverlap(subject, streamSubject))
-      )
-        throw new ProviderError(
-          this.id,
-          `subject "${subject}" is outside JetStream stream "${streamName}" (its subjects: ${streamSubjects.map((s) => `"${s}"`).join(', ')}), so durable consumer "${consumerName}" would never receive anything; fix the field's subjects or streamName`,
-        );
-
-    const base = this.instanceId
-      ? `${consumerName}-${createHash('sha256').update(this.instanceId).digest('hex').slice(0, 12)}`
-      : consumerName;
-    const names = subjects.length === 1 ? [base] : subjects.map((_, i) => `${base}-${i}`);
-    // Creating or refiltering a consumer puts the filter subject into the API subject.
-    subjects.forEach((subject, i) =>
-      this.assertControlLine(
-        'consume',
-        subject,
-        natsControlLineBytes(
-          'PUB',
-          `$JS.API.CONSUMER.CREATE.${streamName}.${names[i]}.${subject}`,
-          WIDEST_REPLY,
-          WIDEST_SIZE,
-        ),
-      ),
-    );
-    for (let i = 0; i < subjects.length; i++)
-      await this.ensureConsumer(
-        manager,
-        streamName,
-        names[i]!,
-        subjects[i]!,
-        stream.consumerInactiveThresholdSeconds,
-      );
-
-    let open = true;
-    const consumers: ConsumerMessages[] = [];
-    const stop = (): void => {
-      if (!open) return;
-      open = false;
-      this.active.delete(record);
-    };
-    const close = async (): Promise<void> => {
-      stop();
-      await Promise.all(consumers.map((messages) => messages.close().catch(() => undefined)));
-    };
-    const record: ActiveSubscription = {
-      stop,
-      close,
-      fail: (error) => {
-        if (!open) return;
-        void close();
-        this.notify(onError, error);
-      },
-    };
-
-    this.active.add(record);
-    try {
-      const js = jetstream(nc, { timeout: this.operationTimeoutMs });
-      for (let i = 0; i < subjects.length; i++) {
-        const name = names[i]!;
-        const consumer = await js.consumers.get(streamName, name);
-        const messages = await consumer.consume({
-          abort_on_missing_resource: true,
-          callback: (msg) => {
-            // After close, a nak hands the message back at once (left unacked, it would wait for the
-            // ack timeout): the next subscriber of this durable consumer gets it.
-            if (!open) {
-              msg.nak();
-              return;
-            }
-            this.deliver(onMessage, msg.subject, msg.data);
-            msg.ack();
-          },
-        });
-        consumers.push(messages);
-        void messages.closed().then((error) => {
-          if (error && open)
-            record.fail(
-              new ProviderError(
-                this.id,
-                `durable consumer "${name}" on JetStream stream "${streamName}" stopped: ${messageOf(error)}`,
-                { cause: error },
-              ),
-            );
-        });
-        void this.watchConsumer(messages, streamName, name);
-      }
-    } catch (error) {
-      await close();
-      throw new ProviderError(
-        this.id,
-        `cannot consume from durable consumer "${consumerName}" on JetStream stream "${streamName}": ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
-    return { close };
-  }
-
-  private async jetstreamManager(nc: NatsConnection, where: string): Promise<JetStreamManager> {
-    if (!this.jsm || this.jsm.nc !== nc) {
-      const manager = jetstreamManager(nc, { timeout: this.operationTimeoutMs });
-      this.jsm = { nc, manager };
-      manager.catch(() => {
-        if (this.jsm?.manager === manager) this.jsm = undefined;
-      });
-    }
-    try {
-      return await this.jsm.manager;
-    } catch (error) {
-      throw new ProviderError(
-        this.id,
-        `JetStream is not available on ${this.url} (needed for ${where}): ${messageOf(error)}; start the server with JetStream enabled (-js)`,
-        { cause: error },
-      );
-    }
-  }
-
-  /** Creates the durable consumer, or points an existing one at `subject`. */
-  private async ensureConsumer(
-    manager: JetStreamManager,
-    streamName: string,
-    name: string,
-    subject: string,
-    inactiveThresholdSeconds: number | undefined,
-  ): Promise<void> {
-    const where = `durable consumer "${name}" on JetStream stream "${streamName}"`;
-    let existing;
-    try {
-      existing = await manager.consumers.info(streamName, name);
-    } catch (error) {
-      if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound))
-        throw new ProviderError(this.id, `cannot look up ${where}: ${messageOf(error)}`, { cause: error });
-    }
-    if (!existing) {
-      try {
-        await manager.consumers.add(streamName, {
-          durable_name: name,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          filter_subject: subject,
-          ...(inactiveThresholdSeconds && inactiveThresholdSeconds > 0
-            ? { inactive_threshold: inactiveThresholdSeconds * 1_000_000_000 }
-            : {}),
-        });
-        this.logger?.info(
-          { stream: streamName, consumer: name, subject },
-          'created durable JetStream consumer',
-        );
-      } catch (error) {
-        throw new ProviderError(
-          this.id,
-          `cannot create ${where} for subject "${subject}": ${messageOf(error)} (is "${subject}" within the stream's subjects?)`,
-          { cause: error },
-        );
-      }
-      return;
-    }
-    const filters =
-      existing.config.filter_subjects ??
-      (existing.config.filter_subject ? [existing.config.filter_subject] : []);
-    if (filters.length === 1 && filters[0] === subject) return;
-    try {
-      await manager.consumers.update(streamName, name, { filter_subject: subject });
-      this.logger?.info(
-        { stream: streamName, consumer: name, subject, previous: filters },
-        'refiltered durable JetStream consumer',
-      );
-    } catch (error) {
-      throw new ProviderError(
-        this.id,
-        `${where} exists with filter ${filters.length ? filters.map((f) => `"${f}"`).join(', ') : '(none)'} and cannot be changed to "${subject}": ${messageOf(error)}; delete the consumer or use another consumerName`,
-        { cause: error },
-      );
-    }
-  }
-
-  private async watchConsumer(messages: ConsumerMessages, streamName: string, name: string): Promise<void> {
-    try {
-      for await (const event of messages.status()) {
-        if (event.type === 'heartbeats_missed')
-          this.logger?.debug(
-            { stream: streamName, consumer: name, count: event.count },
-            'JetStream heartbeats missed',
-          );
-        else if (
-          event.type === 'consumer_deleted' ||
-          event.type === 'consumer_not_found' ||
-          event.type === 'stream_not_found'
-        )
-          this.logger?.warn(
-            { stream: streamName, consumer: name, event: event.type },
-            'JetStream consumer lost',
-          );
-      }
-    } catch {
-      // the status stream ends with the consumer
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
   // Helpers
-
-  private deliver(onMessage: (message: BrokerMessage) => void, subject: string, data: Uint8Array): void {
-    try {
-      onMessage({ subject, data });
-    } catch (error) {
-      this.logger?.error({ err: error, subject }, 'event handler failed');
-    }
-  }
-
-  private notify<T>(onError: (value: T) => void, error: T): void {
-    try {
-      onError(error);
-    } catch (callbackError) {
-      this.logger?.error({ err: callbackError }, 'subscription error handler failed');
-    }
-  }
 
   /** One flush for every publish of the same tick: its PONG follows all of them on the wire. */
   private flushSoon(nc: NatsConnection): Promise<void> {
@@ -802,20 +491,12 @@ export class NatsProvider implements EventProvider {
     return this.pendingFlush;
   }
 
-  private async withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new ProviderError(this.id, `${what} within ${this.operationTimeoutMs} ms (${this.url})`)),
-        this.operationTimeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    return withDeadline(
+      promise,
+      this.operationTimeoutMs,
+      () => new ProviderError(this.id, `${what} within ${this.operationTimeoutMs} ms (${this.url})`),
+    );
   }
 
   /**
@@ -845,15 +526,6 @@ function causeMessage(error: ProviderError): string {
   return cause instanceof Error ? describeConnectError(cause) : error.message;
 }
 
-function describeConnectError(error: unknown): string {
-  const message = messageOf(error);
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (/authorization|authentication/i.test(message))
-    return `${message} (check the provider's authentication settings)`;
-  if (typeof code === 'string' && !message.includes(code)) return `${message} (${code})`;
-  return message;
-}
-
 function hasCause(error: unknown, type: abstract new (...args: never[]) => Error): boolean {
   let current: unknown = error;
   for (let depth = 0; current instanceof Error && depth < 5; depth++) {
@@ -861,8 +533,4 @@ function hasCause(error: unknown, type: abstract new (...args: never[]) => Error
     current = (current as Error).cause;
   }
   return false;
-}
-
-function isApiError(error: unknown, code: number): boolean {
-  return error instanceof JetStreamApiError && error.code === code;
 }

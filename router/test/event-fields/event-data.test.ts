@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { buildSchema } from 'graphql';
-import { checkEventData } from '../src/engine/event-fields.js';
-import type { EventSource, SelField, SubSel } from '../src/engine/plan.js';
+import { checkEventData } from '../../src/event-fields/event-data.js';
+import type { EventSource, SelField, SubSel } from '../../src/engine/plan.js';
 
 const schema = buildSchema(`
   type Query { x: Int }

@@ -1,13 +1,16 @@
 /**
- * Event-driven root fields (EDFS) inside a plan: rendering their subjects from arguments, checking
- * that an event (or a request's reply) can stand in for the field's data, and running publish and
- * request fetches against the brokers. The executor calls in here instead of sending HTTP.
+ * Whether an event can stand in for an event-driven root field's data (EDFS), and the event laid
+ * out as the plan's store expects it. Subscriptions check every event here before executing the
+ * rest of the plan; a request's reply is checked the same way.
  *
  * An event is valid when it is a JSON object whose `__typename` is a possible type of the field
  * and which carries every field the plan reads from it (the entity key, at least), each a value of
  * its schema type: exactly what the entity fetches that follow need to build their
  * representations. The types matter because the event is a client of the subgraphs too: an
  * `{"$ne": 1}` in an `ID!` key would otherwise reach them as a representation.
+ *
+ * Invariants: pure (no I/O); `checkEventData` answers with a reason naming the field at fault
+ * instead of throwing.
  */
 import {
   isAbstractType,
@@ -17,54 +20,13 @@ import {
   isNonNullType,
   isObjectType,
   isScalarType,
-  type FieldNode,
   type GraphQLField,
   type GraphQLInterfaceType,
   type GraphQLObjectType,
   type GraphQLOutputType,
   type GraphQLSchema,
 } from 'graphql';
-import { getArgumentValues } from 'graphql/execution/values.js';
-import { renderSubjects, type SubjectLimits } from '../events/subjects.js';
-import type { EventSource, Fetch, SubSel } from './plan.js';
-
-/** What the executor needs from the brokers (implemented over the event providers). */
-export interface EventBus {
-  publish(providerId: string, subject: string, data: Uint8Array): Promise<void>;
-  request(providerId: string, subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
-  /** Bounds of rendered subjects (router.yaml `events.subjects`); default DEFAULT_SUBJECT_LIMITS. */
-  subjectLimits?: SubjectLimits;
-}
-
-export class EventFieldError extends Error {
-  override name = 'EventFieldError';
-}
-
-/** Argument values of the event field, coerced against the schema (defaults applied). */
-export function eventArguments(
-  schema: GraphQLSchema,
-  event: EventSource,
-  variables: Record<string, unknown>,
-): Record<string, unknown> {
-  const parent = schema.getType(event.parentType) as GraphQLObjectType;
-  const def = parent.getFields()[event.fieldName]!;
-  return getArgumentValues(def, { arguments: event.args } as unknown as FieldNode, variables);
-}
-
-/**
- * Renders every subject/topic template; a value that would widen the subject, or make it longer
- * than `limits` allow, is refused before any broker call.
- */
-export function eventSubjects(
-  event: EventSource,
-  args: Record<string, unknown>,
-  limits?: SubjectLimits,
-): string[] {
-  return renderSubjects(event.subjects, args, event.providerKind, {
-    allowWildcards: event.type === 'subscribe',
-    ...(limits ? { limits } : {}),
-  });
-}
+import type { EventSource, Fetch, SubSel } from '../engine/plan.js';
 
 /**
  * Returns why `data` cannot be the field's value, or undefined when it can. `sel` is what the plan
@@ -256,57 +218,4 @@ function possibleTypeNames(schema: GraphQLSchema, typeName: string): string {
 /** The selection the plan reads from the event of `fetch` (under its root field). */
 export function eventSelection(fetch: Fetch): SubSel | undefined {
   return fetch.event ? fetch.sel.fields.get(fetch.event.responseKey)?.sel : undefined;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/**
- * Publish: sends the JSON of all arguments to the rendered subject. A broker failure is the
- * field's `success: false`, not an error (seed 001); a subject a client could widen is an error.
- */
-export async function runPublish(
-  schema: GraphQLSchema,
-  fetch: Fetch,
-  variables: Record<string, unknown>,
-  bus: EventBus,
-): Promise<{ success: boolean; error?: string }> {
-  const event = fetch.event!;
-  const args = eventArguments(schema, event, variables);
-  const subjects = eventSubjects(event, args, bus.subjectLimits);
-  const data = encoder.encode(JSON.stringify(args));
-  try {
-    for (const subject of subjects) await bus.publish(event.providerId, subject, data);
-    return { success: true };
-  } catch (err) {
-    return { success: false, error: (err as Error).message };
-  }
-}
-
-/** Request/reply: the reply is the field's data and must be a valid event for it. */
-export async function runRequest(
-  schema: GraphQLSchema,
-  fetch: Fetch,
-  variables: Record<string, unknown>,
-  bus: EventBus,
-): Promise<Record<string, unknown>> {
-  const event = fetch.event!;
-  const args = eventArguments(schema, event, variables);
-  const [subject] = eventSubjects(event, args, bus.subjectLimits);
-  if (!subject) throw new EventFieldError(`${event.parentType}.${event.fieldName} has no subject`);
-  const reply = await bus.request(
-    event.providerId,
-    subject,
-    encoder.encode(JSON.stringify(args)),
-    fetch.subgraph.timeoutMs,
-  );
-  let data: unknown;
-  try {
-    data = JSON.parse(decoder.decode(reply));
-  } catch {
-    throw new EventFieldError(`the reply on subject "${subject}" is not JSON`);
-  }
-  const problem = checkEventData(schema, event, eventSelection(fetch), data);
-  if (problem) throw new EventFieldError(`invalid reply on subject "${subject}": ${problem}`);
-  return data as Record<string, unknown>;
 }

@@ -1,5 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { compileFilter, FilterError, type SubscriptionFilterConditionJson } from '../../src/events/filter.js';
+import {
+  compileFilter,
+  FilterError,
+  type SubscriptionFilterConditionJson,
+} from '../../src/event-fields/filter.js';
 
 /** IN condition as `edfs compose` writes it: fieldPath split, values as JSON text. */
 function IN(fieldPath: string, values: unknown[]): SubscriptionFilterConditionJson {

@@ -7,10 +7,9 @@ import { describe, expect, it } from '@jest/globals';
 import {
   DEFAULT_SUBJECT_LIMITS,
   maxSubjectBytes,
-  natsControlLineBytes,
   renderSubject,
-  SubjectError,
-} from '../../src/events/subjects.js';
+} from '../../src/event-fields/subject-templates.js';
+import { natsControlLineBytes, SubjectError } from '../../src/events/subjects.js';
 
 function errorOf(run: () => unknown): SubjectError {
   try {
@@ -105,12 +104,5 @@ describe('Kafka topics are bounded by Kafka (249 characters) and by the configur
       renderSubject('orders-{{ args.id }}', { id: 'a'.repeat(14) }, 'kafka', { limits }),
     );
     expect(error.message).toContain('at most 20 characters (events.subjects.max_length)');
-  });
-});
-
-describe('NATS protocol lines', () => {
-  it('counts the verb, every argument and CRLF', () => {
-    expect(natsControlLineBytes('SUB', 'a.b', 42)).toBe('SUB a.b 42\r\n'.length);
-    expect(natsControlLineBytes('PUB', 'a.b', '_INBOX.x', 5)).toBe('PUB a.b _INBOX.x 5\r\n'.length);
   });
 });
