@@ -11,8 +11,11 @@
  * - Loss is never silent: a run of drops, or a broker gap, reaches every member it concerns as
  *   one `next` with an `EVENTS_DROPPED` error, in order at the point of the gap, saying how many
  *   (when known) and why. Only a run costs an allocation, never an event.
- * - A member takes the Trigger's events `from` on from its `current` Group and, during a re-plan
- *   handover, `previousFrom`..`previousUntil` from its `previous` Group: none twice, none missed.
+ * - A member takes the Trigger's events `from` on from its `current` Group, and the events before
+ *   that from the Groups it left on re-plans, one Handover range each (any number of reloads may
+ *   overlap): the ranges and `from` partition its events, so none comes twice and none is missed.
+ * - A Group without members of its own resolves no new event: it only finishes those its
+ *   Handovers hold, and leaves its Trigger as soon as they are out (delivered or signalled).
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
@@ -37,26 +40,22 @@ export interface EngineContext {
   readonly maxPendingEvents: number;
   /** Ends a client subscription (idempotent); `then` runs after detaching, if it was live. */
   endMember(member: Member, then?: () => void): void;
-  /** Drops members of `group` whose handover range ended at or before `seq`. */
-  finishHandovers(group: Group, seq: number): void;
   /** Forgets `trigger` and closes its broker subscription. */
   dropTrigger(trigger: Trigger): void;
 }
 
 /**
  * One client subscription, and the `Started` handed back to its protocol. It takes the events
- * (Trigger sequence numbers) from `from` on from its `current` Group; during a handover also
- * `previousFrom`..`previousUntil` from its `previous` Group. Plain fields, no closures: there is
- * one of these per subscribed client.
+ * (Trigger sequence numbers) from `from` on from its `current` Group, and earlier ones from the
+ * Groups in `handovers`. Plain fields, no closures: there is one of these per subscribed client.
  */
 export class Member {
   /** Until the subscription ends (either way). */
   live = true;
   current: Group | undefined = undefined;
   from = 0;
-  previous: Group | undefined = undefined;
-  previousFrom = 0;
-  previousUntil = 0;
+  /** Ranges that Groups it left still owe it, oldest first; empty outside a re-plan. */
+  readonly handovers: Handover[] = [];
 
   constructor(
     private readonly engine: EngineContext,
@@ -74,6 +73,17 @@ export class Member {
   stop(): void {
     this.engine.endMember(this);
   }
+}
+
+/**
+ * The events `from`..`until` that `group` still owes `member`, which has moved on to a Group of a
+ * newer plan: they arrived before the move and are resolving on the old plan.
+ */
+export interface Handover {
+  readonly member: Member;
+  readonly group: Group;
+  readonly from: number;
+  readonly until: number;
 }
 
 /**
@@ -114,9 +124,15 @@ export function eventsDroppedPayload(reason: Gap['reason'], dropped: number): st
 }
 
 export class Group {
+  /** The members whose `current` Group this is. */
   readonly members = new Set<Member>();
+  /** What it still owes members that moved on (their ranges end before its next event). */
+  private readonly handovers = new Set<Handover>();
   private tail: Promise<void> = Promise.resolve();
+  /** Events accepted and not yet resolved: the backlog. */
   private pending = 0;
+  /** Steps on `tail` not yet run (events and loss signals): 0 when every event is out. */
+  private queued = 0;
   /** The run of dropped events not yet closed by an accepted one. */
   private dropping: Gap | undefined = undefined;
   /** The filter with this Group's arguments bound, and the field paths it reads. */
@@ -134,9 +150,54 @@ export class Group {
     this.filter = filter && { matches: filter.bind(prepared.args), paths: filter.fieldPaths() };
   }
 
-  /** No event of this Group is still resolving. */
-  get idle(): boolean {
-    return this.pending === 0;
+  /** `member` takes this Group's events from `from` on. */
+  join(member: Member, from: number): void {
+    this.members.add(member);
+    member.current = this;
+    member.from = from;
+  }
+
+  /**
+   * `member` moves to another Group, which takes the events after `until`; this one still
+   * delivers it those up to `until` that are not out yet.
+   */
+  handOver(member: Member, until: number): void {
+    this.members.delete(member);
+    if (this.queued === 0 || member.from > until) return this.releaseIfUnused();
+    const handover: Handover = { member, group: this, from: member.from, until };
+    this.handovers.add(handover);
+    member.handovers.push(handover);
+  }
+
+  /** `member` ended or left for another Trigger: it takes nothing more from this Group. */
+  leave(member: Member): void {
+    this.members.delete(member);
+    this.releaseIfUnused();
+  }
+
+  /** Ends `handover`: its events are out, or its member is gone. */
+  endHandover(handover: Handover): void {
+    this.handovers.delete(handover);
+    const owed = handover.member.handovers;
+    owed.splice(owed.indexOf(handover), 1);
+    this.releaseIfUnused();
+  }
+
+  /** Leaves the Trigger once nobody takes events from this Group any more. */
+  private releaseIfUnused(): void {
+    if (this.members.size > 0 || this.handovers.size > 0) return;
+    if (this.trigger.groups.get(this.key) === this) this.trigger.groups.delete(this.key);
+  }
+
+  /**
+   * A step on `tail` has run: every event up to `through` is out (all of them when the tail is
+   * empty), so the Handovers that end there are over.
+   */
+  private settled(through: number): void {
+    this.queued--;
+    if (this.handovers.size === 0) return;
+    for (const handover of this.handovers)
+      if (this.queued === 0 || handover.until <= through) this.endHandover(handover);
   }
 
   /** Starts the work for one event; delivery waits for the events before it. */
@@ -148,6 +209,11 @@ export class Group {
     seq: number,
   ): void {
     const { metrics } = this.engine;
+    if (this.members.size === 0) {
+      // Only Handovers left, and they all end before this event: it is nobody's here.
+      this.dropping = undefined;
+      return;
+    }
     if (this.pending >= this.engine.maxPendingEvents) return this.drop(event, seq);
     this.dropping = undefined;
     const problem = this.prepared.check(event);
@@ -163,6 +229,7 @@ export class Group {
       work = this.resolve(event, dedupe);
     }
     this.pending++;
+    this.queued++;
     this.tail = this.tail
       .then(() => work)
       .then(
@@ -190,6 +257,7 @@ export class Group {
     let gap = this.dropping;
     if (!gap) {
       const opened = (this.dropping = gap = new Gap('backlog', seq, 0));
+      this.queued++;
       this.tail = this.tail.then(() => this.signal(opened));
     }
     gap.count!++;
@@ -199,24 +267,29 @@ export class Group {
   /** The broker may have lost events before Trigger event `seq`: signalled after those before it. */
   interrupted(reason: DeliveryGap['reason'], seq: number, dropped: number | undefined): void {
     this.dropping = undefined;
+    // Without members of its own, the Group owes only events before the gap: nobody to tell.
+    if (this.members.size === 0) return;
     const gap = new Gap(reason, seq, dropped);
+    this.queued++;
     this.tail = this.tail.then(() => this.signal(gap));
   }
 
-  /** Tells each member what it missed of `gap` (members that joined after it missed nothing). */
+  /**
+   * Tells each member what it missed of `gap` (members that joined after it missed nothing; one
+   * that moved on, what its Handover range missed).
+   */
   private signal(gap: Gap): void {
     if (this.dropping === gap) this.dropping = undefined;
     let json = '';
     let jsonFor = 0;
-    for (const member of this.members) {
-      const missed =
-        member.current === this
-          ? gap.missedBy(member.from, Number.MAX_SAFE_INTEGER)
-          : gap.missedBy(member.previousFrom, member.previousUntil);
-      if (!missed) continue;
+    const tell = (member: Member, missed: number) => {
+      if (!missed) return;
       if (missed !== jsonFor) json = eventsDroppedPayload(gap.reason, (jsonFor = missed));
       member.sink.next(json);
-    }
+    };
+    for (const member of this.members) tell(member, gap.missedBy(member.from, Number.MAX_SAFE_INTEGER));
+    for (const h of this.handovers) tell(h.member, gap.missedBy(h.from, h.until));
+    this.settled(gap.reason === 'backlog' ? gap.last : gap.first - 1);
   }
 
   private async resolve(event: unknown, dedupe: Map<string, Promise<unknown>>): Promise<string | undefined> {
@@ -238,19 +311,12 @@ export class Group {
 
   /** Sends `json` (undefined: filtered out) to the members whose range holds `seq`. */
   private fanOut(json: string | undefined, received: number, seq: number): void {
-    let handedOver = false;
-    for (const member of this.members) {
-      if (member.current === this) {
-        if (json !== undefined && seq >= member.from) member.sink.next(json);
-      } else {
-        if (json !== undefined && seq >= member.previousFrom && seq <= member.previousUntil)
-          member.sink.next(json);
-        if (seq >= member.previousUntil) handedOver = true;
-      }
-    }
-    if (json !== undefined)
+    if (json !== undefined) {
+      for (const member of this.members) if (seq >= member.from) member.sink.next(json);
+      for (const h of this.handovers) if (h.from <= seq && seq <= h.until) h.member.sink.next(json);
       this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
-    if (handedOver) this.engine.finishHandovers(this, seq);
+    }
+    this.settled(seq);
   }
 }
 

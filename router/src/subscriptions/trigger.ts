@@ -85,7 +85,7 @@ export class Trigger {
     if (this.closed) return;
     this.engine.logger.warn({ err: error, trigger: this.key }, 'trigger failed');
     const errors = [{ message: error.message, extensions: { code: 'EVENT_SOURCE_FAILED' } }];
-    const members = [...new Set([...this.groups.values()].flatMap((g) => [...g.members]))];
+    const members = [...this.groups.values()].flatMap((g) => [...g.members]);
     this.engine.dropTrigger(this);
     for (const m of members) this.engine.endMember(m, () => m.sink.error(errors));
   }

@@ -3,7 +3,8 @@
  * subscriptions, asynchronous delivery in publish order): a slow Group drops what exceeds its
  * backlog and says so while the other Groups of its Trigger miss nothing; a Trigger outlives its
  * last subscriber by the grace period and is reused within it; and on a new execution config
- * (`replan`) live subscriptions move to their new plan without missing or repeating an event.
+ * (`replan`) live subscriptions move to their new plan without missing or repeating an event,
+ * however many reloads overlap, while an old plan finishes only the events it still owes.
  *
  * The plans are written here: each stands for one execution config, names itself in its results
  * (`e1@v1`) and resolves at once or when the test releases it, so backlogs fill exactly when the
@@ -398,6 +399,146 @@ describe('replan: live subscriptions on a new execution config', () => {
     ]);
     expect((await metrics.engineSubscriptions.get()).values[0]?.value).toBe(0);
     expect(engine.triggerCount).toBe(0);
+    await until(() => brokerSubscriptions() === 0, 'the broker subscription to close');
+  });
+});
+
+describe('replan again before the last handover is over', () => {
+  it('two reloads while events still resolve on the first plan: every event exactly once, from the plan it arrived under', async () => {
+    const { engine, join, publish, brokerSubscriptions } = setup();
+    const v1 = new Config('v1', { held: true });
+    const v2 = new Config('v2', { held: true });
+    const v3 = new Config('v3', { held: true });
+    const clients = [join(v1), join(v1)];
+    await until(() => brokerSubscriptions() === 1, 'the broker subscription');
+
+    publish('e1');
+    await until(() => v1.resolutions === 1, 'e1 resolving on v1');
+    expect(engine.replan(v2)).toEqual({ kept: 2, ended: 0 });
+    publish('e2');
+    await until(() => v2.resolutions === 1, 'e2 resolving on v2');
+    expect(engine.replan(v3)).toEqual({ kept: 2, ended: 0 });
+    publish('e3');
+    await until(() => v3.resolutions === 1, 'e3 resolving on v3');
+
+    await v1.release();
+    await v2.release();
+    await v3.release();
+    for (const client of clients) expect(client.timeline).toEqual(['e1@v1', 'e2@v2', 'e3@v3']);
+    // Each plan resolved only the events that arrived under it, and the old Groups are gone.
+    expect([v1.resolutions, v2.resolutions, v3.resolutions]).toEqual([1, 1, 1]);
+    expect(engine.groupCount).toBe(1);
+  });
+
+  it('three reloads with an event in flight on each plan, the newest finishing first: nothing missed, nothing repeated', async () => {
+    const { engine, join, publish, brokerSubscriptions } = setup();
+    const plans = ['v1', 'v2', 'v3', 'v4'].map((name) => new Config(name, { held: true }));
+    const client = join(plans[0]!);
+    await until(() => brokerSubscriptions() === 1, 'the broker subscription');
+
+    for (const [i, plan] of plans.entries()) {
+      if (i > 0) expect(engine.replan(plan)).toEqual({ kept: 1, ended: 0 });
+      publish(`e${i + 1}`);
+      await until(() => plan.resolutions === 1, `e${i + 1} resolving on ${plan.name}`);
+    }
+    expect(engine.groupCount).toBe(4);
+
+    for (const plan of [...plans].reverse()) await plan.release();
+    expect(client.events()).toEqual(['e1@v1', 'e2@v2', 'e3@v3', 'e4@v4']);
+    expect(client.timeline).toHaveLength(4);
+    expect(engine.groupCount).toBe(1);
+  });
+
+  it('reloads while the old plans drop for backlog: each plan delivers its events and signals its drops once, where they happened', async () => {
+    const { engine, metrics, join, publish, brokerSubscriptions } = setup({ maxPendingEvents: 1 });
+    const v1 = new Config('v1', { held: true });
+    const v2 = new Config('v2', { held: true });
+    const v3 = new Config('v3', { held: true });
+    const client = join(v1);
+    await until(() => brokerSubscriptions() === 1, 'the broker subscription');
+
+    // One turn each: v1 holds e1 and drops e2, e3; v2 holds e4 and drops e5.
+    for (const id of ['e1', 'e2', 'e3']) publish(id);
+    await until(() => v1.resolutions === 1, 'e1 resolving on v1');
+    await turn();
+    engine.replan(v2);
+    for (const id of ['e4', 'e5']) publish(id);
+    await until(() => v2.resolutions === 1, 'e4 resolving on v2');
+    await turn();
+    engine.replan(v3);
+    publish('e6');
+    await until(() => v3.resolutions === 1, 'e6 resolving on v3');
+
+    await v1.release();
+    await v2.release();
+    await v3.release();
+    expect(client.timeline).toEqual(['e1@v1', 'gap:2:backlog', 'e4@v2', 'gap:1:backlog', 'e6@v3']);
+    // Counted where they were lost, once each: no old Group dropped what a newer one delivered.
+    expect(await droppedForBacklog(metrics)).toBe(3);
+    expect(engine.groupCount).toBe(1);
+  });
+
+  it('an old Group whose last events were dropped is released once it has signalled them, without waiting for another event', async () => {
+    const { engine, join, publish, brokerSubscriptions } = setup({ maxPendingEvents: 1 });
+    const v1 = new Config('v1', { held: true });
+    const v2 = new Config('v2');
+    const client = join(v1);
+    await until(() => brokerSubscriptions() === 1, 'the broker subscription');
+    for (const id of ['e1', 'e2', 'e3']) publish(id);
+    await until(() => v1.resolutions === 1, 'e1 resolving on v1');
+    await turn();
+
+    engine.replan(v2);
+    expect(engine.groupCount).toBe(2);
+    await v1.release();
+    expect(client.timeline).toEqual(['e1@v1', 'gap:2:backlog']);
+    expect(engine.groupCount).toBe(1);
+
+    publish('e4');
+    await until(() => client.timeline.length === 3, 'e4');
+    expect(client.timeline).toEqual(['e1@v1', 'gap:2:backlog', 'e4@v2']);
+    expect(v1.resolutions).toBe(1);
+  });
+
+  it('an old Group neither resolves nor drops an event that arrives after the swap', async () => {
+    const { engine, metrics, join, publish, brokerSubscriptions } = setup({ maxPendingEvents: 2 });
+    const v1 = new Config('v1', { held: true });
+    const v2 = new Config('v2');
+    const client = join(v1);
+    await until(() => brokerSubscriptions() === 1, 'the broker subscription');
+    publish('e1');
+    await until(() => v1.resolutions === 1, 'e1 resolving on v1');
+
+    engine.replan(v2);
+    for (const id of ['e2', 'e3']) publish(id);
+    await until(() => client.timeline.length === 2, 'e2, e3 from v2');
+    expect(v1.resolutions).toBe(1);
+    expect(await droppedForBacklog(metrics)).toBe(0);
+
+    await v1.release();
+    expect(client.events()).toEqual(['e1@v1', 'e2@v2', 'e3@v2']);
+    expect(client.timeline).toHaveLength(3);
+    expect(engine.groupCount).toBe(1);
+  });
+
+  it('a subscription that ends during a handover frees every Group it was in, and gets nothing more', async () => {
+    const { engine, join, publish, brokerSubscriptions } = setup();
+    const v1 = new Config('v1', { held: true });
+    const v2 = new Config('v2', { held: true });
+    const client = join(v1);
+    await until(() => brokerSubscriptions() === 1, 'the broker subscription');
+    publish('e1');
+    await until(() => v1.resolutions === 1, 'e1 resolving on v1');
+    engine.replan(v2);
+    publish('e2');
+    await until(() => v2.resolutions === 1, 'e2 resolving on v2');
+
+    client.stop();
+    expect(engine.groupCount).toBe(0);
+    expect(engine.triggerCount).toBe(0);
+    await v1.release();
+    await v2.release();
+    expect(client.timeline).toEqual([]);
     await until(() => brokerSubscriptions() === 0, 'the broker subscription to close');
   });
 });
