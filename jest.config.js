@@ -1,5 +1,5 @@
 // Two projects: `unit` (pure code and in-process servers, the fast inner loop) and `e2e`
-// (real brokers, real API servers, browsers). TypeScript runs straight from source through swc.
+// (real brokers, real API servers, browsers, Docker). TypeScript runs straight from source through swc.
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
@@ -18,6 +18,13 @@ const common = {
   rootDir: '.',
 };
 
+/**
+ * e2e suites that start no external server (no nats-server, Kafka, kube-apiserver, Chromium or
+ * Docker), so they belong to the fast loop. They stay in e2e/test because their fixtures
+ * (e2e/src/fixtures/federation, .../events) are shared with suites that do need brokers.
+ */
+const SERVER_FREE_E2E = ['federation', 'federation-edge', 'drain', 'kafka-infra'];
+
 export default {
   testTimeout: 30000,
   reporters: ['default', '<rootDir>/.ci/summary-reporter.cjs'],
@@ -25,8 +32,20 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/router/test/**/*.test.ts', '<rootDir>/operator/test/**/*.test.ts'],
+      testMatch: [
+        '<rootDir>/router/test/**/*.test.ts',
+        '<rootDir>/operator/test/**/*.test.ts',
+        ...SERVER_FREE_E2E.map((name) => `<rootDir>/e2e/test/${name}.test.ts`),
+      ],
     },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/e2e/test/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/test/**/*.test.ts'],
+      testPathIgnorePatterns: [
+        '/node_modules/',
+        `^<rootDir>/e2e/test/(${SERVER_FREE_E2E.join('|')})\\.test\\.ts$`,
+      ],
+    },
   ],
 };

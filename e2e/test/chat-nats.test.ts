@@ -170,7 +170,9 @@ describe('edfs demo with NATS_URL', () => {
     const nc = await connect({ servers: nats.url });
     const seen: string[] = [];
     const watcher = nc.subscribe('room.>', {
-      callback: (_err, msg) => seen.push(`${msg.subject} ${msg.string()}`),
+      callback: (_err, msg) => {
+        seen.push(`${msg.subject} ${msg.string()}`);
+      },
     });
     await nc.flush(); // the watcher is registered before anything is sent
     const client = wsClient(demo.url);

@@ -24,15 +24,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
-import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import { Agent, fetch as undiciFetch } from 'undici';
-import WebSocket from 'ws';
+import { fetch as undiciFetch } from 'undici';
 import { parseAllDocuments, stringify } from 'yaml';
+import { GraphqlHttp, subscriber, type Subscriber } from '../src/fixtures/ingress-clients.js';
 import { eventually, waitFor } from '../src/fixtures/wait.js';
 import { startCluster, type Cluster } from '../src/infra/cluster.js';
 import { buildImages, type ProjectImages } from '../src/infra/images.js';
@@ -56,7 +54,8 @@ let images: ProjectImages;
 let helm: string;
 /** Base URL of the GraphQL endpoint through the Ingress (`http://chat.localtest.me:PORT/graphql`). */
 let graphqlUrl: string;
-let dispatcher: Agent;
+/** Queries and mutations through the Ingress; its Agent also carries the SSE streams. */
+let http: GraphqlHttp;
 const disposers: (() => unknown)[] = [];
 
 // ---------------------------------------------------------------------------------------------
@@ -165,59 +164,15 @@ function until<T>(check: () => Promise<T | undefined | false>, what: string, tim
 // Clients through the Ingress. `chat.localtest.me` is a public name for 127.0.0.1; this machine
 // has no DNS, so the clients resolve it the way public DNS would: to the Ingress address.
 
-function ingressLookup(address: string) {
-  return (
-    hostname: string,
-    options: { all?: boolean },
-    callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void,
-  ): void => {
-    if (!hostname.endsWith('.localtest.me')) {
-      dnsLookup(hostname, options as never, callback as never);
-      return;
-    }
-    if (options.all) callback(null, [{ address, family: 4 }]);
-    else callback(null, address, 4);
-  };
-}
-
-interface WsSession {
-  client: WsClient;
-  connects: number;
-  closeCodes: number[];
-  results: Obj[];
-}
-
-function wsSession(): WsSession {
-  const lookup = ingressLookup(cluster.ingress.address);
-  class IngressWebSocket extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols, { lookup: lookup as never });
-    }
-  }
-  const session: WsSession = { client: undefined as never, connects: 0, closeCodes: [], results: [] };
-  session.client = createWsClient({
+/** A graphql-ws subscriber to room 123 that reconnects on any close (as graphql-ws clients do). */
+function wsSession(): Subscriber {
+  const session = subscriber({
     url: graphqlUrl.replace(/^http/, 'ws'),
-    webSocketImpl: IngressWebSocket,
-    lazy: false,
-    // A drained router closes with 1001: reconnect (through the Ingress, to another pod) and
-    // subscribe again, as graphql-ws clients do by default.
-    retryAttempts: 20,
-    retryWait: () => new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 300)),
-    shouldRetry: () => true,
-    on: {
-      connected: () => void session.connects++,
-      closed: (event) => void session.closeCodes.push((event as { code: number }).code),
-    },
+    ingressAddress: cluster.ingress.address,
+    query: SUBSCRIPTION,
+    variables: { room: '123' },
   });
-  disposers.push(() => session.client.dispose());
-  session.client.subscribe(
-    { query: SUBSCRIPTION, variables: { room: '123' } },
-    {
-      next: (value) => void session.results.push(value as Obj),
-      error: (error) => void session.results.push({ error: String(error) }),
-      complete: () => undefined,
-    },
-  );
+  disposers.push(() => session.dispose());
   return session;
 }
 
@@ -236,7 +191,7 @@ function sseSession(): SseSession {
       session.streams++;
       return undiciFetch(input as string, {
         ...(init as object),
-        dispatcher,
+        dispatcher: http.dispatcher,
       }) as unknown as Promise<Response>;
     },
   });
@@ -252,27 +207,12 @@ function sseSession(): SseSession {
   return session;
 }
 
-async function graphql(query: string, variables?: Obj): Promise<Obj> {
-  const res = await undiciFetch(graphqlUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-    dispatcher,
-  });
-  const text = await res.text();
-  try {
-    return JSON.parse(text) as Obj;
-  } catch {
-    throw new Error(`POST ${graphqlUrl}: HTTP ${res.status}: ${text.slice(0, 500)}`);
-  }
-}
-
 let sent = 0;
 
 /** Sends one message through the Ingress; returns its text. */
 async function sendMessage(): Promise<string> {
   const text = `journey message ${++sent} at ${Date.now()}`;
-  const res = await graphql(
+  const res = await http.request(
     'mutation ($text: String!) { sendMessage(roomID: "123", text: $text, userID: "1") { id } }',
     { text },
   );
@@ -316,18 +256,18 @@ beforeAll(async () => {
   [images, helm, cluster] = await Promise.all([buildImages(), helmBinary(), startCluster()]);
   for (const image of Object.values(images)) await cluster.loadImage(image);
   graphqlUrl = `http://${HOST}:${cluster.ingress.port}/graphql`;
-  dispatcher = new Agent({ connect: { lookup: ingressLookup(cluster.ingress.address) as never } });
+  http = new GraphqlHttp(graphqlUrl, cluster.ingress.address);
   report(`images built and cluster up in ${seconds(Date.now() - started)}`);
 }, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   for (const dispose of disposers) await Promise.resolve(dispose()).catch(() => undefined);
-  await dispatcher?.close().catch(() => undefined);
+  await http?.close().catch(() => undefined);
   await cluster?.stop();
 }, 120_000);
 
 describe('the journey in a real cluster', () => {
-  let ws: WsSession;
+  let ws: Subscriber;
   let sse: SseSession;
 
   it(
@@ -389,9 +329,9 @@ describe('the journey in a real cluster', () => {
       // Queries first: the Ingress routes to the routers, which join both subgraphs.
       const seeded = await until(
         async () => {
-          const res = await graphql('{ messages(roomID: "123") { id text user { name } } }').catch(
-            () => undefined,
-          );
+          const res = await http
+            .request('{ messages(roomID: "123") { id text user { name } } }')
+            .catch(() => undefined);
           return res?.data ? res : undefined;
         },
         'a query answered through the Ingress',
@@ -416,7 +356,7 @@ describe('the journey in a real cluster', () => {
   it(
     'a new field in the messages Subgraph is served by both routers without a reconnect',
     async () => {
-      const before = await graphql('{ messages(roomID: "123") { id editedAt } }');
+      const before = await http.request('{ messages(roomID: "123") { id editedAt } }');
       expect(JSON.stringify(before.errors)).toMatch(/editedAt/);
 
       // The messages team rolls out a subgraph serving the new nullable field first...
@@ -474,7 +414,9 @@ describe('the journey in a real cluster', () => {
       let inARow = 0;
       await eventually(
         async () => {
-          const res = await graphql('{ messages(roomID: "123") { id editedAt } }').catch(() => undefined);
+          const res = await http
+            .request('{ messages(roomID: "123") { id editedAt } }')
+            .catch(() => undefined);
           inARow = res?.data && !res.errors ? inARow + 1 : 0;
           return inARow >= 20;
         },
@@ -483,13 +425,13 @@ describe('the journey in a real cluster', () => {
         100,
       );
       report(`Subgraph change to the new field served by both routers: ${seconds(Date.now() - started)}`);
-      const after = await graphql('{ messages(roomID: "123") { id editedAt } }');
+      const after = await http.request('{ messages(roomID: "123") { id editedAt } }');
       expect(after).toEqual({ data: { messages: expect.arrayContaining([{ id: '1', editedAt: null }]) } });
 
       // The open subscriptions kept streaming on their first connections.
       const text = await deliveredToAll([ws, sse]);
       expect(received(ws, text)?.data.messageAdded.user).toEqual({ name: 'Alice' });
-      expect({ wsConnects: ws.connects, sseStreams: sse.streams, wsCloses: ws.closeCodes }).toEqual({
+      expect({ wsConnects: ws.connects, sseStreams: sse.streams, wsCloses: ws.closes }).toEqual({
         wsConnects: 1,
         sseStreams: 1,
         wsCloses: [],
@@ -535,10 +477,10 @@ describe('the journey in a real cluster', () => {
         `router pod ${victimName} gone`,
         STEP_TIMEOUT_MS,
       );
-      const drained = sessions.filter((s) => s.closeCodes.length > 0);
-      const kept = sessions.filter((s) => s.closeCodes.length === 0);
+      const drained = sessions.filter((s) => s.closes.length > 0);
+      const kept = sessions.filter((s) => s.closes.length === 0);
       expect(drained.length).toBeGreaterThan(0);
-      for (const s of drained) expect(s.closeCodes).toEqual([1001]);
+      for (const s of drained) expect(s.closes.map((c) => c.code)).toEqual([1001]);
       await eventually(
         () => drained.every((s) => s.connects === 2),
         'drained clients reconnected',

@@ -1,5 +1,5 @@
 /**
- * examples/notifications (seed 002, the event-driven BFF) as its README runs it: a real Kafka
+ * examples/notifications (an event-driven BFF on Kafka) as its README runs it: a real Kafka
  * broker; the orders service and the shipping subgraph as their own processes, the orders service
  * with KAFKA_BROKERS; a router configured by the example's router.yaml. A customer's client
  * (graphql-ws) subscribes to `orderUpdated(id)`; the orders service changes the status and emits

@@ -74,7 +74,11 @@ describe('core NATS', () => {
     const p = provider({ url: server.url });
     const nc = await peer(server);
     const outside: string[] = [];
-    nc.subscribe('employeeUpdated.*', { callback: (_e, m) => outside.push(`${m.subject}=${m.string()}`) });
+    nc.subscribe('employeeUpdated.*', {
+      callback: (_e, m) => {
+        outside.push(`${m.subject}=${m.string()}`);
+      },
+    });
     await nc.flush();
     const got = collector();
     await p.subscribe({ subjects: ['employeeUpdated.1'] }, got.onMessage, got.onError);
@@ -104,8 +108,9 @@ describe('core NATS', () => {
   it('a request gets the reply of a NATS service', async () => {
     const nc = await peer(server);
     nc.subscribe('getEmployee.*', {
-      callback: (_e, m) =>
-        m.respond(JSON.stringify({ __typename: 'Employee', id: Number(m.subject.split('.')[1]) })),
+      callback: (_e, m) => {
+        m.respond(JSON.stringify({ __typename: 'Employee', id: Number(m.subject.split('.')[1]) }));
+      },
     });
     await nc.flush();
     const p = provider({ url: server.url });

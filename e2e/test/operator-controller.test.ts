@@ -406,8 +406,9 @@ describe('the operator with exactly the chart RBAC', () => {
       );
       return subgraphs.every(
         (s) =>
+          s !== undefined &&
           condition(s, 'Valid')?.status === 'True' &&
-          s?.status?.schemaHash === sha256(sdlOf('demo', s.metadata.name)),
+          s.status?.schemaHash === sha256(sdlOf('demo', s.metadata.name)),
       );
     }, 'Subgraphs Valid');
     await waitFor(
@@ -521,7 +522,10 @@ describe('the operator with exactly the chart RBAC', () => {
     await waitFor(async () => {
       const s = await get('Supergraph', 'demo', 'chat');
       return (
-        condition(s, 'Composed')?.status === 'True' && s?.status?.configHash === hash && !s.status.errors
+        s !== undefined &&
+        condition(s, 'Composed')?.status === 'True' &&
+        s.status?.configHash === hash &&
+        !s.status.errors
       );
     }, 'Composed=True again');
   }, 30_000);
@@ -551,7 +555,7 @@ describe('the operator with exactly the chart RBAC', () => {
       message: 'Secret "nats-auth" has no key "token" (spec.nats.auth.tokenSecretRef)',
       observedGeneration: 2,
     });
-    expect((await eventRecorded('demo', 'EventProvider/default SecretKeyNotFound'))[0].type).toBe('Warning');
+    expect((await eventRecorded('demo', 'EventProvider/default SecretKeyNotFound'))[0]?.type).toBe('Warning');
 
     // The credential reaches routers as an env var from the Secret, never in the ConfigMap.
     const configMap = await waitFor(async () => {

@@ -70,7 +70,7 @@ const publish = (subject: string, event: unknown) => {
 const triggers = (n: number) =>
   eventually(async () => (await metric('router_engine_triggers')) === n, `${n} triggers`, 10_000);
 
-describe('seed 000: chat over NATS', () => {
+describe('chat messages over NATS: per room, over SSE, by wildcard', () => {
   it('a published event reaches the subscriber joined with fields from both subgraphs', async () => {
     const stream = subscribe(
       wsClient(),
@@ -132,7 +132,7 @@ describe('seed 000: chat over NATS', () => {
   });
 });
 
-describe('seed 001: request, publish, filter, streams', () => {
+describe('request, publish, filtered and JetStream fields', () => {
   it('a request field sends the arguments and resolves the reply entity', async () => {
     const responder = publisher.subscribe('messages.get', {
       callback: (_err, msg) => {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from '@jest/globals';
 import { main } from '../src/cli/main.js';
-import { fixture } from './helpers.js';
+import { fixture } from './fixtures/files.js';
 
 /** Runs the CLI in-process, capturing what it writes. */
 async function edfs(...argv: string[]) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { composeSupergraph, type SubgraphInput } from '../src/compose/compose.js';
-import { readFixture } from './helpers.js';
+import { readFixture } from './fixtures/files.js';
 
 const users: SubgraphInput = {
   name: 'users',

@@ -19,26 +19,32 @@ import { loadComposeInputs } from '../src/compose/sources.js';
 
 const examples = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));
 
-function compose(path: string) {
-  const result = composeSupergraph(loadComposeInputs([examples(path)]));
-  if (!result.ok) throw new Error(`${path} does not compose:\n${JSON.stringify(result.errors, null, 2)}`);
-  return result;
-}
-
 interface DataSource {
   kind?: string;
   customEvents?: { nats?: unknown[]; kafka?: unknown[] };
 }
 
+/** The part of the execution config (`RouterConfig` as protobuf JSON) these cases read. */
+interface EngineConfig {
+  graphqlSchema: string;
+  datasourceConfigurations: DataSource[];
+  fieldConfigurations: { fieldName: string; subscriptionFilterCondition?: unknown }[];
+}
+
+function composedEngineConfig(path: string): EngineConfig {
+  const result = composeSupergraph(loadComposeInputs([examples(path)]));
+  if (!result.ok) throw new Error(`${path} does not compose:\n${JSON.stringify(result.errors, null, 2)}`);
+  return (result.config as { engineConfig: EngineConfig }).engineConfig;
+}
+
 describe('the example graphs compose', () => {
   it('chat: graph.yaml and the manifests give the same graph, with messageAdded fed by NATS', () => {
-    const fromGraphYaml = compose('chat/graph.yaml').config as { engineConfig: { graphqlSchema: string } };
-    const fromManifests = compose('chat/manifests').config as { engineConfig: { graphqlSchema: string } };
+    const fromGraphYaml = composedEngineConfig('chat/graph.yaml');
+    const fromManifests = composedEngineConfig('chat/manifests');
 
-    expect(fromManifests.engineConfig.graphqlSchema).toBe(fromGraphYaml.engineConfig.graphqlSchema);
-    expect(fromGraphYaml.engineConfig.graphqlSchema).toContain('messageAdded(roomID: ID!): Message!');
-    const sources = (fromGraphYaml.engineConfig as { datasourceConfigurations: DataSource[] })
-      .datasourceConfigurations;
+    expect(fromManifests.graphqlSchema).toBe(fromGraphYaml.graphqlSchema);
+    expect(fromGraphYaml.graphqlSchema).toContain('messageAdded(roomID: ID!): Message!');
+    const sources = fromGraphYaml.datasourceConfigurations;
     expect(sources.find((s) => s.kind === 'PUBSUB')?.customEvents?.nats).toEqual([
       {
         engineEventConfiguration: {
@@ -65,24 +71,15 @@ describe('the example graphs compose', () => {
   });
 
   it('employees: request, publish and subscribe on NATS, the filtered subscription on Kafka', () => {
-    const { config } = compose('employees/graph.yaml') as unknown as {
-      config: {
-        engineConfig: {
-          datasourceConfigurations: DataSource[];
-          fieldConfigurations: { fieldName: string; subscriptionFilterCondition?: unknown }[];
-        };
-      };
-    };
-    const events = config.engineConfig.datasourceConfigurations.find(
-      (s) => s.kind === 'PUBSUB',
-    )?.customEvents;
+    const config = composedEngineConfig('employees/graph.yaml');
+    const events = config.datasourceConfigurations.find((s) => s.kind === 'PUBSUB')?.customEvents;
 
     expect(events?.nats).toHaveLength(3);
     expect(events?.kafka).toEqual([
       expect.objectContaining({ topics: ['employeeUpdated', 'employeeUpdatedTwo'] }),
     ]);
     expect(
-      config.engineConfig.fieldConfigurations.find((f) => f.fieldName === 'filteredEmployeeUpdated')
+      config.fieldConfigurations.find((f) => f.fieldName === 'filteredEmployeeUpdated')
         ?.subscriptionFilterCondition,
     ).toEqual({ in: { fieldPath: ['id'], json: '["{{ args.firstIds }}","{{ args.secondIds }}"]' } });
   });

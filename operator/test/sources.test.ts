@@ -9,7 +9,7 @@ import {
   readComposeSources,
   type SubgraphManifest,
 } from '../src/compose/sources.js';
-import { fixture, readFixture } from './helpers.js';
+import { fixture, readFixture } from './fixtures/files.js';
 
 function inputErrors(load: () => unknown): ComposeInputError['errors'] {
   try {

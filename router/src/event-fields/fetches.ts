@@ -50,7 +50,8 @@ const decoder = new TextDecoder();
 
 /**
  * Publish: sends the JSON of all arguments to the rendered subject. A broker failure is the
- * field's `success: false`, not an error (seed 001); a subject a client could widen is an error.
+ * field's `success: false` (edfs__PublishResult), not an error; a subject a client could widen is
+ * an error.
  */
 export async function runPublish(
   schema: GraphQLSchema,

@@ -20,7 +20,9 @@ const schema = buildSchema(`
 `);
 
 /** A selection of field names; a nested object for a field with a sub-selection. */
-type Shape = Record<string, true | Shape>;
+interface Shape {
+  [field: string]: true | Shape;
+}
 
 function sel(shape: Shape, fragments: Record<string, Shape> = {}): SubSel {
   const fields = new Map<string, SelField>(

@@ -72,7 +72,7 @@ describe('IN conditions', () => {
 describe('argument expansion', () => {
   const spec = compileFilter(IN('id', ['{{ args.firstIds }}', '{{ args.secondIds }}']));
 
-  it('two list arguments merge into one set (seed: firstIds [1, 12], secondIds [2, 11])', () => {
+  it('two list arguments merge into one set: firstIds [1, 12] and secondIds [2, 11] pass 1, 12, 2 and 11', () => {
     const args = { firstIds: ['1', '12'], secondIds: ['2', '11'] };
     for (const id of [1, 12, 2, 11]) expect(spec.matches({ id }, args)).toBe(true);
     for (const id of [3, 13]) expect(spec.matches({ id }, args)).toBe(false);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { OperationTable, WsOperation, type WsConnection } from '../../src/protocols/connection.js';
 
-const op = (id: string) => new WsOperation({} as WsConnection, JSON.stringify(id), '', undefined);
+const op = (id: string) => new WsOperation({} as WsConnection, JSON.stringify(id), undefined);
 
 describe("OperationTable: a connection's operations by id", () => {
   it('finds, counts and removes operations, in the first slot and beyond it', () => {

@@ -1,7 +1,7 @@
 /**
  * The employees subgraph's state: a handful of employees in memory (restarting resets them).
- * `update` applies the seed's `UpdateEmployeeInput` ({ name, email }): a name is split at its
- * first space into forename and surname.
+ * `update` applies the specification's `UpdateEmployeeInput` ({ name, email }): a name is split
+ * at its first space into forename and surname.
  */
 const SEED = [
   { id: 1, details: { forename: 'Jens', surname: 'Neuse' }, email: 'jens@example.com' },

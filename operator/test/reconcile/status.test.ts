@@ -4,16 +4,16 @@
  * status patches, and when a child needs applying.
  */
 import { describe, expect, it } from '@jest/globals';
-import type { Condition, Supergraph } from '../src/api/v1alpha1.js';
-import { contains, isUpToDate, withAppliedHash } from '../src/reconcile/apply.js';
-import { metaTime, sameStatus, setConditions, statusPatch } from '../src/reconcile/conditions.js';
-import { dep, DependencyIndex } from '../src/reconcile/dependency-index.js';
+import type { Condition, Supergraph } from '../../src/api/v1alpha1.js';
+import { contains, isUpToDate, withAppliedHash } from '../../src/reconcile/apply.js';
+import { metaTime, sameStatus, setConditions, statusPatch } from '../../src/reconcile/conditions.js';
+import { dep, DependencyIndex } from '../../src/reconcile/dependency-index.js';
 import {
   statusEvents,
   supergraphStatus,
   type DeploymentView,
   type SupergraphObservation,
-} from '../src/reconcile/supergraph-status.js';
+} from '../../src/reconcile/supergraph-status.js';
 
 describe('DependencyIndex', () => {
   it('finds every owner that used a dependency', () => {
