@@ -67,12 +67,13 @@ async function serve(schema: GraphQLSchema): Promise<{ url: string; server: http
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
-    req.on('end', async () => {
+    const respond = async (): Promise<void> => {
       const { query, variables } = JSON.parse(body);
       const result = await graphql({ schema, source: query, variableValues: variables });
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(result));
-    });
+    };
+    req.on('end', () => void respond());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address() as { port: number };
