@@ -16,7 +16,7 @@ import { createGateway, type Gateway } from './engine/gateway.js';
 import { parseExecutionConfig } from './execution-config/load.js';
 import { contentHash, watchExecutionConfig } from './execution-config/watch.js';
 import { createLogger } from './observability/logger.js';
-import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js';
+import { startMetricsServer, type MetricsServer } from './server/metrics-server.js';
 import { createRouterMetrics, type RouterMetrics } from './observability/metrics.js';
 import { connectableHost } from './server/address.js';
 import { buildRouterServer } from './server/app.js';

@@ -4,7 +4,7 @@
  * the same path also streams operations: WebSocket upgrades (graphql-transport-ws and the legacy
  * graphql-ws), requests for `text/event-stream` (GraphQL over SSE) and for `multipart/mixed`
  * (multipart subscriptions and incremental delivery). Metrics are not here: they are served on
- * their own port (observability/metrics-server).
+ * their own port (server/metrics-server.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';

@@ -6,8 +6,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
-import { connectableHost } from '../server/address.js';
-import type { RouterMetrics } from './metrics.js';
+import { connectableHost } from './address.js';
+import type { RouterMetrics } from '../observability/metrics.js';
 
 export interface MetricsServer {
   /** Full URL of the metrics endpoint, with the port actually bound. */
