@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +135,26 @@ describe('bin/edfs.js', () => {
     );
     expect(failed).toMatchObject({ code: 1 });
     expect((failed as { stderr: string }).stderr.trimEnd().split('\n')).toHaveLength(2);
+  });
+
+  it('composes a graph.yaml whose schema files are given by absolute path, from the directory of the graph.yaml', async () => {
+    const schemas = mkdtempSync(join(tmpdir(), 'edfs-schemas-'));
+    const dir = mkdtempSync(join(tmpdir(), 'edfs-graph-'));
+    writeFileSync(join(schemas, 'users.graphql'), 'type Query { me: String }');
+    writeFileSync(join(dir, 'posts.graphql'), 'type Query { posts: [String] }');
+    writeFileSync(
+      join(dir, 'graph.yaml'),
+      'version: 1\nsubgraphs:\n' +
+        `  - name: users\n    routing_url: http://users/graphql\n    schema:\n      file: ${join(schemas, 'users.graphql')}\n` +
+        '  - name: posts\n    routing_url: http://posts/graphql\n    schema:\n      file: posts.graphql\n',
+    );
+
+    const { stdout, stderr } = await run(process.execPath, [bin, 'compose', '-f', 'graph.yaml'], {
+      cwd: dir,
+    });
+
+    expect(stderr).toBe('');
+    expect(JSON.parse(stdout).subgraphs.map((s: { name: string }) => s.name)).toEqual(['posts', 'users']);
   });
 
   it('reads manifests from stdin with -f -, as piped from kustomize build', () => {

@@ -169,6 +169,31 @@ describe('loadComposeInputs from a Cosmo graph.yaml', () => {
     expect(fromGraphYaml.configJson).toBe(fromManifests.configJson);
   });
 
+  it('reads a schema file given by absolute path, and one relative to the graph.yaml, from any working directory', () => {
+    const schemas = mkdtempSync(join(tmpdir(), 'edfs-schemas-'));
+    const dir = mkdtempSync(join(tmpdir(), 'edfs-graph-'));
+    writeFileSync(join(schemas, 'a.graphql'), 'type Query { a: String }');
+    writeFileSync(join(dir, 'b.graphql'), 'type Query { b: String }');
+    writeFileSync(
+      join(dir, 'graph.yaml'),
+      `version: 1\nsubgraphs:\n  - name: a\n    schema: { file: ${join(schemas, 'a.graphql')} }\n` +
+        '  - name: b\n    schema: { file: ./b.graphql }\n',
+    );
+    const expected = [
+      { name: 'a', sdl: 'type Query { a: String }' },
+      { name: 'b', sdl: 'type Query { b: String }' },
+    ];
+
+    expect(loadComposeInputs([join(dir, 'graph.yaml')])).toEqual(expected);
+    const cwd = process.cwd();
+    try {
+      process.chdir(dir);
+      expect(loadComposeInputs(['graph.yaml'])).toEqual(expected);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it('passes the subscription settings through', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edfs-graph-'));
     writeFileSync(join(dir, 'a.graphql'), 'type Query { a: String }');
@@ -202,6 +227,19 @@ describe('bad inputs', () => {
       {
         message: `${file}: invalid YAML: Flow map in block collection must be sufficiently indented and end with a } at line 5, column 1`,
       },
+    ]);
+  });
+
+  it('names a missing schema file given by absolute path as it is written', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edfs-graph-'));
+    const missing = join(tmpdir(), 'edfs-no-such-dir', 'users.graphql');
+    writeFileSync(
+      join(dir, 'graph.yaml'),
+      `version: 1\nsubgraphs:\n  - name: users\n    schema: { file: ${missing} }\n`,
+    );
+
+    expect(inputErrors(() => loadComposeInputs([dir]))).toEqual([
+      { subgraph: 'users', message: `${join(dir, 'graph.yaml')}: schema file ${missing} not found` },
     ]);
   });
 

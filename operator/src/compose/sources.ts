@@ -9,7 +9,7 @@
  * reported together rather than stopping at the first.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type {
   CompositionError,
@@ -400,7 +400,8 @@ function readGraphYaml(
       fail('schema.file is required (introspection is not supported)');
       continue;
     }
-    const schemaPath = join(dir, schemaFile);
+    // Relative to the graph.yaml (to the working directory for stdin); an absolute path as it is.
+    const schemaPath = resolve(dir, schemaFile);
     let sdl: string;
     try {
       sdl = readFileSync(schemaPath, 'utf8');

@@ -3,13 +3,20 @@
  * subgraphs are called in parallel and each entity level costs one round trip per subgraph. An
  * entity fetch is one request for every path the planner batched into it (`Fetch.calls`): the
  * representations of all its objects, identical ones once per `_entities` field. Subgraph data
- * is merged into one store, then shaped into the client's response. A failed fetch costs only the
- * fields it was to provide: its error carries the path, everything else is returned.
+ * is merged into one store, then shaped into the client's response. A failed fetch (subgraph
+ * unreachable, HTTP error, an answer that is not GraphQL) costs only the fields it was to provide:
+ * each object it was to complete records the failure (`addFailure`), and the shape reports the
+ * fetch's error at each of those fields the client selected, list indices included. A fetch that
+ * cannot be sent for an object because a failed one left out what its representation needs
+ * (`@requires`, a key from another subgraph) fails there with that error. Errors a subgraph
+ * returns keep their own paths, moved to the client's. A failure's message says what failed, never
+ * internal exception text; the detail goes to the log.
  */
 import type { GraphQLFormattedError } from 'graphql';
+import type { Logger } from 'pino';
 import type { ExecutionResult } from './types.js';
-import type { EntityPart, EntityTarget, Fetch, Plan, Rename, ReprField } from './plan.js';
-import { FAILED, errorPrefixes, shapeRoot } from './shape.js';
+import type { EntityCall, EntityPart, EntityTarget, Fetch, Plan, Rename, ReprField, SubSel } from './plan.js';
+import { addFailure, errorPrefixes, failureFor, failuresOf, shapeRoot, type FetchFailure } from './shape.js';
 import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
 import type { EventBus } from '../event-fields/bus.js';
 import { projectEvent } from '../event-fields/event-data.js';
@@ -39,6 +46,8 @@ export interface ExecuteOptions {
   dedupe?: Map<string, Promise<SubgraphResponse>>;
   /** Sees the merged subgraph data before it is shaped (subscription filters read it). */
   onStore?: (store: Record<string, unknown>) => void;
+  /** Gets the detail of failed fetches, which clients do not see. */
+  logger?: Logger;
 }
 
 export async function executePlan(
@@ -89,12 +98,12 @@ async function runFetch(
     return;
   }
   if (fetch.kind === 'root') {
-    const rootPath = [...fetch.sel.fields.keys()].slice(0, 1);
-    const response = await send(fetch, vars, options, errors, [rootPath]);
-    if (!response) {
-      (store as Record<symbol, unknown>)[FAILED] = true;
+    const sent = await send(fetch, vars, options);
+    if ('error' in sent) {
+      addFailure(store, { keys: selectedKeys(fetch.sel), error: sent.error });
       return;
     }
+    const { response } = sent;
     if (response.data) {
       if (fetch.renames) applyRenames(response.data, fetch.renames);
       deepMerge(store, response.data);
@@ -116,7 +125,8 @@ interface ReprGroup {
  * Entity fetch: per call, the objects at every part's path, their representations deduplicated
  * (across list items, aliases and paths), then one request for all calls. Each entity is merged
  * into every object that needs it; objects of different parts get their own copy, since later
- * fetches below them may differ.
+ * fetches below them may differ. An object whose representation lacks a field because a fetch
+ * failed is left out, and fails for this call's fields too.
  */
 async function runEntityFetch(
   fetch: Fetch,
@@ -129,6 +139,13 @@ async function runEntityFetch(
   const byCall: ReprGroup[][] = [];
   /** Where each part's errors go when they name no entity (its first object's path). */
   const firstPaths = new Map<EntityPart, RespPath>();
+  const keys = new Map<EntityCall, ReadonlySet<string>>();
+  const keysOf = (call: EntityCall) => {
+    let set = keys.get(call);
+    if (!set) keys.set(call, (set = selectedKeys(call.sel)));
+    return set;
+  };
+  const lacking: Lacking = {};
   let total = 0;
   for (const call of calls) {
     const groups = new Map<string, ReprGroup>();
@@ -139,8 +156,13 @@ async function runEntityFetch(
         if (typeof typename !== 'string') return;
         const target = part.targets.get(typename);
         if (!target) return;
-        const repr = buildRepresentation(obj, target);
-        if (repr === undefined) return;
+        const repr = buildRepresentation(obj, target, lacking);
+        if (repr === undefined) {
+          const failures = lacking.obj && failuresOf(lacking.obj);
+          if (failures)
+            addFailure(obj, { keys: keysOf(call), error: failureFor(failures, lacking.key!).error });
+          return;
+        }
         const key = JSON.stringify(repr);
         let group = groups.get(key);
         if (!group) {
@@ -157,12 +179,17 @@ async function runEntityFetch(
   }
   if (total === 0) return;
   const partPaths = [...firstPaths.values()];
-  const response = await send(fetch, vars, options, errors, partPaths);
-  if (!response) {
-    for (const groups of byCall)
-      for (const g of groups) for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
+  /** Every object of call `c` fails for the call's fields. */
+  const fail = (c: number, error: GraphQLFormattedError | undefined) => {
+    const failure: FetchFailure = { keys: keysOf(calls[c]!), error };
+    for (const g of byCall[c]!) for (const t of g.targets) addFailure(t.obj, failure);
+  };
+  const sent = await send(fetch, vars, options);
+  if ('error' in sent) {
+    for (let c = 0; c < calls.length; c++) fail(c, sent.error);
     return;
   }
+  const { response } = sent;
   const callOf = new Map<string, number>();
   calls.forEach((call, i) => callOf.set(call.responseKey, i));
   for (let c = 0; c < calls.length; c++) {
@@ -171,9 +198,9 @@ async function runEntityFetch(
     if (groups.length === 0) continue;
     const entities = response.data?.[call.responseKey];
     if (!Array.isArray(entities)) {
+      // With errors, those are reported (below); without, the answer is malformed.
       if (!response.errors?.length)
-        for (const path of callPaths(groups, firstPaths))
-          errors.push(fetchError(fetch.subgraph.name, 'the response has no _entities list', path));
+        fail(c, fetchError(fetch.subgraph.name, 'the response has no _entities list'));
       continue;
     }
     if (call.renames) applyRenames(entities, call.renames);
@@ -181,8 +208,10 @@ async function runEntityFetch(
       const entity = entities[g.index];
       if (!entity || typeof entity !== 'object') {
         // A null entity with errors: its missing fields are explained by those errors already.
-        if (response.errors?.length)
-          for (const t of g.targets) (t.obj as Record<symbol, unknown>)[FAILED] = true;
+        if (response.errors?.length) {
+          const failure: FetchFailure = { keys: keysOf(call) };
+          for (const t of g.targets) addFailure(t.obj, failure);
+        }
         continue;
       }
       let copies: Map<EntityPart, Obj> | undefined;
@@ -213,11 +242,11 @@ async function runEntityFetch(
   }
 }
 
-/** The first path of every part with objects in `groups`. */
-function callPaths(groups: ReprGroup[], firstPaths: Map<EntityPart, RespPath>): RespPath[] {
-  const parts = new Set<EntityPart>();
-  for (const g of groups) for (const t of g.targets) parts.add(t.part);
-  return [...parts].map((p) => firstPaths.get(p)!);
+/** Store keys of the fields `sel` selects on its objects, in every type fragment. */
+function selectedKeys(sel: SubSel, into = new Set<string>()): Set<string> {
+  for (const key of sel.fields.keys()) into.add(key);
+  for (const fragment of sel.fragments.values()) selectedKeys(fragment, into);
+  return into;
 }
 
 /** Whether merging `value` into two objects would make them share a nested object. */
@@ -260,14 +289,15 @@ async function runEventFetch(
   }
 }
 
-/** Sends the fetch's request; a failure is an error at each of `pathsForErrors`, and undefined. */
+/**
+ * Sends the fetch's request. A failure is an error for the client: a SubgraphFetchError says what
+ * failed in terms safe to show; anything else is a fault here, logged, and named only as such.
+ */
 async function send(
   fetch: Fetch,
   variables: Record<string, unknown>,
   options: ExecuteOptions,
-  errors: GraphQLFormattedError[],
-  pathsForErrors: RespPath[],
-): Promise<SubgraphResponse | undefined> {
+): Promise<{ response: SubgraphResponse } | { error: GraphQLFormattedError }> {
   const subgraph = fetch.subgraph;
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
@@ -278,30 +308,25 @@ async function send(
       : undefined;
     const shared = dedupeKey ? options.dedupe!.get(dedupeKey) : undefined;
     // Each execution merges into (and so mutates) what it gets: later users get their own copy.
-    if (shared) return structuredClone(await shared);
+    if (shared) return { response: structuredClone(await shared) };
     options.onSubgraphRequest?.(subgraph.name);
     const request = options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers);
     if (dedupeKey) options.dedupe!.set(dedupeKey, request);
-    return await request;
+    return { response: await request };
   } catch (err) {
-    const reason =
-      err instanceof SubgraphFetchError
-        ? err.message
-        : `Failed to fetch from subgraph "${subgraph.name}": ${(err as Error).message}`;
-    for (const path of pathsForErrors)
-      errors.push({
-        message: reason,
-        path,
-        extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph.name },
-      });
-    return undefined;
+    if (err instanceof SubgraphFetchError) {
+      options.logger?.debug({ err, subgraph: subgraph.name }, 'subgraph fetch failed');
+      return { error: fetchError(subgraph.name, err.reason) };
+    }
+    options.logger?.error({ err, subgraph: subgraph.name }, 'subgraph fetch failed in the router');
+    return { error: fetchError(subgraph.name, 'internal error (see the router log)') };
   }
 }
 
-function fetchError(subgraph: string, reason: string, path: RespPath): GraphQLFormattedError {
+/** The error of a failed fetch; the shape puts it at each field the fetch was to fill. */
+function fetchError(subgraph: string, reason: string): GraphQLFormattedError {
   return {
     message: `Failed to fetch from subgraph "${subgraph}": ${reason}`,
-    path,
     extensions: { code: 'SUBGRAPH_FETCH_FAILED', serviceName: subgraph },
   };
 }
@@ -350,39 +375,54 @@ function walk(
   walk((value as Obj)[key], path, i + 1, [...at, key], visit);
 }
 
-function buildRepresentation(obj: Obj, target: EntityTarget): Obj | undefined {
-  const repr: Obj = { __typename: target.reprTypename };
-  return fillRepr(obj, target.fields, repr) ? repr : undefined;
+/** Where a representation could not be built: the object (`obj` or one below it) and the key it lacks. */
+interface Lacking {
+  obj?: Obj;
+  key?: string;
 }
 
-function fillRepr(obj: Obj, fields: ReprField[], out: Obj): boolean {
+function buildRepresentation(obj: Obj, target: EntityTarget, lacking: Lacking): Obj | undefined {
+  const repr: Obj = { __typename: target.reprTypename };
+  return fillRepr(obj, target.fields, repr, lacking) ? repr : undefined;
+}
+
+function fillRepr(obj: Obj, fields: ReprField[], out: Obj, lacking: Lacking): boolean {
   for (const f of fields) {
     if (f.typeCondition && obj.__typename !== f.typeCondition) continue;
     const v = obj[f.storeKey];
-    if (v === undefined) return false;
+    if (v === undefined) {
+      lacking.obj = obj;
+      lacking.key = f.storeKey;
+      return false;
+    }
     if (!f.children || v === null) {
       out[f.name] = v;
       continue;
     }
-    const nested = reprValue(v, f.children);
+    const nested = reprValue(v, f.children, lacking);
     if (nested === undefined) return false;
     out[f.name] = nested;
   }
   return true;
 }
 
-function reprValue(v: unknown, children: ReprField[]): unknown {
+function reprValue(v: unknown, children: ReprField[], lacking: Lacking): unknown {
   if (v === null) return null;
   if (Array.isArray(v)) {
-    const items = v.map((x) => reprValue(x, children));
-    return items.includes(undefined) ? undefined : items;
+    const items: unknown[] = [];
+    for (const x of v) {
+      const item = reprValue(x, children, lacking);
+      if (item === undefined) return undefined;
+      items.push(item);
+    }
+    return items;
   }
   if (typeof v !== 'object') return v;
   const obj = v as Obj;
   const out: Obj = {};
   if (children.some((c) => c.typeCondition) && typeof obj.__typename === 'string')
     out.__typename = obj.__typename;
-  return fillRepr(obj, children, out) ? out : undefined;
+  return fillRepr(obj, children, out, lacking) ? out : undefined;
 }
 
 function deepMerge(target: Obj, source: Obj): void {

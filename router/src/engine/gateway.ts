@@ -344,6 +344,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       supergraph,
       onSubgraphRequest: options.onSubgraphRequest,
       events: options.events,
+      logger: options.logger,
     };
     const headersFor = (ctx: RequestContext | undefined) =>
       headerRules &&

@@ -3,6 +3,9 @@
  * key/requirement fields and internal aliases); the shape walks it in the client's field order,
  * keeps only what the client asked for, answers __typename, rejects enum values the client schema
  * does not have, and applies GraphQL null propagation.
+ * A fetch that failed leaves its fields out of the objects it was to complete and records why on
+ * them (`addFailure`): the shape reports that error at each such field the client selected, with
+ * the field's response path, as GraphQL execution reports a field error.
  * Field lists per runtime type are computed once per plan, on first use.
  */
 import {
@@ -73,8 +76,33 @@ export function buildShape(
   };
 }
 
-/** Objects whose fetch failed: missing fields there are explained by the fetch error already. */
-export const FAILED = Symbol('edfs.fetchFailed');
+/** A fetch that failed for an object: the fields it was to fill there, and why they are missing. */
+export interface FetchFailure {
+  /** Store keys of the fields the fetch selects on the object. */
+  keys: ReadonlySet<string>;
+  /**
+   * The fetch's error, without a path: reported at each of those fields the client selected.
+   * Absent when the subgraph's own errors, already reported, explain the missing fields.
+   */
+  error?: GraphQLFormattedError;
+}
+
+/** Under this key an object holds its FetchFailures (merged data holds string keys only). */
+const FAILED = Symbol('edfs.fetchFailed');
+type WithFailures = { [FAILED]?: FetchFailure[] };
+
+export function addFailure(obj: object, failure: FetchFailure): void {
+  ((obj as WithFailures)[FAILED] ??= []).push(failure);
+}
+
+export function failuresOf(obj: object): readonly FetchFailure[] | undefined {
+  return (obj as WithFailures)[FAILED];
+}
+
+/** The failure that explains why `key` is missing on an object: the one whose fetch selects it. */
+export function failureFor(failures: readonly FetchFailure[], key: string): FetchFailure {
+  return failures.find((f) => f.keys.has(key)) ?? failures[0]!;
+}
 
 const PROPAGATE = Symbol('propagate');
 /** Linked response path: allocated per field, turned into an array only for errors. */
@@ -121,7 +149,7 @@ function shapeObject(
   path: Path,
 ): Record<string, unknown> | typeof PROPAGATE {
   const out: Record<string, unknown> = {};
-  const failed = (obj as Record<symbol, unknown>)[FAILED] === true;
+  const failures = failuresOf(obj);
   for (const field of shape.fieldsFor(runtimeType)) {
     if (field.kind === 'typename') {
       out[field.responseKey] = runtimeType;
@@ -132,7 +160,14 @@ function shapeObject(
       continue;
     }
     const fieldPath: Path = { prev: path, key: field.responseKey };
-    const value = completeValue(ctx, field, field.type, obj[field.storeKey], fieldPath, failed);
+    const raw = obj[field.storeKey];
+    // Only a failed fetch leaves out a field the client selected.
+    const failed = raw === undefined && failures !== undefined;
+    if (failed) {
+      const { error } = failureFor(failures, field.storeKey);
+      if (error) report(ctx, error, pathToArray(fieldPath));
+    }
+    const value = completeValue(ctx, field, field.type, raw, fieldPath, failed);
     if (value === PROPAGATE) return PROPAGATE;
     out[field.responseKey] = value;
   }
@@ -145,22 +180,20 @@ function completeValue(
   type: GraphQLOutputType,
   value: unknown,
   path: Path,
-  parentFailed: boolean,
+  /** The value is missing because a fetch failed, which is reported already. */
+  failed: boolean,
 ): unknown {
   if (isNonNullType(type)) {
-    const inner = completeValue(ctx, field, type.ofType, value, path, parentFailed);
+    const inner = completeValue(ctx, field, type.ofType, value, path, failed);
     if (inner !== null && inner !== undefined) return inner;
-    {
-      const arr = pathToArray(path);
-      if (!parentFailed && !ctx.errorPrefixes.has(arr.join('.'))) {
-        ctx.errors.push({
-          message: `Cannot return null for non-nullable field ${field.parentType}.${field.fieldName}.`,
-          path: arr,
-        });
-        addPrefixes(ctx, arr);
-      }
-      return PROPAGATE;
-    }
+    const arr = pathToArray(path);
+    if (!failed && !ctx.errorPrefixes.has(arr.join('.')))
+      report(
+        ctx,
+        { message: `Cannot return null for non-nullable field ${field.parentType}.${field.fieldName}.` },
+        arr,
+      );
+    return PROPAGATE;
   }
   if (value === null || value === undefined) return null;
   if (value === PROPAGATE) return PROPAGATE;
@@ -209,15 +242,19 @@ function invalid(
   path: Path,
   expected: string,
 ): null {
-  const arr = pathToArray(path);
-  ctx.errors.push({
-    message: `Subgraph returned an invalid value for ${field.parentType}.${field.fieldName}: expected ${expected}.`,
-    path: arr,
-  });
-  addPrefixes(ctx, arr);
+  report(
+    ctx,
+    {
+      message: `Subgraph returned an invalid value for ${field.parentType}.${field.fieldName}: expected ${expected}.`,
+    },
+    pathToArray(path),
+  );
   return null;
 }
 
-function addPrefixes(ctx: ShapeContext, path: (string | number)[]): void {
+/** Adds `error` (its message and extensions) at `path`. */
+function report(ctx: ShapeContext, error: GraphQLFormattedError, path: (string | number)[]): void {
+  const { message, extensions } = error;
+  ctx.errors.push(extensions ? { message, path, extensions } : { message, path });
   for (let i = 1; i <= path.length; i++) ctx.errorPrefixes.add(path.slice(0, i).join('.'));
 }

@@ -1,6 +1,8 @@
 /**
  * HTTP to subgraphs: one keep-alive undici Pool per subgraph origin, a timeout per request, and
  * failures turned into one error type that names the subgraph. Never throws anything else.
+ * A failure's `reason` is what clients see: the kind of failure (refused, timed out, HTTP status,
+ * not GraphQL), never an address, a URL or an exception's text; those stay in its `cause`.
  */
 import { Pool } from 'undici';
 import type { GraphQLFormattedError } from 'graphql';
@@ -14,10 +16,38 @@ export class SubgraphFetchError extends Error {
   override name = 'SubgraphFetchError';
   constructor(
     readonly subgraph: string,
-    reason: string,
+    readonly reason: string,
+    cause?: unknown,
   ) {
-    super(`Failed to fetch from subgraph "${subgraph}": ${reason}`);
+    super(`Failed to fetch from subgraph "${subgraph}": ${reason}`, { cause });
   }
+}
+
+/** What failed, in words safe to show a client: a system error code's meaning, not its message. */
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { code?: unknown };
+  if (e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT')
+    return `timed out after ${timeoutMs} ms`;
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return 'connection closed';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host not found';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'host unreachable';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'connecting timed out';
+  }
+  // Other codes are constants (EPROTO, UND_ERR_...): safe, and what an operator searches for.
+  return typeof e.code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(e.code) ? e.code : 'request failed';
 }
 
 export interface SubgraphClientOptions {
@@ -53,8 +83,8 @@ export class SubgraphClient {
     let target: URL;
     try {
       target = new URL(url);
-    } catch {
-      throw new SubgraphFetchError(subgraph, `invalid routing URL ${JSON.stringify(url)}`);
+    } catch (err) {
+      throw new SubgraphFetchError(subgraph, 'invalid routing URL', err);
     }
     const timeout = this.options.timeoutMs ?? timeoutMs;
     let res;
@@ -73,18 +103,17 @@ export class SubgraphClient {
         signal: AbortSignal.timeout(timeout),
       });
     } catch (err) {
-      const e = err as Error & { code?: string };
-      const reason =
-        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT'
-          ? `timed out after ${timeout} ms`
-          : (e.code ?? e.message);
-      throw new SubgraphFetchError(subgraph, reason);
+      throw new SubgraphFetchError(subgraph, describeFailure(err, timeout), err);
     }
     let text: string;
     try {
       text = await res.body.text();
     } catch (err) {
-      throw new SubgraphFetchError(subgraph, `reading the response failed: ${(err as Error).message}`);
+      throw new SubgraphFetchError(
+        subgraph,
+        `HTTP ${res.statusCode}, reading the response failed: ${describeFailure(err, timeout)}`,
+        err,
+      );
     }
     let json: unknown;
     try {
