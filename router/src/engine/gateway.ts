@@ -34,7 +34,7 @@ import { checkExecutionConfig } from '../execution-config/load.js';
 import type { ExecutionConfigJson } from '../execution-config/types.js';
 import { executePlan } from './executor.js';
 import type { Plan } from './plan.js';
-import { PlanError, planOperation } from './planner.js';
+import { PlanError, planOperation } from './planner/index.js';
 import { SubgraphClient } from './subgraph-client.js';
 import { buildSupergraph, type Supergraph } from './supergraph.js';
 import type {

@@ -16,7 +16,7 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import { execute, parse, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { composeSupergraph } from '@edfs/operator';
 import { createGateway, type Gateway } from '../../src/engine/gateway.js';
-import { planOperation } from '../../src/engine/planner.js';
+import { planOperation } from '../../src/engine/planner/index.js';
 
 const LINK =
   'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key", "@external"])';
