@@ -55,7 +55,7 @@ beforeAll(async () => {
     const server = createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', async () => {
+      const respond = async (): Promise<void> => {
         if (name === 'ratings' && ratings === 'bad gateway') {
           res.statusCode = 502;
           res.setHeader('content-type', 'text/html');
@@ -76,7 +76,8 @@ beforeAll(async () => {
             : await execute({ schema, document: parse(query), variableValues: variables });
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify(result));
-      });
+      };
+      req.on('end', () => void respond());
     });
     urls[name] = await listen(server);
     servers.push(server);
