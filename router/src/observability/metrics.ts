@@ -17,11 +17,10 @@ import type { SubgraphErrorKind } from '../engine/subgraph-client.js';
 export type HttpOperationType = 'query' | 'mutation' | 'subscription' | 'unknown';
 
 /** The `reason` label of `router_dropped_messages_total`. */
-export type DropReason =
-  'invalid_json' | 'invalid_event' | 'backlog' | 'slow_consumer' | 'send_buffer_budget';
+type DropReason = 'invalid_json' | 'invalid_event' | 'backlog' | 'slow_consumer' | 'send_buffer_budget';
 
 /** The `result` label of `router_execution_config_reloads_total`. */
-export type ReloadOutcome = 'success' | 'failure';
+type ReloadOutcome = 'success' | 'failure';
 
 /** What `router_events_provider_connected` reads at every scrape: an EventProvider's status. */
 export interface ConnectionSource {
