@@ -813,53 +813,6 @@ describe('routers scaled on their own metrics', () => {
       );
       expect(checked.stdout).toMatch(/SUCCESS: \d+ rules found/);
 
-      // Traffic for every panel: queries (subgraph requests, HTTP), events and their fan-out.
-      const watcher = open(1)[0]!;
-      await deliveredToAll([watcher]);
-      for (let i = 0; i < 5; i++) await http.request('{ messages(roomID: "123") { id text user { name } } }');
-
-      // Events a publisher got wrong: not JSON, and without __typename.
-      const droppedBefore = await routerMetric(
-        /^router_dropped_messages_total\{reason="invalid_(json|event)"\}/,
-      );
-      await natsPublish([
-        { subject: 'room.123.messages', data: 'not json' },
-        { subject: 'room.123.messages', data: JSON.stringify({ id: '1' }) },
-      ]);
-      await eventually(
-        async () =>
-          (await routerMetric(/^router_dropped_messages_total\{reason="invalid_(json|event)"\}/)) >=
-          droppedBefore + 2,
-        'invalid events counted',
-        30_000,
-        500,
-      );
-
-      // A client that stops reading while large results keep coming: cut off as a slow consumer.
-      const big = await http.request(
-        'mutation ($text: String!) { sendMessage(roomID: "slow", text: $text, userID: "1") { id } }',
-        { text: 'x'.repeat(100 * 1024) },
-      );
-      const bigId = big.data.sendMessage.id as string;
-      const slow = await slowConsumer('slow');
-      await sleep(2_000);
-      (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
-      let published = 0;
-      while ((await routerMetric(/^router_dropped_messages_total\{reason="slow_consumer"\}/)) === 0) {
-        if (published >= 2_000)
-          throw new Error(`no slow consumer dropped after ${published} events of 100 KiB`);
-        await natsPublish([
-          {
-            subject: 'room.slow.messages',
-            data: JSON.stringify({ __typename: 'Message', id: bigId }),
-            times: 100,
-          },
-        ]);
-        published += 100;
-      }
-      (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
-      report(`slow consumer cut off after ${published} events of 100 KiB (close ${await slow.closed})`);
-
       // A config the routers refuse, with the operator stopped (it would restore its ConfigMap at
       // once): the kubelet hands it to the routers, which keep serving the last good one.
       const operator = ['deployment', RELEASE, '-n', SYSTEM_NS];
@@ -912,6 +865,53 @@ describe('routers scaled on their own metrics', () => {
       report(
         `a refused config counted in router_execution_config_reloads_total{result="failure"} (${(await routerMetric(refusals)) - refusedBefore} router(s)); the last good one kept serving`,
       );
+
+      // Traffic for every panel: queries (subgraph requests, HTTP), events and their fan-out.
+      const watcher = open(1)[0]!;
+      await deliveredToAll([watcher]);
+      for (let i = 0; i < 5; i++) await http.request('{ messages(roomID: "123") { id text user { name } } }');
+
+      // Events a publisher got wrong: not JSON, and without __typename.
+      const droppedBefore = await routerMetric(
+        /^router_dropped_messages_total\{reason="invalid_(json|event)"\}/,
+      );
+      await natsPublish([
+        { subject: 'room.123.messages', data: 'not json' },
+        { subject: 'room.123.messages', data: JSON.stringify({ id: '1' }) },
+      ]);
+      await eventually(
+        async () =>
+          (await routerMetric(/^router_dropped_messages_total\{reason="invalid_(json|event)"\}/)) >=
+          droppedBefore + 2,
+        'invalid events counted',
+        30_000,
+        500,
+      );
+
+      // A client that stops reading while large results keep coming: cut off as a slow consumer.
+      const big = await http.request(
+        'mutation ($text: String!) { sendMessage(roomID: "slow", text: $text, userID: "1") { id } }',
+        { text: 'x'.repeat(100 * 1024) },
+      );
+      const bigId = big.data.sendMessage.id as string;
+      const slow = await slowConsumer('slow');
+      await sleep(2_000);
+      (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+      let published = 0;
+      while ((await routerMetric(/^router_dropped_messages_total\{reason="slow_consumer"\}/)) === 0) {
+        if (published >= 2_000)
+          throw new Error(`no slow consumer dropped after ${published} events of 100 KiB`);
+        await natsPublish([
+          {
+            subject: 'room.slow.messages',
+            data: JSON.stringify({ __typename: 'Message', id: bigId }),
+            times: 100,
+          },
+        ]);
+        published += 100;
+      }
+      (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+      report(`slow consumer cut off after ${published} events of 100 KiB (close ${await slow.closed})`);
 
       // A Subgraph that breaks composition: Composed=False, the routers keep the last good config.
       const broken = {
