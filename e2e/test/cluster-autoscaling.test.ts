@@ -17,7 +17,9 @@
  *  5. HPA mode on CPU (`targetCPUUtilizationPercentage`, the resource metrics API of
  *     metrics-server): query load through the Ingress scales out, and in once it stops;
  *  6. the chart's Grafana dashboard and PrometheusRule alerts: every panel query and every alert
- *     expression returns series from this Prometheus, and every rule loads and evaluates.
+ *     expression returns series from this Prometheus (each alert while its condition is made
+ *     real: bad events, a slow consumer, a config the routers refuse, a Subgraph that breaks
+ *     composition, NATS gone), and every rule loads and evaluates.
  *
  * Figures printed: replicas over time, time from load to scale-out (decision and Ready), open
  * connections per pod before and after, the drain (close times of the drained clients, pod
@@ -55,6 +57,7 @@ const NS = 'demo';
 const HOST = 'chat.localtest.me';
 const SUBSCRIPTION = 'subscription ($room: ID!) { messageAdded(roomID: $room) { id text user { name } } }';
 const ROUTER_PODS = 'app.kubernetes.io/instance=chat,app.kubernetes.io/name=edfs-router';
+const OPERATOR_PODS = `app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/name=edfs-operator`;
 
 /** Target open connections per router, and how many clients make the load. */
 const TARGET_CONNECTIONS = 10;
@@ -298,6 +301,17 @@ function open(count: number): Subscriber[] {
 
 // ---------------------------------------------------------------------------------------------
 // Dashboards and alerts as the chart ships them
+
+/**
+ * Alerts evaluated earlier in the last step, while the test held their condition: a state that is
+ * over by the end (NATS back, composition fixed), or a count whose window may have passed.
+ */
+const CHECKED_WHILE_HELD = new Set([
+  'EdfsRouterConfigReloadFailed',
+  'EdfsSupergraphNotComposed',
+  'EdfsEventProviderDisconnected',
+  'EdfsSupergraphNotReady',
+]);
 
 /** The chart's PrometheusRule groups, rendered by helm (what the Prometheus Operator would load). */
 async function chartRuleGroups(): Promise<Obj[]> {
@@ -799,6 +813,59 @@ describe('routers scaled on their own metrics', () => {
       );
       expect(checked.stdout).toMatch(/SUCCESS: \d+ rules found/);
 
+      // A config the routers refuse, with the operator stopped (it would restore its ConfigMap at
+      // once): the kubelet hands it to the routers, which keep serving the last good one.
+      const operator = ['deployment', RELEASE, '-n', SYSTEM_NS];
+      const operatorReplicas = (await kubectlJson(['get', ...operator])).spec.replicas as number;
+      await cluster.kubectl(['scale', ...operator, '--replicas=0']);
+      await until(
+        async () =>
+          (await kubectlJson(['get', 'pods', '-n', SYSTEM_NS, '-l', OPERATOR_PODS])).items.length === 0
+            ? true
+            : undefined,
+        'the operator stopped',
+      );
+      const refusals = /^router_execution_config_reloads_total\{result="failure"\}/;
+      const refusedBefore = await routerMetric(refusals);
+      const routerConfig = ['configmap', 'chat-router-config', '-n', NS];
+      await cluster.kubectl([
+        'patch',
+        ...routerConfig,
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify({ data: { 'config.json': '{}' } }),
+      ]);
+      await until(
+        async () => ((await routerMetric(refusals)) > refusedBefore ? true : undefined),
+        'the routers refusing the config',
+      );
+      const refused = await until(async () => {
+        const found = await monitoring.prometheus.query(alertExpr('EdfsRouterConfigReloadFailed'));
+        return found.length > 0 ? found : undefined;
+      }, 'EdfsRouterConfigReloadFailed returning series');
+      expect(refused[0]!.metric).toMatchObject({ namespace: NS });
+      expect(await http.request('{ messages(roomID: "123") { id } }')).toMatchObject({
+        data: { messages: expect.any(Array) },
+      });
+      await cluster.kubectl(['scale', ...operator, `--replicas=${operatorReplicas}`]);
+      await cluster.kubectl([
+        'rollout',
+        'status',
+        '-n',
+        SYSTEM_NS,
+        `deployment/${RELEASE}`,
+        '--timeout=300s',
+      ]);
+      await until(
+        async () =>
+          (await kubectlJson(['get', ...routerConfig])).data['config.json'] !== '{}' ? true : undefined,
+        "the operator restoring the routers' ConfigMap",
+      );
+      report(
+        `a refused config counted in router_execution_config_reloads_total{result="failure"} (${(await routerMetric(refusals)) - refusedBefore} router(s)); the last good one kept serving`,
+      );
+
       // Traffic for every panel: queries (subgraph requests, HTTP), events and their fan-out.
       const watcher = open(1)[0]!;
       await deliveredToAll([watcher]);
@@ -866,6 +933,11 @@ describe('routers scaled on their own metrics', () => {
 
       // NATS gone for a while: the routers turn unready (Supergraph Ready=False), then reconnect.
       await cluster.kubectl(['scale', 'deployment', 'nats', '-n', NS, '--replicas=0']);
+      const disconnected = await until(async () => {
+        const found = await monitoring.prometheus.query(alertExpr('EdfsEventProviderDisconnected'));
+        return found.length > 0 ? found : undefined;
+      }, 'EdfsEventProviderDisconnected returning series');
+      expect(disconnected[0]!.metric).toMatchObject({ namespace: NS, provider_id: 'default' });
       const notReady = await until(async () => {
         const found = await monitoring.prometheus.query(alertExpr('EdfsSupergraphNotReady'));
         return found.length > 0 ? found : undefined;
@@ -915,8 +987,8 @@ describe('routers scaled on their own metrics', () => {
         for (const rule of group.rules as Obj[]) {
           const expr = rule.expr as string;
           const series = await monitoring.prometheus.query(expr);
-          // The two condition alerts were checked while their condition held (above).
-          if (rule.alert === 'EdfsSupergraphNotComposed' || rule.alert === 'EdfsSupergraphNotReady') continue;
+          // Alerts on a state rather than a recent count were checked while it held (above).
+          if (CHECKED_WHILE_HELD.has(rule.alert as string)) continue;
           expect({ alert: rule.alert, series: series.length > 0 }).toEqual({
             alert: rule.alert,
             series: true,
@@ -937,10 +1009,11 @@ describe('routers scaled on their own metrics', () => {
           error: '',
         });
       report(
-        `alerts returning series: ${firing.join('; ')}; EdfsSupergraphNotComposed and EdfsSupergraphNotReady while their condition held`,
+        `alerts returning series: ${firing.join('; ')}; ${[...CHECKED_WHILE_HELD].join(', ')} while their condition held`,
       );
       report(`rule states in Prometheus: ${loaded.map((r) => `${r.name}=${r.state}`).join(', ')}`);
     },
-    STEP_TIMEOUT_MS,
+    // Makes each alert's condition real in turn; the refused config waits on the kubelet.
+    2 * STEP_TIMEOUT_MS,
   );
 });

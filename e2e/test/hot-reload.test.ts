@@ -70,6 +70,12 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** `router_execution_config_reloads_total` by result. */
+async function reloads(): Promise<Record<string, number>> {
+  const { values } = await router.metrics.executionConfigReloads.get();
+  return Object.fromEntries(values.map((v) => [v.labels.result, v.value]));
+}
+
 interface Subscriber {
   ids: string[];
   errors: unknown[];
@@ -157,6 +163,7 @@ describe('hot reload', () => {
       'the invalid config to be refused',
     );
     expect(router.gateway.current).toBe(served);
+    expect(await reloads()).toEqual({ success: 2, failure: 1 });
     await waitForEvents(20);
     publishing = false;
     await load;
@@ -190,5 +197,6 @@ describe('hot reload', () => {
     const result = await router.reload();
     expect(result.ok).toBe(false);
     expect(result.ok ? '' : result.error).toMatch(/config\.json: not valid JSON/);
+    expect(await reloads()).toEqual({ success: 2, failure: 2 });
   });
 });

@@ -2,7 +2,9 @@
  * Starting and stopping a router: configuration -> logger and metrics -> execution config and
  * gateway -> HTTP server -> metrics server. Anything that fails on the way stops what was already
  * started and reports which setting to fix. `close()` drains in order: unready, stop accepting,
- * finish in-flight requests, then release the gateway's subgraph connections.
+ * finish in-flight requests, then release the gateway's subgraph connections. Every hot reload
+ * of the execution config is counted by its result, and the subgraphs of each config served get
+ * their metric series at 0 before its first request.
  */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -176,9 +178,11 @@ export async function startRouter(
       } catch (err) {
         const error = (err as Error).message;
         logger.error({ error }, 'new execution config refused; the current one keeps serving');
+        metrics.executionConfigReloads.inc({ result: 'failure' });
         return { ok: false, error };
       }
       const previous = gateway.swap(next);
+      metrics.executionConfigReloads.inc({ result: 'success' });
       const { kept, ended } = engine.replan(next);
       logger.info({ kept, ended }, `execution config reloaded: ${kept} subscription(s) kept, ${ended} ended`);
       if (previous) {
@@ -246,10 +250,12 @@ export async function startRouter(
 /** Makes a Gateway from an execution config; errors name the source to fix. */
 function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Logger, events: EventBus) {
   return (executionConfig: unknown, source: string): Gateway => {
+    let gateway: Gateway;
     try {
-      return createGateway(executionConfig, {
+      gateway = createGateway(executionConfig, {
         subgraphTimeoutMs: config.trafficShaping.all.requestTimeoutMs,
         onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
+        onSubgraphError: (subgraph, kind) => metrics.subgraphErrors.inc({ subgraph, kind }),
         logger,
         events,
         headerRules: config.headers,
@@ -268,6 +274,10 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
         },
       );
     }
+    metrics.trackSubgraphs(
+      gateway.supergraph.subgraphs.filter((s) => s.kind === 'graphql').map((s) => s.name),
+    );
+    return gateway;
   };
 }
 

@@ -47,7 +47,7 @@ import type {
 import type { EventBus } from '../event-fields/bus.js';
 import { checkEventData, eventSelection } from '../event-fields/event-data.js';
 import { eventArguments } from '../event-fields/fetches.js';
-import type { SubgraphResponse } from './subgraph-client.js';
+import type { SubgraphErrorKind, SubgraphResponse } from './subgraph-client.js';
 import { hasHeaderRules, subgraphHeaders } from './headers.js';
 import { DocumentCache } from './document-cache.js';
 import {
@@ -72,6 +72,8 @@ export interface GatewayOptions {
   /** Overrides each subgraph's timeout from the execution config. */
   subgraphTimeoutMs?: number;
   onSubgraphRequest?: (subgraph: string) => void;
+  /** Called once per failed subgraph request (`router_subgraph_errors_total{subgraph, kind}`). */
+  onSubgraphError?: (subgraph: string, kind: SubgraphErrorKind) => void;
   logger?: Logger;
   /** Documents (parsed, validated, with their plans) kept, by text; default 1024. */
   documentCacheSize?: number;
@@ -137,7 +139,10 @@ interface CachedDocument {
 export function createGateway(executionConfig: unknown, options: GatewayOptions = {}): Gateway {
   const config = checkExecutionConfig(executionConfig);
   const supergraph = buildSupergraph(config);
-  const client = new SubgraphClient({ timeoutMs: options.subgraphTimeoutMs });
+  const client = new SubgraphClient({
+    timeoutMs: options.subgraphTimeoutMs,
+    onError: options.onSubgraphError,
+  });
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
   const limits = options.limits ?? DEFAULT_OPERATION_LIMITS;
   const cache = new DocumentCache<CachedDocument>(

@@ -3,6 +3,10 @@
  * failures turned into one error type that names the subgraph. Never throws anything else.
  * A failure's `reason` is what clients see: the kind of failure (refused, timed out, HTTP status,
  * not GraphQL), never an address, a URL or an exception's text; those stay in its `cause`.
+ *
+ * Every request that fails is reported once to `onError` with its SubgraphErrorKind, decided by
+ * the first thing that went wrong: no answer in time, no HTTP answer at all, an HTTP answer that
+ * is not a successful GraphQL response, or a GraphQL response that carries `errors`.
  */
 import { Pool } from 'undici';
 import type { GraphQLFormattedError } from 'graphql';
@@ -26,8 +30,7 @@ export class SubgraphFetchError extends Error {
 /** What failed, in words safe to show a client: a system error code's meaning, not its message. */
 function describeFailure(err: unknown, timeoutMs: number): string {
   const e = err as Error & { code?: unknown };
-  if (e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT')
-    return `timed out after ${timeoutMs} ms`;
+  if (isTimeout(err)) return `timed out after ${timeoutMs} ms`;
   switch (e.code) {
     case 'ECONNREFUSED':
       return 'connection refused';
@@ -50,10 +53,27 @@ function describeFailure(err: unknown, timeoutMs: number): string {
   return typeof e.code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(e.code) ? e.code : 'request failed';
 }
 
+/**
+ * `timeout`: no complete answer within the request's timeout. `unreachable`: no HTTP answer
+ * (connection refused or reset, unknown host, invalid routing URL). `http`: a status outside 2xx,
+ * or a body that is not a GraphQL response. `graphql`: a 2xx GraphQL response with `errors`.
+ */
+export type SubgraphErrorKind = 'timeout' | 'unreachable' | 'http' | 'graphql';
+
 export interface SubgraphClientOptions {
   /** Overrides every subgraph's own timeout from the execution config. */
   timeoutMs?: number;
   connections?: number;
+  /** Called once per failed request (the `router_subgraph_errors_total` hook). */
+  onError?: (subgraph: string, kind: SubgraphErrorKind) => void;
+}
+
+/** undici's and AbortSignal.timeout's ways of saying the answer did not come in time. */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+function isTimeout(err: unknown): boolean {
+  const e = err as { name?: string; code?: string } | undefined;
+  return e?.name === 'TimeoutError' || TIMEOUT_CODES.has(e?.code ?? '');
 }
 
 export class SubgraphClient {
@@ -80,11 +100,15 @@ export class SubgraphClient {
     timeoutMs: number,
     headers: Record<string, string> = {},
   ): Promise<SubgraphResponse> {
+    const failed = (kind: SubgraphErrorKind, reason: string, cause?: unknown): SubgraphFetchError => {
+      this.options.onError?.(subgraph, kind);
+      return new SubgraphFetchError(subgraph, reason, cause);
+    };
     let target: URL;
     try {
       target = new URL(url);
     } catch (err) {
-      throw new SubgraphFetchError(subgraph, 'invalid routing URL', err);
+      throw failed('unreachable', 'invalid routing URL', err);
     }
     const timeout = this.options.timeoutMs ?? timeoutMs;
     let res;
@@ -103,14 +127,14 @@ export class SubgraphClient {
         signal: AbortSignal.timeout(timeout),
       });
     } catch (err) {
-      throw new SubgraphFetchError(subgraph, describeFailure(err, timeout), err);
+      throw failed(isTimeout(err) ? 'timeout' : 'unreachable', describeFailure(err, timeout), err);
     }
     let text: string;
     try {
       text = await res.body.text();
     } catch (err) {
-      throw new SubgraphFetchError(
-        subgraph,
+      throw failed(
+        isTimeout(err) ? 'timeout' : 'unreachable',
         `HTTP ${res.statusCode}, reading the response failed: ${describeFailure(err, timeout)}`,
         err,
       );
@@ -119,7 +143,7 @@ export class SubgraphClient {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new SubgraphFetchError(subgraph, `HTTP ${res.statusCode}, response is not JSON`);
+      throw failed('http', `HTTP ${res.statusCode}, response is not JSON`);
     }
     if (
       typeof json !== 'object' ||
@@ -127,8 +151,11 @@ export class SubgraphClient {
       Array.isArray(json) ||
       (!('data' in json) && !('errors' in json))
     )
-      throw new SubgraphFetchError(subgraph, `HTTP ${res.statusCode}, response is not a GraphQL response`);
-    return json as SubgraphResponse;
+      throw failed('http', `HTTP ${res.statusCode}, response is not a GraphQL response`);
+    const response = json as SubgraphResponse;
+    if (res.statusCode < 200 || res.statusCode > 299) this.options.onError?.(subgraph, 'http');
+    else if (response.errors?.length) this.options.onError?.(subgraph, 'graphql');
+    return response;
   }
 
   async close(): Promise<void> {

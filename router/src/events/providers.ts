@@ -3,6 +3,10 @@
  * directives name (`providerId`). A NATS entry whose url starts with `memory://` becomes the
  * in-process broker; any other url a NatsProvider; every Kafka entry a KafkaProvider.
  *
+ * With metrics, each provider's connection state is read into `router_events_provider_connected`
+ * at every scrape (the same `status()` /health/ready asks, so the two never disagree) and its
+ * reconnects are counted.
+ *
  * Invariants: nothing connects here (the caller decides when); ids are unique across all kinds,
  * because triggers and publish/request resolvers look providers up by id alone.
  */
@@ -25,7 +29,7 @@ export interface CreateProvidersOptions {
   nats?: Omit<NatsProviderOptions, 'logger' | 'onReconnect'>;
   /** Passed to every KafkaProvider (debounce, probe pacing, timeouts); `instanceId` defaults to `nats.instanceId`. */
   kafka?: Omit<KafkaProviderOptions, 'logger' | 'onReconnect'>;
-  /** When given, provider reconnects are counted in `router_events_provider_reconnects_total`. */
+  /** When given, the providers are tracked in it: connection state and reconnects. */
   metrics?: RouterMetrics;
 }
 
@@ -80,5 +84,6 @@ export function createProviders(
       }),
     );
   }
+  metrics?.trackProviders(providers.values());
   return providers;
 }
