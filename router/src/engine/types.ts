@@ -24,6 +24,18 @@ export interface RequestContext {
   signal?: AbortSignal;
   /** The `connection_init` payload of a WebSocket client (graphql-transport-ws). */
   connectionParams?: Record<string, unknown>;
+  /** Who the client is, once its token is verified; undefined for an anonymous client. */
+  auth?: AuthContext;
+}
+
+/** A verified client identity (a JWT that passed signature, issuer, audience and time checks). */
+export interface AuthContext {
+  /** The token's verified claims. */
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** The scopes the token grants (OAuth `scope`, space-separated, or `scp`). */
+  readonly scopes: ReadonlySet<string>;
+  /** When the token expires (ms since the epoch); undefined when it has no `exp`. */
+  readonly expiresAt?: number;
 }
 
 export type OperationKind = 'query' | 'mutation' | 'subscription';
