@@ -23,7 +23,17 @@ const common = {
  * Docker), so they belong to the fast loop. They stay in e2e/test because their fixtures
  * (e2e/src/fixtures/federation, .../events) are shared with suites that do need brokers.
  */
-const SERVER_FREE_E2E = ['federation', 'federation-edge', 'drain', 'kafka-infra'];
+const SERVER_FREE_E2E = [
+  'federation-joins',
+  'federation-directives',
+  'federation-abstract-types',
+  'federation-subgraph-errors',
+  'federation-operations',
+  'federation-schema',
+  'federation-edge',
+  'drain',
+  'kafka-infra',
+];
 
 export default {
   testTimeout: 30000,

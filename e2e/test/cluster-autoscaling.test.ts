@@ -24,6 +24,10 @@
  * Figures printed: replicas over time, time from load to scale-out (decision and Ready), open
  * connections per pod before and after, the drain (close times of the drained clients, pod
  * deletion to gone), subscriptions lost on scale-in.
+ *
+ * One file on purpose: it is one ordered scenario on one cluster (install, load, scale out, scale
+ * in, HPA), each step starting from the state the one before left, after a setup (cluster, images,
+ * monitoring, chart) too costly to repeat per file.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';

@@ -1,7 +1,7 @@
 /**
  * Federation edge cases: the router in-process over the small graphs of
  * `src/fixtures/federation/edge` (one planning situation each; see the comments in graphs.ts for
- * the data every expectation is derived from). Like federation.test.ts, every expectation is the
+ * the data every expectation is derived from). Like the shop's suites, every expectation is the
  * response a correct federation gateway returns.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

@@ -3,7 +3,7 @@
  * accepted and established, the API server applies their defaults, and it refuses invalid
  * objects through their CEL rules, with the rule's message: exactly one schema source on a
  * Subgraph, exactly one of nats/kafka and one auth method on an EventProvider, selector and
- * autoscaling rules on a Supergraph. `kubectl get` columns are checked in operator-controller.
+ * autoscaling rules on a Supergraph. `kubectl get` columns are checked in operator-controller-reconcile.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

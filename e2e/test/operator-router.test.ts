@@ -6,7 +6,7 @@
  * file path); the chat subgraphs run as processes; events are published to NATS. Then an SDL edit
  * travels operator -> ConfigMap -> file -> hot reload, without restarting the router.
  *
- * The operator runs with the admin token here; operator-controller.test.ts shows it with exactly
+ * The operator runs with the admin token here; operator-controller-*.test.ts show it with exactly
  * the chart's RBAC.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
