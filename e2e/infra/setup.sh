@@ -2,6 +2,7 @@
 # Prepares every real part the test suites run against, before Jest starts, so a cold machine
 # builds each once (with progress) instead of inside a test's timeout:
 #   nats-server (Go module proxy), etcd + kube-apiserver (Go module proxy), helm (Go module proxy),
+#   gitops-health (Argo CD's Lua health evaluation and Flux's kstatus; Go module proxy),
 #   Apache Kafka (Maven Central), Chromium (Debian), the parts of the single-node cluster
 #   (the other Kubernetes components, CoreDNS, Traefik, crictl, locally made images), and what the
 #   autoscaling suite deploys into it (Prometheus, KEDA, metrics-server: Go module proxy).
@@ -20,6 +21,7 @@ step() {
 step "nats-server" bash "$HERE/nats.sh"
 step "helm" bash "$HERE/helm.sh"
 step "etcd and kube-apiserver (first build: ~10-15 min on 2 cores)" bash "$HERE/kube.sh"
+step "gitops-health (first build: ~1-2 min)" bash "$HERE/gitops-health.sh"
 step "Apache Kafka" bash "$HERE/kafka.sh"
 step "Chromium" bash "$HERE/chromium.sh"
 # A Docker engine (started when none answers), the node:24-slim base image (made locally when no

@@ -4,7 +4,8 @@
  * failing to start, so it is reported here first, naming the Secret, the key and the spec field.
  *
  * `Ready`: True when every referenced key exists, False (`SecretNotFound` / `SecretKeyNotFound`)
- * otherwise. Secret values are never read into status (the informer keeps keys and digests only).
+ * otherwise, with kstatus' `Reconciling` / `Stalled` beside it (summary-status.ts). Secret values
+ * are never read into status (the informer keeps keys and digests only).
  *
  * Invariant: only status is written, and only when it changed.
  */
@@ -22,6 +23,7 @@ import {
 } from './conditions.js';
 import type { ObjectReader, ReconcileContext } from './context.js';
 import { dep, type DependencyIndex } from './dependency-index.js';
+import { eventProviderSummary } from './summary-status.js';
 import { WrittenStatus } from './written-status.js';
 
 export interface EventProviderReconcilerOptions extends ReconcileContext {
@@ -112,11 +114,12 @@ export class EventProviderReconciler implements Reconciler {
       ),
     );
     const generation = ep.metadata.generation;
+    const ready = secretsCondition(ep, cache);
     const status: EventProviderStatus = {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
       conditions: setConditions(
         previous?.conditions,
-        [secretsCondition(ep, cache)],
+        [ready, ...eventProviderSummary(ready)],
         generation,
         metaTime(this.opts.now()),
       ),

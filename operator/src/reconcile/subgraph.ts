@@ -3,7 +3,8 @@
  * ConfigMap), checks the syntax, then normalizes it as a federation subgraph with the same library
  * the composition uses (directives, keys, EDFS event rules), and reports:
  * `Valid` (True / False with every error, each on its own line), `schemaHash` (sha256 of the SDL
- * read), `observedGeneration`.
+ * read), `observedGeneration`, and kstatus' `Stalled` / `Reconciling` while not Valid
+ * (summary-status.ts).
  *
  * Invariants: only status is written, and only when it changed; an Event is recorded when the
  * schema turns invalid or valid again. Whether the Subgraph composes with the others is the
@@ -25,6 +26,7 @@ import {
 import type { ReconcileContext } from './context.js';
 import type { DependencyIndex } from './dependency-index.js';
 import { readSubgraph, sha256 } from './inputs.js';
+import { subgraphSummary } from './summary-status.js';
 import { WrittenStatus } from './written-status.js';
 
 export interface SubgraphReconcilerOptions extends ReconcileContext {
@@ -74,7 +76,7 @@ export function subgraphStatus(
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(schemaHash ? { schemaHash } : {}),
-    conditions: setConditions(sg.status?.conditions, [valid], generation, now),
+    conditions: setConditions(sg.status?.conditions, [valid, ...subgraphSummary(valid)], generation, now),
   };
 }
 

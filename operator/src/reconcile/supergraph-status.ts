@@ -13,11 +13,13 @@
  * - `Progressing`: True while the router Deployment rolls out (created but not yet observed by
  *   the Deployment controller, pods not yet updated or ready), False once it is complete.
  *   `HotReload` config changes never make it True: pods stay and reload the mounted file.
+ * - `Reconciling` / `Stalled`: the summary kstatus (Flux) reads, see summary-status.ts.
  * - `replicas` / `readyReplicas` come from the Deployment's status; `selector` is the router pods'
  *   label selector (for the scale subresource).
  */
 import type { Condition, Supergraph, SupergraphStatus } from '../api/v1alpha1.js';
 import { findCondition, setConditions, type ConditionInput } from './conditions.js';
+import { supergraphSummary } from './summary-status.js';
 
 export interface CompositionError {
   subgraph?: string;
@@ -74,9 +76,11 @@ export function supergraphStatus(
         message: `${describeErrors(composition.errors)}${obs.servedConfigHash ? '; the last good config keeps running' : ''}`,
       };
 
+  const routers = ready(obs);
+  const rollout = progressing(obs);
   const conditions = setConditions(
     previous?.conditions,
-    [composed, ready(obs), progressing(obs)],
+    [composed, routers, rollout, ...supergraphSummary(composed, routers, rollout)],
     generation,
     now,
   );

@@ -144,8 +144,9 @@ describe('Supergraph reconciler', () => {
       'demo/chat Composed=True',
       'demo/chat Progressing=True',
       'demo/chat Ready=False',
+      'demo/chat Reconciling=True',
     ]);
-    expect((await metrics.supergraphCondition.get()).values).toHaveLength(9);
+    expect((await metrics.supergraphCondition.get()).values).toHaveLength(12);
 
     const users = api.find<Subgraph>(RESOURCES.Subgraph, 'demo', 'users')!;
     api.put({
