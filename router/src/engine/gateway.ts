@@ -336,7 +336,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         });
       } catch (err) {
         if (!(err instanceof PlanError)) throw err;
-        plan = [{ message: err.message }];
+        plan = [{ message: err.message, extensions: { code: err.code } }];
       }
       // Kept while the cache can hold it (its estimate is added to the entry's).
       if (cache.grow(entry.query, entry, planBytes(plan, entry.measures.get(opKey))))

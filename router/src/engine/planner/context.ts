@@ -21,10 +21,6 @@ import { collectFields, type Fragments } from '../collect.js';
 import type { EntityTarget, Fetch, SubSel } from '../plan.js';
 import type { Subgraph, Supergraph } from '../supergraph.js';
 
-export class PlanError extends Error {
-  override name = 'PlanError';
-}
-
 export interface PlanOptions {
   /**
    * One request per subgraph per planning step (default). `false` keeps one entity fetch per

@@ -23,6 +23,15 @@
  * (and their `@requires`) are applied to another path's representations (`batching.ts`). Each
  * fetch's operation text is printed last (`print.ts`).
  *
+ * Refusals: an operation with a field no subgraph can resolve from where the selection reaches it
+ * (no resolvable key leads there, a key or `@requires` field cannot be fetched, an
+ * @interfaceObject's concrete type has no owner to resolve it) is refused while it is planned,
+ * before any fetch: `planOperation` throws a `PlanError` naming the field, its path and why
+ * (`errors.ts`), and the gateway answers it as a request error with code QUERY_PLANNING_FAILED.
+ * The walk visits every field the operation selects at every position a subgraph can return, so
+ * nothing is left out silently: an interface position where the subgraph returns none of the
+ * implementations is walked as the interface itself.
+ *
  * Invariants: a client field is stored under its response key; a field the planner adds for keys
  * or requirements is stored under its name unless the client uses that response key for another
  * field, then under `__edfs_<name>` (`__edfs_<name>_<digest of the arguments>` for a field set
@@ -42,7 +51,8 @@ import { createPlanContext, type PlanOptions } from './context.js';
 import { printFetches } from './print.js';
 import { planRootFields } from './root-fields.js';
 
-export { PlanError, newSubSel, type PlanOptions } from './context.js';
+export { newSubSel, type PlanOptions } from './context.js';
+export { PlanError } from './errors.js';
 export { printSubSel } from './print.js';
 export { internalStoreKey } from './store-keys.js';
 

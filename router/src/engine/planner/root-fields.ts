@@ -15,11 +15,9 @@ import {
   getNamedType,
   isCompositeType,
   isObjectType,
-  parse,
   type DocumentNode,
   type FieldNode,
   type GraphQLObjectType,
-  type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
 import { compileFilter } from '../../event-fields/filter.js';
@@ -27,8 +25,9 @@ import { subSelections } from '../collect.js';
 import type { EventSource, Fetch, Plan } from '../plan.js';
 import type { EventField } from '../supergraph.js';
 import { rootFieldCandidates } from './capabilities.js';
-import { CLIENT, PlanError, fieldsOf, newFetch, type Cursor, type PlanContext } from './context.js';
+import { CLIENT, fieldsOf, newFetch, type Cursor, type PlanContext } from './context.js';
 import { cheapest, cost, IMPOSSIBLE } from './cost.js';
+import { because, PlanError, UnresolvableField } from './errors.js';
 import { planField, planSelection } from './walk.js';
 import { splitSharedRoot } from './split.js';
 
@@ -48,7 +47,8 @@ export function planRootFields(ctx: PlanContext): RootPlan {
       : opType === 'mutation'
         ? ctx.schema.getMutationType()
         : ctx.schema.getSubscriptionType();
-  if (!rootType) throw new PlanError(`the schema has no ${opType} type`);
+  // Validation against the client schema, which has the same root types, comes first.
+  if (!rootType) throw new Error(`the router schema has no ${opType} type`);
   const fields = fieldsOf(ctx, rootType, [ctx.operation.selectionSet]);
   const rootAt = (fetch: Fetch): Cursor => ({
     fetch,
@@ -122,7 +122,11 @@ function httpRootFetch(
 ): Fetch {
   const candidates = rootFieldCandidates(ctx, rootType, name);
   if (candidates.length === 0)
-    throw new PlanError(`no subgraph resolves the root field ${rootType.name}.${name}`);
+    throw new UnresolvableField(
+      `${rootType.name}.${name}`,
+      name,
+      'no subgraph resolves this root field over HTTP (the execution config lists it for none)',
+    );
   if (opType === 'mutation') {
     // Mutation root fields run in order: consecutive fields of one subgraph share a request
     // (the subgraph runs them serially); a new subgraph waits for everything planned so far.
@@ -189,35 +193,47 @@ function planFilterFields(ctx: PlanContext, fetch: Fetch, event: EventSource, no
   if (paths.length === 0) return;
   const type = ctx.schema.getType(event.returnType);
   if (!type || !isCompositeType(type)) return;
-  const text = paths
-    .map((p) => p.reduceRight((inner, name) => (inner ? `${name} { ${inner} }` : name), ''))
-    .join(' ');
-  const set = parseFieldSetText(text, `the subscription filter of ${event.parentType}.${event.fieldName}`);
+  const set = fieldSetOf(paths);
   const target = fetch.sel.fields.get(event.responseKey)?.sel;
   if (!target) return;
   const client = isObjectType(type) ? fieldsOf(ctx, type, subSelections(nodes)) : undefined;
-  planSelection(
-    ctx,
-    {
-      fetch,
-      sel: target,
-      path: [event.responseKey],
-      provided: undefined,
-      mode: { internal: true, client, exclude: new Set() },
-      touched: new Set(),
-    },
-    type,
-    [set],
+  because(
+    field,
+    () => event.responseKey,
+    (inner) => `its subscription filter reads ${inner}`,
+    () =>
+      planSelection(
+        ctx,
+        {
+          fetch,
+          sel: target,
+          path: [event.responseKey],
+          provided: undefined,
+          mode: { internal: true, client, exclude: new Set() },
+          touched: new Set(),
+        },
+        type,
+        [set],
+      ),
   );
 }
 
-function parseFieldSetText(text: string, what: string): SelectionSetNode {
-  try {
-    const doc = parse(`{ ${text} }`, { noLocation: true });
-    return (doc.definitions[0] as OperationDefinitionNode).selectionSet;
-  } catch (err) {
-    throw new PlanError(`${what}: invalid field path: ${(err as Error).message}`);
-  }
+/**
+ * The field set that reads `paths` (field names from the event's type down). Built as nodes, not
+ * parsed: a name that is no field of its type is then refused like any field set's.
+ */
+function fieldSetOf(paths: string[][]): SelectionSetNode {
+  const selections = paths.map((path) =>
+    path.reduceRight<FieldNode | undefined>(
+      (inner, name) => ({
+        kind: Kind.FIELD,
+        name: { kind: Kind.NAME, value: name },
+        ...(inner && { selectionSet: { kind: Kind.SELECTION_SET, selections: [inner] } }),
+      }),
+      undefined,
+    )!,
+  );
+  return { kind: Kind.SELECTION_SET, selections };
 }
 
 /** The operation reduced to its introspection root fields, for graphql-js to answer. */

@@ -24,7 +24,10 @@
  * fetch its key or requirements were planned into; every selection that feeds an entity target
  * carries that target's key; a jump that needs itself to plan its own key is a PlanError, not a
  * loop. One typename-resolving fetch per (parent fetch, path, owner subgraph), planned with the
- * owner's first resolvable key.
+ * owner's first resolvable key. Every field selected at a position is planned or refused: at an
+ * interface the subgraph returns no implementation of (or one without any), the fields selected
+ * on the interface itself are planned as the interface's; a field set planned for another field
+ * (key, `@requires`) that cannot be resolved refuses that field (`because`, errors.ts).
  */
 import {
   getNamedType,
@@ -62,11 +65,11 @@ import {
   newFetch,
   newSubSel,
   type PlanContext,
-  PlanError,
   type Provided,
   providedFrom,
 } from './context.js';
 import { cost, IMPOSSIBLE } from './cost.js';
+import { because, unreachableField, UnresolvableField } from './errors.js';
 import { type FieldSplit, splitField } from './split.js';
 import { internalStoreKey, mergeRepr, nestedClientFields, reprFields } from './store-keys.js';
 
@@ -82,7 +85,14 @@ export function planSelection(
     planInterfaceObject(ctx, at, type, selectionSets);
     return;
   }
-  for (const concrete of concreteTypes(ctx, subgraph, type)) {
+  const concretes = concreteTypes(ctx, subgraph, type);
+  if (concretes.length === 0 && isInterfaceType(type)) {
+    // The subgraph returns no implementation of the interface (it may declare none): its fields
+    // must still be resolvable from here, as the subgraph declares them or through its key.
+    planOnInterface(ctx, at, type, selectionSets);
+    return;
+  }
+  for (const concrete of concretes) {
     const sel = isObjectType(type) ? at.sel : fragmentOf(at.sel, typeInSubgraph(subgraph, concrete.name));
     const fields = fieldsOf(ctx, concrete, selectionSets);
     const level: Cursor = { ...at, sel, mode: levelMode(at.mode, fields) };
@@ -111,7 +121,13 @@ export function planField(
   const name = node.name.value;
   if (name === '__typename') return;
   const def = type.getFields()[name];
-  if (!def) throw new PlanError(`type ${type.name} has no field "${name}"`);
+  // Only a field set of the execution config (a key, @requires or a filter) can name one.
+  if (!def)
+    throw new UnresolvableField(
+      `${type.name}.${name}`,
+      pathOf(at, responseKey),
+      `${type.name} has no field "${name}" in the router schema (the execution config names it in a field set)`,
+    );
   // A field with @requires is only resolvable through `_entities`, with the required fields in
   // the representation, even in the subgraph that defines it.
   const needsRequires = !requiresMet && requiresOf(subgraph, type.name, name) !== undefined;
@@ -181,18 +197,14 @@ export function planEntityJump(ctx: PlanContext, at: Cursor, field: FieldRef): v
   const possible = all.filter((s) => cost(ctx, s, type, nodes) < IMPOSSIBLE);
   const candidates = possible.length > 0 ? possible : all;
   if (candidates.length === 0)
-    throw new PlanError(
-      `cannot plan ${type.name}.${name}: subgraph "${subgraph.name}" does not resolve it and no other subgraph can fetch ${type.name} by key`,
-    );
+    throw unreachableField(ctx, subgraph, type, name, pathOf(at, field.responseKey));
   // No subgraph completes the subtree alone: one entity fetch per group of fields.
   if (possible.length === 0 && splitAndJump(ctx, at, field, { candidates: all, keepLocal: false })) return;
   // Planning the key in `subgraph` may need this very jump again (a key field it cannot resolve
   // either): that is a dead end, not a plan.
   const jumpId = `${at.fetch.id}|${at.path.join('.')}|${subgraph.name}|${type.name}.${name}`;
   if (ctx.jumping.has(jumpId))
-    throw new PlanError(
-      `cannot plan ${type.name}.${name}: subgraph "${subgraph.name}" cannot supply the key of any subgraph that resolves it`,
-    );
+    throw unreachableField(ctx, subgraph, type, name, pathOf(at, field.responseKey), true);
   ctx.jumping.add(jumpId);
   try {
     jumpToEntity(ctx, at, field, candidates);
@@ -253,13 +265,19 @@ function jumpToEntity(ctx: PlanContext, at: Cursor, field: FieldRef, candidates:
   }
   const client = mode.client;
   const exclude = new Set([...mode.exclude, entity]);
+  const subject = `${type.name}.${name}`;
+  const fieldPath = () => pathOf(at, field.responseKey);
   // Plans a key or requirement field set into the parent selection; returns how to read it back.
-  const internal = (set: SelectionSetNode): ReprField[] => {
+  const internal = (set: SelectionSetNode, need: (inner: string) => string): ReprField[] => {
     const deps = new Set<Fetch>();
-    planSelection(ctx, { ...at, mode: { internal: true, client, exclude }, touched: deps }, type, [set]);
+    because(subject, fieldPath, need, () =>
+      planSelection(ctx, { ...at, mode: { internal: true, client, exclude }, touched: deps }, type, [set]),
+    );
     for (const d of deps) if (d !== entity) entity!.deps.add(d);
     return reprFields(ctx, set, type, client);
   };
+  const keyNeeds = (inner: string) =>
+    `the key of ${type.name} that subgraph "${entity!.subgraph.name}" accepts needs ${inner}`;
   let entityTarget = entity.targets.get(type.name);
   if (entityTarget) {
     // The same entity fetch can be fed from several selections at one path (the field under
@@ -267,14 +285,14 @@ function jumpToEntity(ctx: PlanContext, at: Cursor, field: FieldRef, candidates:
     const keyed = ctx.keyedSelections.get(entityTarget)!;
     if (!keyed.sels.has(at.sel)) {
       keyed.sels.add(at.sel);
-      mergeRepr(entityTarget.fields, internal(keyed.key));
+      mergeRepr(entityTarget.fields, internal(keyed.key, keyNeeds));
     }
   } else {
     const keys = resolvableKeys(chosen, type.name);
     const key = keys.find((k) => keyIsLocal(subgraph, type, k.fields)) ?? keys[0]!;
     entityTarget = {
       reprTypename: typeInSubgraph(chosen, type.name),
-      fields: internal(key.fields),
+      fields: internal(key.fields, keyNeeds),
     } satisfies EntityTarget;
     ctx.keyedSelections.set(entityTarget, { key: key.fields, sels: new Set([at.sel]) });
     entity.targets.set(type.name, entityTarget);
@@ -285,7 +303,11 @@ function jumpToEntity(ctx: PlanContext, at: Cursor, field: FieldRef, candidates:
         if (!entity.targets.has(t.name)) entity.targets.set(t.name, entityTarget);
   }
   const requires = requiresOf(chosen, type.name, name);
-  if (requires) mergeRepr(entityTarget.fields, internal(requires));
+  if (requires)
+    mergeRepr(
+      entityTarget.fields,
+      internal(requires, (inner) => `subgraph "${chosen.name}" requires ${inner} for it (@requires)`),
+    );
   const inner = fragmentOf(entity.sel, entityTarget.reprTypename);
   planField(ctx, { fetch: entity, sel: inner, path, provided: undefined, mode, touched: at.touched }, field, {
     requiresMet: true,
@@ -305,14 +327,17 @@ export function planInterfaceObject(
   const { fetch, path, provided, mode } = at;
   const subgraph = fetch.subgraph;
   const asObject = type as unknown as GraphQLObjectType;
-  if (interfaceObjectSuffices(ctx, subgraph, type, selectionSets, provided)) {
-    // Nothing here depends on the concrete type: serve the fields as the interface, without
-    // asking the owner for __typename (which it may not be able to resolve at all).
-    const fields = fieldsOf(ctx, asObject, selectionSets);
-    const level: Cursor = { ...at, mode: levelMode(mode, fields) };
-    for (const [responseKey, nodes] of fields) planField(ctx, level, { type: asObject, responseKey, nodes });
+  if (
+    ctx.schema.getPossibleTypes(type).length === 0 ||
+    interfaceObjectSuffices(ctx, subgraph, type, selectionSets, provided)
+  ) {
+    // Nothing here depends on the concrete type (or there is none): serve the fields as the
+    // interface, without asking the owner for __typename (which it may not be able to resolve).
+    planOnInterface(ctx, at, type, selectionSets);
     return;
   }
+  const subject = `the concrete type of ${type.name}`;
+  const typePath = path.join('.');
   const owner = ctx.supergraph.subgraphs.find(
     (s) =>
       s.kind === 'graphql' &&
@@ -320,10 +345,12 @@ export function planInterfaceObject(
       resolvableKeys(s, type.name).length > 0,
   );
   if (!owner)
-    throw new PlanError(
-      `cannot resolve the concrete type of ${type.name}: no subgraph owns it as an entity interface`,
+    throw new UnresolvableField(
+      subject,
+      typePath,
+      `subgraph "${subgraph.name}" knows ${type.name} only as an @interfaceObject, the selection needs the concrete type (__typename, a type condition, or a field only its implementations resolve), and no subgraph has a resolvable key for the entity interface ${type.name}`,
     );
-  const pathKey = `${fetch.id}|${path.join('.')}|${owner.name}|typename`;
+  const pathKey = `${fetch.id}|${typePath}|${owner.name}|typename`;
   let resolver = ctx.entityFetches.get(pathKey)?.[0];
   if (!resolver) {
     resolver = newFetch(ctx, owner, 'entity', 'query', path);
@@ -332,8 +359,15 @@ export function planInterfaceObject(
     const key = resolvableKeys(owner, type.name)[0]!;
     const deps = new Set<Fetch>();
     const keyAt: Cursor = { ...at, mode: { ...mode, internal: true }, touched: deps };
-    for (const [responseKey, nodes] of fieldsOf(ctx, asObject, [key.fields]))
-      planField(ctx, keyAt, { type: asObject, responseKey, nodes });
+    because(
+      subject,
+      () => typePath,
+      (inner) => `the key of ${type.name} that subgraph "${owner.name}" accepts needs ${inner}`,
+      () => {
+        for (const [responseKey, nodes] of fieldsOf(ctx, asObject, [key.fields]))
+          planField(ctx, keyAt, { type: asObject, responseKey, nodes });
+      },
+    );
     for (const d of deps) resolver.deps.add(d);
     resolver.targets.set(type.name, {
       reprTypename: type.name,
@@ -363,6 +397,28 @@ export function planInterfaceObject(
         );
     }
   }
+}
+
+/**
+ * Plans `selectionSets` on interface `type` as if it were an object type: the fields selected on
+ * the interface itself, at `at`, each resolved by the cursor's subgraph or through a key of the
+ * interface. Fragments on implementations do not apply.
+ */
+function planOnInterface(
+  ctx: PlanContext,
+  at: Cursor,
+  type: GraphQLInterfaceType,
+  selectionSets: readonly SelectionSetNode[],
+): void {
+  const asObject = type as unknown as GraphQLObjectType;
+  const fields = fieldsOf(ctx, asObject, selectionSets);
+  const level: Cursor = { ...at, mode: levelMode(at.mode, fields) };
+  for (const [responseKey, nodes] of fields) planField(ctx, level, { type: asObject, responseKey, nodes });
+}
+
+/** The dot-separated path of `at`, and of the field under `responseKey` there when given, for errors. */
+function pathOf(at: Cursor, responseKey?: string): string {
+  return (responseKey === undefined ? at.path : [...at.path, responseKey]).join('.');
 }
 
 /**
