@@ -223,7 +223,9 @@ describe('router_subgraph_errors_total', () => {
     sub.server.closeAllConnections();
     await new Promise<void>((resolve) => sub.server.close(() => resolve()));
     const down = (await query()) as { errors: { message: string }[] };
-    expect(down.errors[0]!.message).toMatch(/Failed to fetch from subgraph "hello": connection (refused|closed)/);
+    expect(down.errors[0]!.message).toMatch(
+      /Failed to fetch from subgraph "hello": connection (refused|closed)/,
+    );
 
     expect(await errors()).toEqual({ graphql: 1, http: 2, timeout: 1, unreachable: 1 });
     expect(await sample(router, 'router_subgraph_requests_total{subgraph="hello"}')).toBe(6);
