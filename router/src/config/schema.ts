@@ -194,6 +194,7 @@ export const routerConfigSchema: Schema = section(
     }),
     security,
     introspection: section({ enabled: boolean }),
+    authorization: section({ reject_operation_if_unauthorized: boolean }),
     /** Cosmo's deprecated spelling of `introspection.enabled`. */
     introspection_enabled: boolean,
     engine: section({ execution_plan_cache_size: integer, execution_plan_cache_memory_limit: byteSize }),
