@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { execute, parse } from 'graphql';
 import { composeSupergraph } from '@edfs/operator';
+import { parseRouterConfig } from '../../src/config/load.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/engine/gateway.js';
 import type { ExecutionResult, PreparedSubscription, RequestContext } from '../../src/engine/types.js';
 import { MemoryProvider } from '../../src/events/memory/index.js';
@@ -27,7 +28,11 @@ const ACCOUNTS_SDL = `${LINK}
     me: User @authenticated
     user(id: ID!): User
     secret: Secret
+    nodes: [Node!]!
   }
+  interface Node { id: ID! note: String }
+  type Doc implements Node { id: ID! note: String @requiresScopes(scopes: [["notes"]]) }
+  type Pic implements Node { id: ID! note: String }
   type User @key(fields: "id") {
     id: ID!
     name: String!
@@ -53,7 +58,16 @@ const schemas = {
   accounts: buildSubgraphSchema({
     typeDefs: parse(ACCOUNTS_SDL),
     resolvers: {
-      Query: { pub: () => 'public', me: () => ADA, user: () => ADA, secret: () => ({ code: 's3cret' }) },
+      Query: {
+        pub: () => 'public',
+        me: () => ADA,
+        user: () => ADA,
+        secret: () => ({ code: 's3cret' }),
+        nodes: () => [
+          { __typename: 'Doc', id: 'd1', note: 'doc note' },
+          { __typename: 'Pic', id: 'p1', note: 'pic note' },
+        ],
+      },
       User: { __resolveReference: () => ADA },
     } as never,
   }),
@@ -214,6 +228,26 @@ describe('@requiresScopes: any one set of scopes, each in full', () => {
     expect(received.accounts[0]).not.toMatch(/\bemail\b/);
   });
 
+  it("selected through an interface, an implementation's rule applies to every item; on the other type it does not", async () => {
+    const error = (i: number) => unauthorized('Doc.note', "required scopes: ('notes')", ['nodes', i, 'note']);
+    expect(await run('{ nodes { id note } }', client())).toEqual({
+      data: {
+        nodes: [
+          { id: 'd1', note: null },
+          { id: 'p1', note: null },
+        ],
+      },
+      errors: [error(0), error(1)],
+    });
+    expect(received.accounts[0]).not.toMatch(/\bnote\b/);
+    expect(await run('{ nodes { id ... on Pic { note } } }', client())).toEqual({
+      data: { nodes: [{ id: 'd1' }, { id: 'p1', note: 'pic note' }] },
+    });
+    expect(await run('{ nodes { note } }', client('notes'))).toEqual({
+      data: { nodes: [{ note: 'doc note' }, { note: 'pic note' }] },
+    });
+  });
+
   it('the plan cache keeps one plan per authorization: the same document, alternating clients', async () => {
     const QUERY_ = '{ user(id: "1") { name email balance } }';
     const admin = { data: { user: { name: 'Ada', email: 'ada@example.com', balance: '100' } } };
@@ -240,13 +274,26 @@ describe('@requiresScopes: any one set of scopes, each in full', () => {
 });
 
 describe('authorization.reject_operation_if_unauthorized', () => {
+  const routerYaml = (yaml: string) =>
+    parseRouterConfig(`execution_config: { file: { path: ./config.json } }\n${yaml}`, {
+      env: {},
+      baseDir: '/srv/router',
+    });
   let rejecting: Gateway;
   beforeAll(() => {
-    rejecting = createGateway(config, {
-      authorization: { rejectOperationIfUnauthorized: true },
-    } satisfies GatewayOptions);
+    const options: GatewayOptions = {
+      authorization: routerYaml('authorization: { reject_operation_if_unauthorized: true }').authorization,
+    };
+    rejecting = createGateway(config, options);
   });
   afterAll(() => rejecting.close());
+
+  it('is off by default, and only a boolean is accepted', () => {
+    expect(routerYaml('').authorization).toEqual({ rejectOperationIfUnauthorized: false });
+    expect(() => routerYaml('authorization: { reject_operation_if_unauthorized: yes please }')).toThrow(
+      /authorization\.reject_operation_if_unauthorized/,
+    );
+  });
 
   it('refuses the whole operation with every error and no data; no subgraph is asked', async () => {
     expect(await run('{ pub me { name email } secret { code } }', ANONYMOUS, rejecting)).toEqual({
