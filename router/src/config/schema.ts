@@ -194,7 +194,6 @@ export const routerConfigSchema: Schema = section(
     }),
     security,
     introspection: section({ enabled: boolean }),
-    authorization: section({ reject_operation_if_unauthorized: boolean }),
     /** Cosmo's deprecated spelling of `introspection.enabled`. */
     introspection_enabled: boolean,
     engine: section({ execution_plan_cache_size: integer, execution_plan_cache_memory_limit: byteSize }),
@@ -211,6 +210,7 @@ export const routerConfigSchema: Schema = section(
       send_buffer_budget: byteSize,
       max_group_backlog: integer,
     }),
+    authorization: section({ reject_operation_if_unauthorized: boolean }),
   },
   { required: ['execution_config'] },
 );
