@@ -125,6 +125,8 @@ export interface Gateway {
  * about 1 KB per field it selects, plus its subgraph queries' text.
  */
 const ENTRY_BYTES = 4096;
+/** The protected fields of every operation of a graph without authorization rules. */
+const NOTHING_PROTECTED: readonly ProtectedField[] = [];
 const BYTES_PER_TOKEN = 100;
 const PLAN_BYTES = 4096;
 const PLAN_BYTES_PER_FIELD = 640;
@@ -373,13 +375,16 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       planOperation(supergraph, operation, entry.fragments, variables, planOptions),
     );
     if (Array.isArray(plan)) return { kind: 'errors', errors: plan };
-    let guarded = entry.protectedFields.get(planKey);
-    if (!guarded)
-      entry.protectedFields.set(
-        planKey,
-        (guarded = protectedFields(supergraph, operation, entry.fragments, variables)),
-      );
-    const protectedSelection = guarded;
+    let protectedSelection = NOTHING_PROTECTED;
+    if (supergraph.authorization.size > 0) {
+      const found = entry.protectedFields.get(planKey);
+      if (found) protectedSelection = found;
+      else
+        entry.protectedFields.set(
+          planKey,
+          (protectedSelection = protectedFields(supergraph, operation, entry.fragments, variables)),
+        );
+    }
     /** The plan for a client: the operation's own when it may load every field selected. */
     const planFor = (ctx: RequestContext | undefined): Plan | GraphQLFormattedError[] => {
       if (protectedSelection.length === 0) return plan;
