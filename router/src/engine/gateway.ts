@@ -161,6 +161,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
   });
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
   const rejectUnauthorized = options.authorization?.rejectOperationIfUnauthorized ?? false;
+  const planOptions = { batchEntities: options.entityBatching };
   const limits = options.limits ?? DEFAULT_OPERATION_LIMITS;
   const cache = new DocumentCache<CachedDocument>(
     options.documentCacheSize ?? DEFAULT_DOCUMENT_CACHE.entries,
@@ -370,10 +371,11 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     if (!condVars)
       entry.conditionVariables.set(opKey, (condVars = conditionVariables(operation, entry.fragments)));
     const planKey = `${opKey}|${condVars.map((v) => (variables[v] === true ? '1' : '0')).join('')}`;
-    const planOptions = { batchEntities: options.entityBatching };
-    const plan = cachedPlan(entry, opKey, planKey, () =>
-      planOperation(supergraph, operation, entry.fragments, variables, planOptions),
-    );
+    const plan =
+      entry.plans.get(planKey) ??
+      cachedPlan(entry, opKey, planKey, () =>
+        planOperation(supergraph, operation, entry.fragments, variables, planOptions),
+      );
     if (Array.isArray(plan)) return { kind: 'errors', errors: plan };
     let protectedSelection = NOTHING_PROTECTED;
     if (supergraph.authorization.size > 0) {
