@@ -261,6 +261,7 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
         headerRules: config.headers,
         limits: config.security,
         introspection: config.introspection.enabled,
+        authorization: config.authorization,
         documentCacheSize: config.engine.executionPlanCacheSize,
         documentCacheBytes: config.engine.executionPlanCacheMemoryLimitBytes,
         onRejected: (reason) => metrics.operationsRejected.inc({ reason }),

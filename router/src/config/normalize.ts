@@ -209,6 +209,9 @@ export function normalize(
     headers,
     security,
     introspection: { enabled: introspectionEnabled },
+    authorization: {
+      rejectOperationIfUnauthorized: file.authorization?.reject_operation_if_unauthorized ?? false,
+    },
     engine,
     shutdownDelayMs: issues.duration('shutdown_delay', file.shutdown_delay ?? DEFAULTS.shutdownDelay),
   };

@@ -210,6 +210,7 @@ export const routerConfigSchema: Schema = section(
       send_buffer_budget: byteSize,
       max_group_backlog: integer,
     }),
+    authorization: section({ reject_operation_if_unauthorized: boolean }),
   },
   { required: ['execution_config'] },
 );

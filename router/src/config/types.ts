@@ -78,6 +78,8 @@ export interface RouterConfigFile {
     all?: HeaderRulesFile;
     subgraphs?: Record<string, HeaderRulesFile>;
   };
+  /** Field authorization (`@authenticated`, `@requiresScopes`); see docs/authorization.md. */
+  authorization?: { reject_operation_if_unauthorized?: boolean };
   subscriptions?: {
     send_buffer_limit?: string;
     sse_keepalive_interval?: string;
@@ -194,6 +196,7 @@ export interface RouterConfig {
   security: OperationLimits;
   /** `__schema` and `__type` served (true) or refused (false). */
   introspection: { enabled: boolean };
+  authorization: AuthorizationConfig;
   /** The cache of parsed, validated and planned documents: entries and estimated heap, in bytes. */
   engine: { executionPlanCacheSize: number; executionPlanCacheMemoryLimitBytes: number };
   /**
@@ -353,4 +356,10 @@ export interface KafkaProviderConfig {
   };
   /** File paths are absolute. */
   tls: { enabled: boolean; certFile?: string; keyFile?: string; caFile?: string };
+}
+
+/** How the router answers a field the client may not load (`authorization` in router.yaml). */
+export interface AuthorizationConfig {
+  /** The whole operation is refused with the errors (true), or the field is null with its error. */
+  rejectOperationIfUnauthorized: boolean;
 }

@@ -8,6 +8,11 @@
  * and the cache of documents and plans is bounded by an estimate of the heap it holds
  * (document-cache.ts), so no sequence of requests can grow the heap without bound. An internal
  * failure reaches the client as `INTERNAL_SERVER_ERROR` only; its detail goes to the log.
+ *
+ * Field authorization (authorization.ts) picks the plan per client: the operation's own plan when
+ * the client may load every field it selects, else a plan without the denied fields, cached by
+ * what was denied. Queries and mutations are authorized for the client `execute` is given;
+ * a subscription for the client `prepare` is given, since its plan is chosen there.
  */
 import {
   GraphQLError,
@@ -29,9 +34,10 @@ import {
 import { getVariableValues } from 'graphql/execution/values.js';
 import type { Logger } from 'pino';
 import { DEFAULT_DOCUMENT_CACHE, DEFAULT_OPERATION_LIMITS } from '../config/defaults.js';
-import type { HeaderRules, OperationLimits } from '../config/types.js';
+import type { AuthorizationConfig, HeaderRules, OperationLimits } from '../config/types.js';
 import { checkExecutionConfig } from '../execution-config/load.js';
 import type { ExecutionConfigJson } from '../execution-config/types.js';
+import { authorizedPlan, denyFields, protectedFields, type ProtectedField } from './authorization.js';
 import { executePlan } from './executor.js';
 import type { Plan } from './plan.js';
 import { PlanError, planOperation } from './planner/index.js';
@@ -94,10 +100,16 @@ export interface GatewayOptions {
    * path that needs an entity, as routers without batching do: for comparisons and benchmarks.
    */
   entityBatching?: boolean;
+  /** `authorization` in router.yaml; by default a denied field is null with its error. */
+  authorization?: AuthorizationConfig;
 }
 
 export interface Gateway {
-  prepare(req: GraphQLRequest): PreparedRequest;
+  /**
+   * `ctx` is the client a subscription is prepared for (its authorization chooses the plan);
+   * queries and mutations are authorized for the client `execute` gets.
+   */
+  prepare(req: GraphQLRequest, ctx?: RequestContext): PreparedRequest;
   execute(req: GraphQLRequest, ctx?: RequestContext): Promise<ExecutionResult>;
   readonly clientSchema: GraphQLSchema;
   readonly supergraph: Supergraph;
@@ -113,6 +125,8 @@ export interface Gateway {
  * about 1 KB per field it selects, plus its subgraph queries' text.
  */
 const ENTRY_BYTES = 4096;
+/** The protected fields of every operation of a graph without authorization rules. */
+const NOTHING_PROTECTED: readonly ProtectedField[] = [];
 const BYTES_PER_TOKEN = 100;
 const PLAN_BYTES = 4096;
 const PLAN_BYTES_PER_FIELD = 640;
@@ -134,6 +148,8 @@ interface CachedDocument {
   plans: Map<string, Plan | GraphQLFormattedError[]>;
   /** Variables used by @include/@skip, per operation: they select the plan. */
   conditionVariables: Map<string, string[]>;
+  /** Per plan key (as `plans`): the protected fields the operation selects, usually none. */
+  protectedFields: Map<string, ProtectedField[]>;
 }
 
 export function createGateway(executionConfig: unknown, options: GatewayOptions = {}): Gateway {
@@ -144,6 +160,8 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     onError: options.onSubgraphError,
   });
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
+  const rejectUnauthorized = options.authorization?.rejectOperationIfUnauthorized ?? false;
+  const planOptions = { batchEntities: options.entityBatching };
   const limits = options.limits ?? DEFAULT_OPERATION_LIMITS;
   const cache = new DocumentCache<CachedDocument>(
     options.documentCacheSize ?? DEFAULT_DOCUMENT_CACHE.entries,
@@ -175,6 +193,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       fragments: {},
       plans: new Map(),
       conditionVariables: new Map(),
+      protectedFields: new Map(),
     };
     const { parserLimits } = limits;
     const scanned = scanDocument(query, {
@@ -273,17 +292,41 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     return clean((coerced.errors ?? []).map((e) => e.toJSON()));
   }
 
-  /** Never throws: an internal failure is logged and answered with a stable code only. */
-  function prepare(req: GraphQLRequest): PreparedRequest {
+  /**
+   * A plan from the cache entry (or planned and kept while the cache can hold it), or the errors
+   * planning found.
+   */
+  function cachedPlan(
+    entry: CachedDocument,
+    opKey: string,
+    key: string,
+    plan: () => Plan,
+  ): Plan | GraphQLFormattedError[] {
+    let found = entry.plans.get(key);
+    if (found) return found;
     try {
-      return prepareRequest(req);
+      found = plan();
+    } catch (err) {
+      if (!(err instanceof PlanError)) throw err;
+      found = [{ message: err.message, extensions: { code: err.code } }];
+    }
+    // Kept while the cache can hold it (its estimate is added to the entry's).
+    if (cache.grow(entry.query, entry, planBytes(found, entry.measures.get(opKey))))
+      entry.plans.set(key, found);
+    return found;
+  }
+
+  /** Never throws: an internal failure is logged and answered with a stable code only. */
+  function prepare(req: GraphQLRequest, ctx?: RequestContext): PreparedRequest {
+    try {
+      return prepareRequest(req, ctx);
     } catch (err) {
       options.logger?.error({ err }, 'preparing an operation failed');
       return { kind: 'errors', errors: [INTERNAL_ERROR] };
     }
   }
 
-  function prepareRequest(req: GraphQLRequest): PreparedRequest {
+  function prepareRequest(req: GraphQLRequest, prepareCtx: RequestContext | undefined): PreparedRequest {
     if (typeof req.query !== 'string' || req.query.trim() === '')
       return { kind: 'errors', errors: [{ message: 'Must provide query string.' }] };
     if (req.variables != null && (typeof req.variables !== 'object' || Array.isArray(req.variables)))
@@ -328,22 +371,32 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     if (!condVars)
       entry.conditionVariables.set(opKey, (condVars = conditionVariables(operation, entry.fragments)));
     const planKey = `${opKey}|${condVars.map((v) => (variables[v] === true ? '1' : '0')).join('')}`;
-    let plan = entry.plans.get(planKey);
-    if (!plan) {
-      try {
-        plan = planOperation(supergraph, operation, entry.fragments, variables, {
-          batchEntities: options.entityBatching,
-        });
-      } catch (err) {
-        if (!(err instanceof PlanError)) throw err;
-        plan = [{ message: err.message, extensions: { code: err.code } }];
-      }
-      // Kept while the cache can hold it (its estimate is added to the entry's).
-      if (cache.grow(entry.query, entry, planBytes(plan, entry.measures.get(opKey))))
-        entry.plans.set(planKey, plan);
-    }
+    const plan =
+      entry.plans.get(planKey) ??
+      cachedPlan(entry, opKey, planKey, () =>
+        planOperation(supergraph, operation, entry.fragments, variables, planOptions),
+      );
     if (Array.isArray(plan)) return { kind: 'errors', errors: plan };
-    const ready = plan;
+    let protectedSelection = NOTHING_PROTECTED;
+    if (supergraph.authorization.size > 0) {
+      const found = entry.protectedFields.get(planKey);
+      if (found) protectedSelection = found;
+      else
+        entry.protectedFields.set(
+          planKey,
+          (protectedSelection = protectedFields(supergraph, operation, entry.fragments, variables)),
+        );
+    }
+    /** The plan for a client: the operation's own when it may load every field selected. */
+    const planFor = (ctx: RequestContext | undefined): Plan | GraphQLFormattedError[] => {
+      if (protectedSelection.length === 0) return plan;
+      const denial = denyFields(supergraph, protectedSelection, ctx?.auth);
+      if (!denial) return plan;
+      if (rejectUnauthorized || (denial.root && operation.operation === 'subscription')) return denial.errors;
+      return cachedPlan(entry, opKey, `${planKey}|${denial.key}`, () =>
+        authorizedPlan(supergraph, operation, entry.fragments, variables, denial, planOptions),
+      );
+    };
     const executeOptions = {
       client,
       supergraph,
@@ -351,7 +404,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       events: options.events,
       logger: options.logger,
     };
-    const headersFor = (ctx: RequestContext | undefined) =>
+    const headersFor = (ready: Plan, ctx: RequestContext | undefined) =>
       headerRules &&
       subgraphHeaders(
         headerRules,
@@ -359,8 +412,11 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         ctx?.headers,
       );
     let subscription: PreparedSubscription | undefined;
-    if (ready.subscription) {
-      const source = ready.subscription;
+    if (plan.subscription) {
+      const authorized = planFor(prepareCtx);
+      if (Array.isArray(authorized)) return { kind: 'errors', errors: authorized };
+      const ready = authorized;
+      const source = ready.subscription!;
       const eventFetch = ready.fetches.find((f) => f.event === source)!;
       const sel = eventSelection(eventFetch);
       let args: Record<string, unknown>;
@@ -375,7 +431,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         source,
         args,
         check: (event) => checkEventData(supergraph.schema, source, sel, event),
-        headers: headersFor,
+        headers: (ctx) => headersFor(ready, ctx),
         resolve: (event, dedupe, onStore, headers) =>
           executePlan(ready, variables, {
             ...executeOptions,
@@ -392,6 +448,8 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
       query: entry.query,
       subscription,
       execute: async (ctx?: RequestContext) => {
+        const ready = planFor(ctx);
+        if (Array.isArray(ready)) return { errors: ready };
         let introspection: Record<string, unknown> | undefined;
         if (ready.introspection) {
           const result = await executeIntrospection({
@@ -402,7 +460,12 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
           });
           introspection = (result.data ?? {}) as Record<string, unknown>;
         }
-        return executePlan(ready, variables, { ...executeOptions, headers: headersFor(ctx) }, introspection);
+        return executePlan(
+          ready,
+          variables,
+          { ...executeOptions, headers: headersFor(ready, ctx) },
+          introspection,
+        );
       },
     };
   }
@@ -410,7 +473,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
   return {
     prepare,
     async execute(req, ctx) {
-      const prepared = prepare(req);
+      const prepared = prepare(req, ctx);
       if (prepared.kind === 'errors') return { errors: prepared.errors };
       return prepared.execute(ctx);
     },

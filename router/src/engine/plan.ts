@@ -4,7 +4,7 @@
  * the client's response. Plans are immutable and cached per (document, operation, @include/@skip
  * variable values).
  */
-import type { ArgumentNode, GraphQLOutputType } from 'graphql';
+import type { ArgumentNode, GraphQLFormattedError, GraphQLOutputType } from 'graphql';
 import type { Subgraph } from './supergraph.js';
 
 /** One field of a subgraph selection, stored in the merged data under `storeKey` (its alias). */
@@ -143,6 +143,11 @@ export type ShapeField =
       fieldName: string;
       type: GraphQLOutputType;
       shape?: Shape;
+      /**
+       * Set when the client may not load this field (authorization.ts): the field is not fetched,
+       * and its value is null with this error at its path.
+       */
+      unauthorized?: GraphQLFormattedError;
     };
 
 /** Per concrete runtime type, the client's fields in order. Computed lazily per type. */

@@ -6,6 +6,8 @@
  * A fetch that failed leaves its fields out of the objects it was to complete and records why on
  * them (`addFailure`): the shape reports that error at each such field the client selected, with
  * the field's response path, as GraphQL execution reports a field error.
+ * A field the client may not load (marked by authorization.ts through `denied`) is never read
+ * from the store: it is null with its authorization error at its path, like a failed fetch's field.
  * Field lists per runtime type are computed once per plan, on first use.
  */
 import {
@@ -18,6 +20,7 @@ import {
   isNonNullType,
   isInterfaceType,
   isObjectType,
+  type FieldNode,
   type GraphQLObjectType,
   type GraphQLOutputType,
   type GraphQLSchema,
@@ -33,6 +36,8 @@ export function buildShape(
   selectionSets: readonly SelectionSetNode[],
   fragments: Fragments,
   variables: Record<string, unknown>,
+  /** Field nodes the client may not load, with the error each answers. */
+  denied?: ReadonlyMap<FieldNode, GraphQLFormattedError>,
 ): Shape {
   const cache = new Map<string, ShapeField[]>();
   return {
@@ -56,6 +61,19 @@ export function buildShape(
           }
           const def = type.getFields()[name];
           if (!def) continue;
+          const unauthorized = denied && deniedNode(denied, nodes);
+          if (unauthorized) {
+            fields.push({
+              kind: 'field',
+              responseKey: key,
+              storeKey: key,
+              parentType: type.name,
+              fieldName: name,
+              type: def.type,
+              unauthorized,
+            });
+            continue;
+          }
           const named = getNamedType(def.type);
           fields.push({
             kind: 'field',
@@ -65,7 +83,7 @@ export function buildShape(
             fieldName: name,
             type: def.type,
             shape: isCompositeType(named)
-              ? buildShape(schema, named.name, subSelections(nodes), fragments, variables)
+              ? buildShape(schema, named.name, subSelections(nodes), fragments, variables, denied)
               : undefined,
           });
         }
@@ -74,6 +92,18 @@ export function buildShape(
       return fields;
     },
   };
+}
+
+/** The error of the first of `nodes` the client may not load (any one keeps the field unfetched). */
+function deniedNode(
+  denied: ReadonlyMap<FieldNode, GraphQLFormattedError>,
+  nodes: readonly FieldNode[],
+): GraphQLFormattedError | undefined {
+  for (const node of nodes) {
+    const error = denied.get(node);
+    if (error) return error;
+  }
+  return undefined;
 }
 
 /** A fetch that failed for an object: the fields it was to fill there, and why they are missing. */
@@ -160,6 +190,13 @@ function shapeObject(
       continue;
     }
     const fieldPath: Path = { prev: path, key: field.responseKey };
+    if (field.unauthorized) {
+      report(ctx, field.unauthorized, pathToArray(fieldPath));
+      const value = completeValue(ctx, field, field.type, undefined, fieldPath, true);
+      if (value === PROPAGATE) return PROPAGATE;
+      out[field.responseKey] = value;
+      continue;
+    }
     const raw = obj[field.storeKey];
     // Only a failed fetch leaves out a field the client selected.
     const failed = raw === undefined && failures !== undefined;

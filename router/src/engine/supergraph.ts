@@ -44,11 +44,20 @@ export interface EventField {
   stream?: { streamName: string; consumerName: string; consumerInactiveThresholdSeconds?: number };
 }
 
+/** Who may load a field (`@authenticated`, `@requiresScopes`); see authorization.ts. */
+export interface FieldAuthorization {
+  requiresAuthentication: boolean;
+  /** Any one of these sets, each in full (OR of ANDs); empty when no scopes are required. */
+  orScopes: readonly (readonly string[])[];
+}
+
 export interface Supergraph {
   /** "Type.field" -> the event source serving that root field. */
   readonly eventFields: Map<string, EventField>;
   /** "Type.field" -> `@openfed__subscriptionFilter` condition (execution config JSON). */
   readonly subscriptionFilters: Map<string, unknown>;
+  /** "Type.field" -> who may load it; only protected fields are present. */
+  readonly authorization: Map<string, FieldAuthorization>;
   /** Full router schema (includes @inaccessible parts the planner may need). */
   readonly schema: GraphQLSchema;
   /** What clients see: validation and introspection run against this one. */
@@ -188,9 +197,15 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
     }
   }
   const subscriptionFilters = new Map<string, unknown>();
-  for (const fc of engine.fieldConfigurations ?? [])
-    if (fc.subscriptionFilterCondition)
-      subscriptionFilters.set(`${fc.typeName}.${fc.fieldName}`, fc.subscriptionFilterCondition);
+  const authorization = new Map<string, FieldAuthorization>();
+  for (const fc of engine.fieldConfigurations ?? []) {
+    const coordinate = `${fc.typeName}.${fc.fieldName}`;
+    if (fc.subscriptionFilterCondition) subscriptionFilters.set(coordinate, fc.subscriptionFilterCondition);
+    const auth = fc.authorizationConfiguration;
+    const orScopes = (auth?.requiredOrScopes ?? []).map((s) => s.requiredAndScopes ?? []);
+    if (auth?.requiresAuthentication || orScopes.length > 0)
+      authorization.set(coordinate, { requiresAuthentication: true, orScopes });
+  }
   return {
     schema,
     clientSchema,
@@ -198,5 +213,6 @@ export function buildSupergraph(config: ExecutionConfigJson): Supergraph {
     byName: new Map(subgraphs.map((s) => [s.name, s])),
     eventFields,
     subscriptionFilters,
+    authorization,
   };
 }

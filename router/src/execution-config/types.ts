@@ -49,6 +49,15 @@ export interface FieldConfigurationJson {
   fieldName: string;
   argumentsConfiguration?: { name: string; sourceType?: string }[];
   subscriptionFilterCondition?: unknown;
+  /**
+   * `@authenticated` / `@requiresScopes` on the field, or on the type it returns (composition
+   * flattens type-level directives onto every field of that type). `requiredOrScopes` is an OR
+   * of ANDs; scopes imply authentication.
+   */
+  authorizationConfiguration?: {
+    requiresAuthentication?: boolean;
+    requiredOrScopes?: { requiredAndScopes?: string[] }[];
+  };
 }
 
 export interface ExecutionConfigJson {

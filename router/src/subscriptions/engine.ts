@@ -99,7 +99,7 @@ export class SubscriptionEngine implements EngineContext {
     let kept = 0;
     let ended = 0;
     for (const member of this.liveMembers()) {
-      const prepared = gateway.prepare(member.request);
+      const prepared = gateway.prepare(member.request, member.context);
       const errors =
         prepared.kind === 'errors'
           ? prepared.errors

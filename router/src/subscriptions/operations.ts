@@ -19,7 +19,7 @@ export function createOperationService(
       const current = gateway.current;
       if (!current)
         return { ok: false, errors: [{ message: 'the router has no execution config loaded yet' }] };
-      const prepared = current.prepare(request);
+      const prepared = current.prepare(request, context);
       if (prepared.kind === 'errors') return { ok: false, errors: prepared.errors };
       if (prepared.subscription) {
         // The engine keeps the request for the life of the subscription: with the shared text
