@@ -90,10 +90,15 @@ describe('edfs.io CRDs in a real API server', () => {
       }, `${plural} established`);
       expect(crd.spec.names.categories).toEqual(['edfs']);
     }
+    // Discovery catches up with newly established CRDs a moment later, one resource at a time.
     const discovery = await eventually(async () => {
       const res = await api('GET', '/apis/edfs.io/v1alpha1');
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      return res.body as { resources: { name: string; shortNames?: string[] }[] };
+      const body = res.body as { resources: { name: string; shortNames?: string[] }[] };
+      const served = body.resources.map((r) => r.name);
+      for (const plural of ['eventproviders', 'subgraphs', 'supergraphs'])
+        if (!served.includes(plural)) throw new Error(`${plural} not in discovery yet`);
+      return body;
     }, 'discovery');
     const shortNames = Object.fromEntries(
       discovery.resources.filter((r) => r.shortNames).map((r) => [r.name, r.shortNames]),
