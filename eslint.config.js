@@ -29,6 +29,7 @@ const LAYERS = [
   layer(
     'router/src/config',
     R(
+      'auth',
       'engine',
       'events',
       'event-fields',
@@ -72,6 +73,15 @@ const LAYERS = [
     'protocols/ are pure wire protocols; HTTP and sockets live in server/.',
   ),
   layer('router/src/server', ROUTER_TOP, 'server/ is an edge; main.ts wires it.'),
+  layer(
+    'router/src/auth',
+    R('events', 'event-fields', 'execution-config', 'subscriptions', 'protocols', 'server', ...ROUTER_TOP),
+    'auth/ verifies tokens from config/; it reads only the engine contract (engine/types.ts).',
+  ),
+  {
+    ...layer('router/src/auth', R('engine'), 'auth/ reads only the engine contract (engine/types.ts).'),
+    except: ['./types.ts'],
+  },
   // Operator: api <- kube <- compose <- desired <- controller/reconcile <- cli; demo on the side.
   layer(
     'operator/src/api',

@@ -30,6 +30,7 @@ import type { EventProvider } from './events/provider.js';
 import { createProviders } from './events/providers.js';
 import { SubscriptionEngine } from './subscriptions/engine.js';
 import { createOperationService } from './subscriptions/operations.js';
+import { Authenticator } from './auth/authenticator.js';
 
 export interface StartRouterOptions {
   /** Default: a logger at the configuration's `log_level`. */
@@ -113,10 +114,19 @@ export async function startRouter(
       options.executionConfig === undefined ? `execution config ${configPath}` : 'execution config',
     ),
   );
+  let authenticator: Authenticator;
+  try {
+    authenticator = await Authenticator.create(config.authentication, config.authorization, logger);
+  } catch (err) {
+    await closeProviders(providers);
+    await gateway.close();
+    throw new Error(`${config.source}: ${(err as Error).message}`, { cause: err });
+  }
   const readiness = new Readiness();
   readiness.register('execution_config', () => (gateway.current ? true : 'no execution config loaded'));
   for (const provider of providers.values())
     readiness.register(`provider ${provider.id}`, () => provider.status().ready);
+  for (const set of authenticator.keySets) readiness.register(`key set ${set.config.at}`, () => set.ready());
   const engine = new SubscriptionEngine({
     providers,
     metrics,
@@ -140,7 +150,16 @@ export async function startRouter(
       ),
     );
     const operations = createOperationService(gateway, engine, logger);
-    app = await buildRouterServer({ config, gateway, metrics, readiness, logger, operations, drain });
+    app = await buildRouterServer({
+      config,
+      gateway,
+      metrics,
+      readiness,
+      logger,
+      operations,
+      drain,
+      authenticator,
+    });
     await listen(app, config.listenAddr, 'listen_addr');
     const prometheus = config.telemetry.metrics.prometheus;
     if (prometheus.enabled) {
@@ -156,6 +175,7 @@ export async function startRouter(
   } catch (err) {
     await engine.close();
     await app?.close();
+    authenticator.close();
     await closeProviders(providers);
     await gateway.close();
     throw err;
@@ -214,6 +234,7 @@ export async function startRouter(
       // Sockets first (1001 "going away", so clients reconnect elsewhere), then the triggers.
       await server.close();
       await engine.close();
+      authenticator.close();
       await metricsServer?.close();
       await closeProviders(providers);
       await Promise.all([...retired].map((g) => g.close()));

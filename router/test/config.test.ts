@@ -314,7 +314,7 @@ describe('router.yaml errors name the key to fix', () => {
     expect(err.issues).toHaveLength(1);
     expect(err.message).toContain('router.yaml: listen_adr: unknown key (did you mean "listen_addr"?)');
     expect(err.message).toContain(
-      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, shutdown_delay, execution_config, events, telemetry, traffic_shaping, websocket, security, introspection, introspection_enabled, engine, headers, subscriptions, authorization',
+      'allowed keys here: version, listen_addr, graphql_path, log_level, playground, shutdown_delay, execution_config, events, telemetry, traffic_shaping, websocket, security, introspection, introspection_enabled, engine, headers, authentication, authorization, subscriptions',
     );
   });
 

@@ -154,6 +154,12 @@ export interface SupergraphSpec {
      * the router's own default. The pod's termination grace period is derived from it.
      */
     drainSeconds?: number;
+    /**
+     * Client tokens the routers verify (router.yaml `authentication.jwt` and
+     * `authorization.require_authentication`). A key set from a Secret is mounted as a file, so
+     * no key material enters the ConfigMap or the status.
+     */
+    authentication?: RouterAuthentication;
   };
   autoscaling?: {
     minReplicas?: number;
@@ -196,6 +202,33 @@ export interface SupergraphSpec {
     /** Scrape interval, e.g. `15s`; default Prometheus' own. */
     interval?: string;
   };
+}
+
+export interface RouterAuthentication {
+  jwt: {
+    /** Key sets tried in order; at least one. */
+    jwks: JwksSource[];
+    /** Default `Authorization`. */
+    headerName?: string;
+    /** Default `Bearer`. */
+    headerValuePrefix?: string;
+    /** Go duration, e.g. `30s`; default `0s`. */
+    clockSkew?: string;
+  };
+  /** Refuse operations without a valid token (401, or 4403 on a WebSocket). Default false. */
+  requireAuthentication?: boolean;
+}
+
+/** One key set: exactly one of `url` (a JWKS endpoint) and `secretRef` (a key holding a JWKS). */
+export interface JwksSource {
+  url?: string;
+  secretRef?: SecretKeyRef;
+  /** How often `url` is fetched again; Go duration, default `1m`. */
+  refreshInterval?: string;
+  /** Accepted (asymmetric) algorithms; default all. */
+  algorithms?: string[];
+  audiences?: string[];
+  issuer?: string;
 }
 
 export interface SupergraphStatus {

@@ -18,6 +18,7 @@ import {
 import { CONFIG_HASH_ANNOTATION, CONFIG_JSON_KEY, ROUTER_YAML_KEY, childMeta } from './meta.js';
 import { renderServiceMonitor } from './monitoring.js';
 import {
+  jwksBindings,
   renderRouterConfig,
   routerYamlProblems,
   secretBindings,
@@ -50,11 +51,13 @@ export {
 } from './meta.js';
 export {
   envVarName,
+  jwksBindings,
   providerIdOf,
   renderRouterConfig,
   routerYamlProblems,
   secretBindings,
   type EnvVar,
+  type JwksBinding,
   type RenderedRouterConfig,
   type SecretBinding,
   type SecretField,
@@ -100,9 +103,10 @@ export function renderDesired(input: DesiredInput): DesiredResult {
         configHash: input.configHash,
         image: supergraph.spec.router?.image || input.defaults.routerImage,
         replicas: scaling.replicas,
-        secretsHash: input.providers.some((p) => secretBindings(p).length > 0)
-          ? input.secretsHash
-          : undefined,
+        secretsHash:
+          input.providers.some((p) => secretBindings(p).length > 0) || jwksBindings(supergraph).length > 0
+            ? input.secretsHash
+            : undefined,
       },
       warnings,
     ),

@@ -10,11 +10,14 @@
  *   an attempt to change these is ignored with a warning.
  * - Env var names are a function of (providerId, field) alone, so the reconciler, the tests and a
  *   human reading `kubectl describe pod` agree on them.
+ * - `spec.router.authentication` becomes `authentication.jwt` and `authorization` in router.yaml;
+ *   a key set from a Secret is a file mounted from it (`jwksBindings`), named in router.yaml by
+ *   path only.
  */
 import { createHash } from 'node:crypto';
 import { parseRouterConfig, RouterConfigError } from '@edfs/router/config';
 import { stringify } from 'yaml';
-import type { EventProvider, Supergraph } from '../api/v1alpha1.js';
+import type { EventProvider, SecretKeyRef, Supergraph } from '../api/v1alpha1.js';
 import { getPath, isPlainObject, mergePatch, setPath, sortKeysDeep } from './merge.js';
 import {
   CONFIG_DIR,
@@ -130,6 +133,56 @@ function dnsPart(providerId: string): string {
   return `${clean.slice(0, 30).replace(/-$/, '')}-${hash}`.replace(/^-/, '');
 }
 
+/** A key set (JWKS) from a Secret, mounted as a file: where, and from which Secret key. */
+export interface JwksBinding {
+  /** Its index in `spec.router.authentication.jwt.jwks`. */
+  index: number;
+  secret: SecretKeyRef;
+  file: { volume: string; mountPath: string; fileName: string; path: string };
+}
+
+/** The key sets of `spec.router.authentication` that come from Secrets (watched, hashed, mounted). */
+export function jwksBindings(supergraph: Supergraph): JwksBinding[] {
+  const out: JwksBinding[] = [];
+  (supergraph.spec.router?.authentication?.jwt?.jwks ?? []).forEach((source, index) => {
+    if (!source.secretRef) return;
+    const volume = `jwks-${index}`;
+    const mountPath = `${SECRETS_DIR}/${volume}`;
+    out.push({
+      index,
+      secret: { name: source.secretRef.name, key: source.secretRef.key },
+      file: { volume, mountPath, fileName: 'jwks.json', path: `${mountPath}/jwks.json` },
+    });
+  });
+  return out;
+}
+
+/** `spec.router.authentication` as router.yaml's `authentication` and `authorization` sections. */
+function authenticationSections(supergraph: Supergraph, jwks: JwksBinding[]): Record<string, unknown> {
+  const auth = supergraph.spec.router?.authentication;
+  if (!auth) return {};
+  const jwt: Record<string, unknown> = {
+    jwks: auth.jwt.jwks.map((source, index) => {
+      const entry: Record<string, unknown> = {};
+      if (source.url !== undefined) entry.url = source.url;
+      const binding = jwks.find((b) => b.index === index);
+      if (binding) entry.file = binding.file.path;
+      if (source.refreshInterval !== undefined) entry.refresh_interval = source.refreshInterval;
+      if (source.algorithms) entry.algorithms = [...source.algorithms];
+      if (source.audiences) entry.audiences = [...source.audiences];
+      if (source.issuer !== undefined) entry.issuer = source.issuer;
+      return entry;
+    }),
+  };
+  if (auth.jwt.headerName !== undefined) jwt.header_name = auth.jwt.headerName;
+  if (auth.jwt.headerValuePrefix !== undefined) jwt.header_value_prefix = auth.jwt.headerValuePrefix;
+  if (auth.jwt.clockSkew !== undefined) jwt.clock_skew = auth.jwt.clockSkew;
+  const sections: Record<string, unknown> = { authentication: { jwt } };
+  if (auth.requireAuthentication !== undefined)
+    sections.authorization = { require_authentication: auth.requireAuthentication };
+  return sections;
+}
+
 /** router.yaml keys the pod wiring relies on; `spec.router.config` cannot change them. */
 const OPERATOR_OWNED: readonly (readonly string[])[] = [
   ['listen_addr'],
@@ -228,6 +281,8 @@ export function renderRouterConfig(supergraph: Supergraph, providers: EventProvi
     },
   };
   generated.shutdown_delay = `${drainSecondsOf(supergraph)}s`;
+  const jwks = jwksBindings(supergraph);
+  Object.assign(generated, authenticationSections(supergraph, jwks));
 
   let config = generated;
   const overrides = supergraph.spec.router?.config;
@@ -260,13 +315,17 @@ export function renderRouterConfig(supergraph: Supergraph, providers: EventProvi
   const files = bindings
     .filter((b) => b.file !== undefined)
     .sort((a, b) => compare(a.file!.volume, b.file!.volume));
-  const volumes = files.map((b) => ({
-    name: b.file!.volume,
-    secret: { secretName: b.secret.name, items: [{ key: b.secret.key, path: b.file!.fileName }] },
+  const mounted = [
+    ...files.map((b) => ({ secret: b.secret, file: b.file! })),
+    ...jwks.map((b) => ({ secret: b.secret, file: b.file })),
+  ];
+  const volumes = mounted.map((b) => ({
+    name: b.file.volume,
+    secret: { secretName: b.secret.name, items: [{ key: b.secret.key, path: b.file.fileName }] },
   }));
-  const volumeMounts = files.map((b) => ({
-    name: b.file!.volume,
-    mountPath: b.file!.mountPath,
+  const volumeMounts = mounted.map((b) => ({
+    name: b.file.volume,
+    mountPath: b.file.mountPath,
     readOnly: true,
   }));
 

@@ -1,5 +1,6 @@
 /**
- * Rolling the routers when a broker credential changes, without the operator holding credentials.
+ * Rolling the routers when a broker credential (or a key set of `spec.router.authentication`, read
+ * once at start) changes, without the operator holding credentials.
  *
  * Routers get credentials as env vars from Secrets, which a running container never re-reads. So
  * the Supergraph reconciler renders a digest of the referenced values as a pod-template annotation
@@ -15,8 +16,8 @@
  *   failing to start anyway).
  */
 import { createHmac } from 'node:crypto';
-import type { EventProvider } from '../api/v1alpha1.js';
-import { secretBindings } from '../desired/index.js';
+import type { EventProvider, Supergraph } from '../api/v1alpha1.js';
+import { jwksBindings, secretBindings } from '../desired/index.js';
 import { RESOURCES, type AnyObject } from '../kube/resources.js';
 import type { ObjectReader } from './context.js';
 import { sha256 } from './inputs.js';
@@ -54,18 +55,22 @@ export function digestSecret<T extends AnyObject>(obj: T): T {
 }
 
 /**
- * The digest of every Secret key `providers` reference, read from the cache; undefined when they
- * reference none. Deterministic: the same cached Secrets give the same string.
+ * The digest of every Secret key `providers` and the Supergraph's key sets reference, read from
+ * the cache; undefined when they reference none. Deterministic: the same cached Secrets give the
+ * same string.
  */
 export function secretsHash(
   namespace: string,
   providers: EventProvider[],
   cache: ObjectReader,
+  supergraph?: Supergraph,
 ): string | undefined {
   const refs = new Map<string, { name: string; key: string }>();
-  for (const provider of providers) {
-    for (const { secret } of secretBindings(provider)) refs.set(`${secret.name}\u0000${secret.key}`, secret);
-  }
+  const secrets = [
+    ...providers.flatMap((provider) => secretBindings(provider).map((b) => b.secret)),
+    ...(supergraph ? jwksBindings(supergraph).map((b) => b.secret) : []),
+  ];
+  for (const secret of secrets) refs.set(`${secret.name}\u0000${secret.key}`, secret);
   if (refs.size === 0) return undefined;
   const entries = [...refs.keys()].sort().map((id) => {
     const { name, key } = refs.get(id)!;

@@ -36,7 +36,13 @@ import {
   type SupergraphStatus,
 } from '../api/v1alpha1.js';
 import { composeSupergraph, type ComposeResult, type SubgraphInput } from '../compose/compose.js';
-import { CHILD_KINDS, CONFIG_JSON_KEY, routerConfigProblems, routerSelector } from '../desired/index.js';
+import {
+  CHILD_KINDS,
+  CONFIG_JSON_KEY,
+  jwksBindings,
+  routerConfigProblems,
+  routerSelector,
+} from '../desired/index.js';
 import type { Reconciler, Result } from '../controller/controller.js';
 import { exportSupergraphConditions, type ControllerMetrics } from '../controller/metrics.js';
 import {
@@ -118,6 +124,8 @@ export class SupergraphReconciler implements Reconciler {
 
     const deps = new Set<string>();
     const composition = this.compose(key, sup, deps);
+    // A key set's Secret changing rolls the routers (secrets-hash.ts): watch it.
+    for (const binding of jwksBindings(sup)) deps.add(dep('Secret', namespace, binding.secret.name));
 
     const liveConfigMap = this.owned(
       cache.get<ConfigMapObject>(RESOURCES.ConfigMap, namespace, configMapName(sup)),
@@ -150,7 +158,7 @@ export class SupergraphReconciler implements Reconciler {
           configJson,
           configHash: sha256(configJson),
           providers,
-          secretsHash: secretsHash(namespace, providers, cache),
+          secretsHash: secretsHash(namespace, providers, cache, sup),
           capabilities,
           defaults: this.opts.defaults,
         });

@@ -44,6 +44,15 @@ export const DEFAULTS = {
     maxSubscriptionsPerConnection: 100,
     maxFrameSize: '1MiB',
   },
+  /** `authentication.jwt` (Cosmo's defaults). */
+  authentication: {
+    headerName: 'Authorization',
+    headerValuePrefix: 'Bearer',
+    clockSkew: '0s',
+    refreshInterval: '1m',
+    // An unknown kid is usually a rotation: fetch again, but never more than this often.
+    unknownKidInterval: '10s',
+  },
   subscriptions: {
     sendBufferLimit: '1MiB',
     // graphql-sse's interval: below the idle timeout of common proxies (nginx: 60s).

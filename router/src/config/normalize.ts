@@ -8,6 +8,7 @@
  * Every problem goes to `issues`, always in the same order; the caller throws when there are any.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { authenticationConfig, authorizationConfig } from './auth.js';
 import { DEFAULT_DOCUMENT_CACHE, DEFAULTS } from './defaults.js';
 import { providersConfig, subjectsConfig } from './events.js';
 import { headersConfig } from './headers.js';
@@ -123,6 +124,9 @@ export function normalize(
     ),
     maxFrameSizeBytes: issues.size('websocket.max_frame_size', ws.max_frame_size ?? wsDefaults.maxFrameSize),
     ...initialPayloadToken(ws.authentication?.from_initial_payload),
+    ...(ws.authentication?.from_initial_payload?.enabled
+      ? { initialPayloadTokenKey: ws.authentication.from_initial_payload.key ?? 'Authorization' }
+      : {}),
   };
   const subs = file.subscriptions ?? {};
   const subsDefaults = DEFAULTS.subscriptions;
@@ -185,6 +189,9 @@ export function normalize(
 
   const providers = providersConfig(file.events, subjects, filePath, issues);
 
+  const authentication = authenticationConfig(file.authentication, filePath, issues);
+  const authorization = authorizationConfig(file.authorization, authentication.jwt, issues);
+
   return {
     source,
     baseDir,
@@ -206,12 +213,11 @@ export function normalize(
     },
     websocket,
     subscriptions,
+    authentication,
+    authorization,
     headers,
     security,
     introspection: { enabled: introspectionEnabled },
-    authorization: {
-      rejectOperationIfUnauthorized: file.authorization?.reject_operation_if_unauthorized ?? false,
-    },
     engine,
     shutdownDelayMs: issues.duration('shutdown_delay', file.shutdown_delay ?? DEFAULTS.shutdownDelay),
   };

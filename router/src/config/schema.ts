@@ -143,6 +143,26 @@ const security = section({
   field_suggestions: section({ enabled: boolean }),
 });
 
+/** Cosmo's `authentication.jwt`; which of `url`, `file`, `keys` and their fields go together is checked by the loader. */
+const jwt = section({
+  jwks: listOf(
+    section({
+      url: nonEmptyString,
+      file: nonEmptyString,
+      keys: listOf({ type: 'object' }, 1),
+      refresh_interval: duration,
+      refresh_unknown_kid: section({ enabled: boolean, interval: duration }),
+      algorithms: listOf(nonEmptyString, 1),
+      audiences: listOf(nonEmptyString, 1),
+      issuer: nonEmptyString,
+    }),
+    1,
+  ),
+  header_name: nonEmptyString,
+  header_value_prefix: string,
+  clock_skew: duration,
+});
+
 export const routerConfigSchema: Schema = section(
   {
     version: { type: 'string', enum: ['1'] },
@@ -201,6 +221,8 @@ export const routerConfigSchema: Schema = section(
       all: headerRules,
       subgraphs: { type: 'object', additionalProperties: headerRules },
     }),
+    authentication: section({ jwt }),
+    authorization: section({ require_authentication: boolean, reject_operation_if_unauthorized: boolean }),
     subscriptions: section({
       send_buffer_limit: byteSize,
       sse_keepalive_interval: duration,
@@ -210,7 +232,6 @@ export const routerConfigSchema: Schema = section(
       send_buffer_budget: byteSize,
       max_group_backlog: integer,
     }),
-    authorization: section({ reject_operation_if_unauthorized: boolean }),
   },
   { required: ['execution_config'] },
 );

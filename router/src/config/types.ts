@@ -78,8 +78,10 @@ export interface RouterConfigFile {
     all?: HeaderRulesFile;
     subgraphs?: Record<string, HeaderRulesFile>;
   };
-  /** Field authorization (`@authenticated`, `@requiresScopes`); see docs/authorization.md. */
-  authorization?: { reject_operation_if_unauthorized?: boolean };
+  /** Who a client is: JWTs verified against JSON Web Key Sets (see config/auth.ts). */
+  authentication?: { jwt?: JwtFile };
+  /** What an anonymous or unauthorized client may do. */
+  authorization?: { require_authentication?: boolean; reject_operation_if_unauthorized?: boolean };
   subscriptions?: {
     send_buffer_limit?: string;
     sse_keepalive_interval?: string;
@@ -89,6 +91,34 @@ export interface RouterConfigFile {
     send_buffer_budget?: string;
     max_group_backlog?: number;
   };
+}
+
+/** Cosmo's `authentication.jwt`. */
+export interface JwtFile {
+  jwks?: JwksFile[];
+  /** The request header that carries the token; default `Authorization`. */
+  header_name?: string;
+  /** The scheme before the token in that header; default `Bearer`. */
+  header_value_prefix?: string;
+  /** How far `exp`, `nbf` and `iat` may be off, as a Go duration; default `0s`. */
+  clock_skew?: string;
+}
+
+/** One key set: exactly one of `url` (fetched and refreshed), `file` or `keys` (inline). */
+export interface JwksFile {
+  url?: string;
+  file?: string;
+  keys?: Record<string, unknown>[];
+  /** How often a `url` key set is fetched again in the background; default `1m`. */
+  refresh_interval?: string;
+  /** A token whose `kid` no key has makes the router fetch the set again, at most once per `interval`. */
+  refresh_unknown_kid?: { enabled?: boolean; interval?: string };
+  /** Accepted signing algorithms (asymmetric only); default every asymmetric one. */
+  algorithms?: string[];
+  /** The token's `aud` must name one of these, when set. */
+  audiences?: string[];
+  /** The token's `iss` must be this, when set. */
+  issuer?: string;
 }
 
 /** Cosmo's `security.complexity_limits.*` entry. */
@@ -190,13 +220,15 @@ export interface RouterConfig {
   };
   websocket: WebSocketConfig;
   subscriptions: SubscriptionsConfig;
+  /** Token verification; `jwt` absent = every client is anonymous. */
+  authentication: { jwt?: JwtConfig };
+  authorization: AuthorizationConfig;
   /** Which client headers reach which subgraph; nothing is forwarded without a rule. */
   headers: HeaderRules;
   /** Operation limits, checked before an operation is planned (see engine/limits.ts). */
   security: OperationLimits;
   /** `__schema` and `__type` served (true) or refused (false). */
   introspection: { enabled: boolean };
-  authorization: AuthorizationConfig;
   /** The cache of parsed, validated and planned documents: entries and estimated heap, in bytes. */
   engine: { executionPlanCacheSize: number; executionPlanCacheMemoryLimitBytes: number };
   /**
@@ -255,6 +287,51 @@ export interface WebSocketConfig {
    * connection's operations, for the header rules; browsers cannot set headers on a WebSocket.
    */
   initialPayloadToken?: { key: string; header: string };
+  /**
+   * `authentication.from_initial_payload.enabled`: the key of the `connection_init` payload whose
+   * string value is the connection's token (taken before the upgrade request's header).
+   */
+  initialPayloadTokenKey?: string;
+}
+
+/** How tokens are found and verified (`authentication.jwt`). */
+export interface JwtConfig {
+  keySets: KeySetConfig[];
+  /** Lower case. */
+  headerName: string;
+  /** The scheme before the token, e.g. `Bearer`; '' = the whole header value is the token. */
+  headerValuePrefix: string;
+  clockSkewMs: number;
+}
+
+export type KeySetSource =
+  | {
+      kind: 'url';
+      url: string;
+      refreshIntervalMs: number;
+      /** Unknown `kid`: fetch again, at most once per `intervalMs`; undefined = never. */
+      unknownKidRefetchMs?: number;
+    }
+  | { kind: 'file'; /** absolute */ path: string }
+  | { kind: 'inline'; keys: Record<string, unknown>[] };
+
+export interface KeySetConfig {
+  source: KeySetSource;
+  /** Where it is in router.yaml (`authentication.jwt.jwks[0]`), for messages. */
+  at: string;
+  algorithms: string[];
+  audiences: string[];
+  issuer?: string;
+}
+
+export interface AuthorizationConfig {
+  /** An operation without a valid token is refused (401, or 4403 on a WebSocket). */
+  requireAuthentication: boolean;
+  /**
+   * For field-level rules (`@authenticated`, `@requiresScopes`): refuse the whole operation with
+   * the errors instead of nulling each unauthorized field with its error.
+   */
+  rejectOperationIfUnauthorized: boolean;
 }
 
 /** Delivery to subscription clients, whatever their protocol. */
@@ -356,10 +433,4 @@ export interface KafkaProviderConfig {
   };
   /** File paths are absolute. */
   tls: { enabled: boolean; certFile?: string; keyFile?: string; caFile?: string };
-}
-
-/** How the router answers a field the client may not load (`authorization` in router.yaml). */
-export interface AuthorizationConfig {
-  /** The whole operation is refused with the errors (true), or the field is null with its error. */
-  rejectOperationIfUnauthorized: boolean;
 }

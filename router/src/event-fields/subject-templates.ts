@@ -1,6 +1,9 @@
 /**
  * Renders the subject/topic templates of the EDFS directives (`"employeeUpdated.{{ args.id }}"`)
- * from a field's already-coerced arguments.
+ * from a field's already-coerced arguments and, for `{{ request.auth.claims.NAME }}`, the verified
+ * claims of the client's token (`"tenant.{{ request.auth.claims.tenant }}.room.{{ args.roomID }}"`),
+ * so a client can only ever address its own tenant's subjects. A claim template refuses an
+ * anonymous client and a token without that claim (`ClaimError`): never a subject without it.
  *
  * Why the strictness: a rendered subject is a broker address chosen partly by the client. A value
  * containing `*`, `>` or `.` would widen a subscription (`employee.*` hears every employee) or
@@ -32,7 +35,16 @@ export type SubjectKind = 'nats' | 'kafka';
 
 /** `{{ args.a.b }}`, whitespace-tolerant; group 1 is the dotted path after `args.`. */
 const ARGUMENT_TEMPLATE = /\{\{\s*args\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}/g;
+/** `{{ request.auth.claims.a.b }}`; group 1 is the claim path. */
+const CLAIM_TEMPLATE =
+  /\{\{\s*request\.auth\.claims\.([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)\s*\}\}/g;
+/** Either kind of reference; group 1 is `args` or `request.auth.claims`, group 2 the path. */
+const REFERENCE_TEMPLATE = new RegExp(
+  `\\{\\{\\s*(args|request\\.auth\\.claims)\\.([A-Za-z_][A-Za-z0-9_-]*(?:\\.[A-Za-z_][A-Za-z0-9_-]*)*)\\s*\\}\\}`,
+  'g',
+);
 const WHOLE_ARGUMENT_TEMPLATE = new RegExp(`^${ARGUMENT_TEMPLATE.source}$`);
+const WHOLE_CLAIM_TEMPLATE = new RegExp(`^${CLAIM_TEMPLATE.source}$`);
 const ANY_TEMPLATE = /\{\{(.*?)\}\}/g;
 
 /** Bounds of a rendered subject (router.yaml `events.subjects`). */
@@ -52,11 +64,30 @@ export interface SubjectLimits {
  */
 export const DEFAULT_SUBJECT_LIMITS: Readonly<SubjectLimits> = { maxLength: 512, maxTokens: 32 };
 
+/**
+ * A claim template could not be rendered: `anonymous` (no verified token), `missing` (the token
+ * has no such claim) or `invalid` (its value cannot be part of a subject, for the same reasons as
+ * an argument's).
+ */
+export class ClaimError extends SubjectError {
+  override name = 'ClaimError';
+  constructor(
+    message: string,
+    template: string,
+    readonly claim: string,
+    readonly reason: 'anonymous' | 'missing' | 'invalid',
+  ) {
+    super(message, template);
+  }
+}
+
 export interface RenderOptions {
   /** Whether the template itself may contain `*`/`>` tokens (subscribe: yes; publish/request: no). */
   allowWildcards?: boolean;
   /** Bounds of the rendered subject; default `DEFAULT_SUBJECT_LIMITS`. */
   limits?: SubjectLimits;
+  /** The client's verified claims, for `{{ request.auth.claims.NAME }}`; undefined = anonymous. */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -85,8 +116,11 @@ export function renderSubject(
   const limit = `a ${noun} may be at most ${maxBytes} ${kind === 'nats' ? 'bytes' : 'characters'} (${limitSource(kind, limits)})`;
   /** The longest interpolated value, to blame when the whole subject is too long. */
   let longest: { argument: string; bytes: number } | undefined;
-  const rendered = template.replace(ARGUMENT_TEMPLATE, (_match, path: string) => {
-    const text = renderValue(lookup(args, path.split('.')), path, template, kind, maxBytes, limit);
+  const rendered = template.replace(REFERENCE_TEMPLATE, (_match, scope: string, path: string) => {
+    const text =
+      scope === 'args'
+        ? renderValue(lookup(args, path.split('.')), path, template, kind, maxBytes, limit)
+        : renderClaim(options.claims, path, template, kind, maxBytes, limit);
     const bytes = Buffer.byteLength(text);
     if (!longest || bytes > longest.bytes) longest = { argument: path, bytes };
     return text;
@@ -151,13 +185,16 @@ export function renderSubjects(
 /** Templates already found well-formed (a config has few; every subscribe renders one). */
 const checkedTemplates = new Set<string>();
 
-/** Rejects `{{ ... }}` expressions other than `args.x`, which would otherwise pass through verbatim. */
+/**
+ * Rejects `{{ ... }}` expressions other than `args.x` and `request.auth.claims.x`, which would
+ * otherwise pass through verbatim.
+ */
 function checkTemplateSyntax(template: string): void {
   if (checkedTemplates.has(template)) return;
   for (const match of template.matchAll(ANY_TEMPLATE)) {
-    if (!WHOLE_ARGUMENT_TEMPLATE.test(match[0]))
+    if (!WHOLE_ARGUMENT_TEMPLATE.test(match[0]) && !WHOLE_CLAIM_TEMPLATE.test(match[0]))
       throw new SubjectError(
-        `subject template "${template}": "${match[0]}" is not supported; only "{{ args.NAME }}" (or "{{ args.NAME.FIELD }}") can be used`,
+        `subject template "${template}": "${match[0]}" is not supported; only "{{ args.NAME }}" (or "{{ args.NAME.FIELD }}") and "{{ request.auth.claims.NAME }}" can be used`,
         template,
       );
   }
@@ -177,6 +214,34 @@ function lookup(args: Readonly<Record<string, unknown>>, path: readonly string[]
   return current;
 }
 
+/** A claim's value, held to the same rules as an argument's; a missing one is a ClaimError. */
+function renderClaim(
+  claims: Readonly<Record<string, unknown>> | undefined,
+  claim: string,
+  template: string,
+  kind: SubjectKind,
+  maxBytes: number,
+  limit: string,
+): string {
+  const noun = kind === 'nats' ? 'subject' : 'topic';
+  if (!claims)
+    throw new ClaimError(
+      `this subscription's ${noun} depends on the claim "${claim}" of your token: authenticate to subscribe`,
+      template,
+      claim,
+      'anonymous',
+    );
+  const value = lookup(claims, claim.split('.'));
+  if (value === undefined || value === null)
+    throw new ClaimError(
+      `your token has no "${claim}" claim, which this subscription's ${noun} needs`,
+      template,
+      claim,
+      'missing',
+    );
+  return renderValue(value, claim, template, kind, maxBytes, limit, 'claim');
+}
+
 function renderValue(
   value: unknown,
   argument: string,
@@ -185,9 +250,11 @@ function renderValue(
   maxBytes: number,
   /** How the limit is described in messages. */
   limit: string,
+  source: 'argument' | 'claim' = 'argument',
 ): string {
-  const where = `argument "${argument}" of ${kind === 'nats' ? 'subject' : 'topic'} template "${template}"`;
+  const where = `${source} "${argument}" of ${kind === 'nats' ? 'subject' : 'topic'} template "${template}"`;
   const fail = (why: string): never => {
+    if (source === 'claim') throw new ClaimError(`${where} ${why}`, template, argument, 'invalid');
     throw new SubjectError(`${where} ${why}`, template, argument);
   };
   let text: string;

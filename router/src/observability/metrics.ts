@@ -63,6 +63,8 @@ export interface RouterMetrics {
   readonly engineTriggers: Gauge;
   /** Messages written to subscription clients. */
   readonly messagesSent: Counter;
+  /** Operations ended because their client's token expired (`TOKEN_EXPIRED`). */
+  readonly subscriptionsExpired: Counter;
   readonly eventsReceived: Counter<'provider_id'>;
   /** Times an event provider reached its brokers again after losing them. */
   readonly providerReconnects: Counter<'provider_id'>;
@@ -191,6 +193,11 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
     messagesSent: new Counter({
       name: 'router_engine_messages_sent_total',
       help: 'Messages written to subscription clients.',
+      registers,
+    }),
+    subscriptionsExpired: new Counter({
+      name: 'router_subscriptions_expired_total',
+      help: "Subscriptions (and other streamed operations) ended because their client's token expired.",
       registers,
     }),
     eventsReceived,

@@ -15,11 +15,23 @@
  *   it, and the socket encodes the payload once per event (server/socket-writer.ts).
  * - Memory per connection is bounded: a result that finds more than `sendBufferLimitBytes`
  *   unsent closes the connection (4503) instead of queueing behind them.
+ * - With `authenticate`, the `connection_init` is acknowledged only once the client's token is
+ *   verified (or it may be anonymous); every operation of the connection runs as that identity.
+ *   When the token expires, every running operation gets `TOKEN_EXPIRED` as its last result, then
+ *   `complete`, and the connection is closed (4403 "Token expired"): the client reconnects with
+ *   a fresh token. One timer per connection, gone with it.
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService, Started } from '../subscriptions/service.js';
-import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
+import type { AuthOutcome } from '../auth/authenticator.js';
+import {
+  ExpiryTimer,
+  OperationRun,
+  TOKEN_EXPIRED_RESULT,
+  type DeliveryHooks,
+  type Outlet,
+} from './delivery.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
 
 /** The little a protocol needs from a WebSocket. */
@@ -60,6 +72,8 @@ export interface ProtocolConnection {
 
 /** The close codes every subprotocol sends (graphql-ws's numbers). */
 export const ConnectionCloseCode = {
+  /** The token was refused, or expired while the connection was open. */
+  Forbidden: 4403,
   ConnectionInitialisationTimeout: 4408,
   SlowConsumer: 4503,
 } as const;
@@ -102,6 +116,11 @@ export interface ProtocolOptions {
   context?: RequestContext;
   limits: ProtocolLimits;
   hooks: ProtocolHooks;
+  /**
+   * Decides who the client is from its `connection_init` payload (and what the transport kept of
+   * the upgrade request); a refusal closes the connection before the ack. Absent = anonymous.
+   */
+  authenticate?(payload: Record<string, unknown> | undefined): Promise<AuthOutcome>;
 }
 
 /** The ack without a payload, in either subprotocol. */
@@ -191,9 +210,12 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
   private context: RequestContext;
   private initTimer: ReturnType<typeof setTimeout> | undefined;
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly authenticate: ProtocolOptions['authenticate'];
+  private expiry: ExpiryTimer | undefined;
 
   constructor(options: ProtocolOptions) {
     this.socket = options.socket;
+    this.authenticate = options.authenticate;
     this.limits = options.limits;
     this.hooks = options.hooks;
     this.service = options.operations;
@@ -244,8 +266,20 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
     this.isClosed = true;
     clearTimeout(this.initTimer);
     clearInterval(this.keepaliveTimer);
+    this.expiry?.cancel();
     for (const operation of this.operations.values()) operation.cancel();
   }
+
+  /** The token expired: running operations end with `TOKEN_EXPIRED`, then the connection closes. */
+  private expire(): void {
+    let ended = 0;
+    for (const operation of this.operations.values()) if (operation.expire(TOKEN_EXPIRED_RESULT)) ended++;
+    this.hooks.tokenExpired?.(ended);
+    this.close(ConnectionCloseCode.Forbidden, 'Token expired');
+  }
+
+  /** `authenticate` refused the client's token (or its lack of one). */
+  protected abstract unauthenticated(message: string): void;
 
   /** `onConnect` refused the init. */
   protected abstract forbidden(): void;
@@ -275,6 +309,26 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
           : this.context.headers;
       this.context = { ...this.context, headers, connectionParams: payload };
     }
+    const authenticate = this.authenticate;
+    if (!authenticate) return this.connect(payload);
+    authenticate(payload).then(
+      (outcome) => {
+        if (this.isClosed) return;
+        if (!outcome.ok) return this.unauthenticated(outcome.message);
+        const auth = outcome.auth;
+        if (auth) {
+          this.context = { ...this.context, auth };
+          if (auth.expiresAt !== undefined)
+            this.expiry = new ExpiryTimer(auth.expiresAt, () => this.expire());
+        }
+        this.connect(payload);
+      },
+      (err: unknown) => this.connectFailed(err),
+    );
+  }
+
+  /** `onConnect` decides on an authenticated (or anonymous) `connection_init`. */
+  private connect(payload: Record<string, unknown> | undefined): void {
     let decision: ConnectDecision | Promise<ConnectDecision>;
     try {
       decision = this.hooks.onConnect?.(payload);

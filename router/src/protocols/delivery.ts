@@ -11,8 +11,11 @@
  * - `next` adds no allocation to the protocol's own frame (one string concatenation per client).
  * - Memory per client is bounded: a result that finds more than `sendBufferLimitBytes` unsent is
  *   not queued behind them; the client is dropped instead, and counted as a slow consumer.
+ * - An operation whose client's token expires gets `TOKEN_EXPIRED_RESULT` as its last result, then
+ *   `complete` (`expire`); one timer per connection or stream (`ExpiryTimer`), never per event.
  */
 import type { GraphQLFormattedError } from 'graphql';
+import { TOKEN_EXPIRED } from '../auth/authenticator.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { ResultSink } from '../subscriptions/service.js';
 
@@ -21,13 +24,55 @@ export interface DeliveryHooks {
   messageSent(): void;
   /** A result was not delivered because the client's send buffer was over the limit. */
   slowConsumer(): void;
+  /** The client's token expired and ended `operations` running operations. */
+  tokenExpired?(operations: number): void;
 }
 
 export function deliveryMetrics(metrics: RouterMetrics): DeliveryHooks {
   return {
     messageSent: () => metrics.messagesSent.inc(),
     slowConsumer: () => metrics.droppedMessages.inc({ reason: 'slow_consumer' }),
+    tokenExpired: (operations) => metrics.subscriptionsExpired.inc(operations),
   };
+}
+
+/** The last result of an operation whose token expired (then `complete` follows). */
+export const TOKEN_EXPIRED_RESULT = JSON.stringify({
+  errors: [
+    {
+      message: 'The token expired: authenticate again with a fresh token and resubscribe.',
+      extensions: { code: TOKEN_EXPIRED },
+    },
+  ],
+});
+
+/** setTimeout's longest delay (about 24.8 days); longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `onExpire` once at `expiresAt` (ms since the epoch), unless cancelled first. */
+export class ExpiryTimer {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly expiresAt: number,
+    private readonly onExpire: () => void,
+  ) {
+    this.arm();
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(): void {
+    const delay = this.expiresAt - Date.now();
+    this.timer = setTimeout(
+      () => (delay > MAX_TIMER_MS ? this.arm() : this.onExpire()),
+      Math.max(0, Math.min(delay, MAX_TIMER_MS)),
+    );
+    this.timer.unref?.();
+  }
 }
 
 /** Where a client's results go, and what becomes of a client that does not keep up. */
@@ -110,6 +155,23 @@ export abstract class OperationRun implements ResultSink {
     }
     this.writeNext(json);
     outlet.hooks.messageSent();
+    return true;
+  }
+
+  /**
+   * This side ends a running operation with a last result, then `complete` (the client's token
+   * expired); the service is stopped. True when it was running.
+   */
+  expire(json: string): boolean {
+    if (this.state !== 'active') {
+      this.cancel();
+      return false;
+    }
+    this.state = 'cancelled';
+    this.onEnd();
+    this.stopper?.stop();
+    this.writeNext(json);
+    this.writeComplete();
     return true;
   }
 

@@ -9,7 +9,8 @@
  *   the client's `complete`); then it is free again. At most `maxSubscriptions` ids are taken.
  *
  * Close codes: 4400 invalid message (the reason names the problem), 4401 subscribe before the
- * ack, 4403 refused by `onConnect`, 4408 no `connection_init` in time, 4409 an id already in use,
+ * ack, 4403 refused by `onConnect`, a token refused (the reason says why) or expired ("Token
+ * expired", after `TOKEN_EXPIRED` and `complete` for each running operation), 4408 no `connection_init` in time, 4409 an id already in use,
  * 4429 a second `connection_init`, 4500 `onConnect` failed, 4503 slow consumer, 4504 no pong to a
  * keepalive ping.
  */
@@ -33,7 +34,7 @@ export const GRAPHQL_TRANSPORT_WS = 'graphql-transport-ws';
 export const CloseCode = {
   BadRequest: 4400,
   Unauthorized: 4401,
-  Forbidden: 4403,
+  Forbidden: ConnectionCloseCode.Forbidden,
   ConnectionInitialisationTimeout: ConnectionCloseCode.ConnectionInitialisationTimeout,
   SubscriberAlreadyExists: 4409,
   TooManyInitialisationRequests: 4429,
@@ -143,6 +144,10 @@ class TransportWsConnection extends WsConnection {
   protected connectFailed(err: unknown): void {
     this.hooks.onInternalError?.(err);
     this.close(CloseCode.InternalServerError, 'Internal server error');
+  }
+
+  protected unauthenticated(message: string): void {
+    this.close(CloseCode.Forbidden, message);
   }
 
   /** A ping every `keepaliveIntervalMs`; one still unanswered at the next closes (4504). */

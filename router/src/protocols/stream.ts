@@ -11,11 +11,19 @@
  * - Memory per stream is bounded: a result that finds more than `sendBufferLimitBytes` unsent
  *   drops the connection instead of queueing behind them.
  * - Once the stream ends, by either side, the operation is stopped and nothing more is written.
+ * - A stream opened with a token that expires ends then: `TOKEN_EXPIRED` as its last result, then
+ *   its proper end (delivery.ts); the timer goes with the stream.
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 import type { OperationService } from '../subscriptions/service.js';
-import { OperationRun, type DeliveryHooks, type Outlet } from './delivery.js';
+import {
+  ExpiryTimer,
+  OperationRun,
+  TOKEN_EXPIRED_RESULT,
+  type DeliveryHooks,
+  type Outlet,
+} from './delivery.js';
 import type { QueuedOutlet } from './send-budget.js';
 
 export interface StreamSocket {
@@ -71,6 +79,7 @@ export type StreamStart =
 /** One operation on one response: its state, its sink, its framing, its outlet and its handle. */
 class StreamRun extends OperationRun implements Outlet, OperationStream {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private expiry: ExpiryTimer | undefined;
   private opened = false;
 
   constructor(
@@ -140,8 +149,16 @@ class StreamRun extends OperationRun implements Outlet, OperationStream {
     }
   }
 
+  /** Ends the stream when its token stops being accepted. */
+  expireAt(expiresAt: number): void {
+    this.expiry = new ExpiryTimer(expiresAt, () => {
+      if (this.expire(TOKEN_EXPIRED_RESULT)) this.hooks.tokenExpired?.(1);
+    });
+  }
+
   protected onEnd(): void {
     clearInterval(this.heartbeat);
+    this.expiry?.cancel();
   }
 
   protected writeNext(json: string): void {
@@ -168,6 +185,10 @@ export function startStream(options: StreamOptions, framing: StreamFraming): Str
     run.finish();
     return { ok: false, errors: started.errors };
   }
-  if (run.started(started)) run.open(options.heartbeatIntervalMs);
+  if (run.started(started)) {
+    run.open(options.heartbeatIntervalMs);
+    const expiresAt = options.context.auth?.expiresAt;
+    if (expiresAt !== undefined && !run.ended) run.expireAt(expiresAt);
+  }
   return { ok: true, stream: run };
 }

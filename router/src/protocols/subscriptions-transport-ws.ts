@@ -18,7 +18,9 @@
  *   starts the new one.
  * - A `stop` for an id that is not active is ignored. `connection_terminate` closes the socket.
  * - An init refused by `onConnect` gets `connection_error` {message: "Prohibited connection!"}
- *   and the socket is closed (1011); a failing `onConnect` the same, with a generic message.
+ *   and the socket is closed (1011); a failing `onConnect` the same, with a generic message; a
+ *   refused token the same, with the reason as the message. A token that expires ends the
+ *   running operations with `TOKEN_EXPIRED` and `complete`, then closes the socket (4403).
  * - Keep-alive: `ka` right after the ack, then every `keepaliveIntervalMs` (0 = never). The
  *   protocol has no answer to it: the client closes a connection whose `ka`s stop.
  * - A repeated `connection_init` is acknowledged again (the library runs `onConnect` again;
@@ -197,6 +199,10 @@ class LegacyWsConnection extends WsConnection {
     if (this.isClosed) return;
     this.hooks.onInternalError?.(err);
     this.refuse('Internal server error');
+  }
+
+  protected unauthenticated(message: string): void {
+    this.refuse(message);
   }
 
   private refuse(message: string): void {

@@ -12,6 +12,7 @@ import type { RouterConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { OperationService } from '../subscriptions/service.js';
 import type { GatewayHolder } from '../engine/gateway-holder.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import { graphqlHttpPlugin } from './graphql-http.js';
 import { healthPlugin } from './health.js';
 import { createMultipartHandler, type MultipartHandler } from './multipart.js';
@@ -37,10 +38,12 @@ export interface RouterServerOptions {
   operations?: OperationService;
   /** Collects the open connections for a graceful drain. */
   drain?: Drain;
+  /** Verifies client tokens (`authentication.jwt`); absent = every client is anonymous. */
+  authenticator?: Authenticator;
 }
 
 export async function buildRouterServer(options: RouterServerOptions): Promise<FastifyInstance> {
-  const { config, gateway, metrics, readiness, logger, operations, drain } = options;
+  const { config, gateway, metrics, readiness, logger, operations, drain, authenticator } = options;
   const edge = config.trafficShaping.router;
   const http = httpServerOptions(edge);
   const app = Fastify({
@@ -128,6 +131,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
         sendBufferLimitBytes,
         budget,
         drain,
+        authenticator,
       });
   }
 
@@ -138,6 +142,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     playgroundHtml,
     eventStream,
     multipart,
+    authenticator,
   });
   await app.register(healthPlugin, { readiness });
   return app;

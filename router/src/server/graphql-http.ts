@@ -9,12 +9,18 @@
  * SSE adapter (server/sse.ts); when both are named, the higher quality wins, then the first
  * listed. JSON stays the answer for no Accept header, wildcards (`*\/*`) and JSON types.
  *
+ * With an `Authenticator`, every GraphQL request's token is verified first, whatever its Accept
+ * header: a token that does not verify (or none, under `authorization.require_authentication`)
+ * gets `401` with one error whose `extensions.code` is `UNAUTHENTICATED`, and nothing runs; a
+ * verified identity goes with the request to the engine and to streams (`RequestContext.auth`).
+ *
  * The plugin reaches the engine only through `Gateway.prepare`, read from the holder once per
  * request, so the execution config can be replaced while the server runs.
  */
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GraphQLFormattedError } from 'graphql';
-import type { GraphQLRequest, RequestContext } from '../engine/types.js';
+import { UNAUTHENTICATED, type Authenticator } from '../auth/authenticator.js';
+import type { AuthContext, GraphQLRequest, RequestContext } from '../engine/types.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from '../engine/gateway-holder.js';
@@ -39,6 +45,8 @@ export interface GraphqlHttpOptions {
   eventStream?: EventStreamHandler;
   /** Serves requests that ask for `multipart/mixed`; absent = no multipart. */
   multipart?: MultipartHandler;
+  /** Verifies tokens; absent = every client is anonymous. */
+  authenticator?: Authenticator;
 }
 
 /** A problem with the HTTP request itself: it never reached the engine. */
@@ -157,14 +165,25 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
     reply: FastifyReply,
     params: GraphQLRequest,
   ): Promise<FastifyReply> {
+    let auth: AuthContext | undefined;
+    if (options.authenticator?.enabled) {
+      const outcome = await options.authenticator.request(request.headers);
+      if (!outcome.ok) {
+        const mediaType = negotiateResponseType(request.headers.accept) ?? APPLICATION_JSON;
+        return sendResult(reply.header('www-authenticate', 'Bearer'), 401, mediaType, {
+          errors: [{ message: outcome.message, extensions: { code: UNAUTHENTICATED } }],
+        });
+      }
+      auth = outcome.auth;
+    }
     const accept = request.headers.accept;
     if (options.multipart?.accepts(accept)) {
       streams.add(request);
-      return options.multipart.handle(request, reply, params);
+      return options.multipart.handle(request, reply, params, auth);
     }
     if (options.eventStream?.accepts(accept)) {
       streams.add(request);
-      return options.eventStream.handle(request, reply, params);
+      return options.eventStream.handle(request, reply, params, auth);
     }
     const mediaType = negotiateResponseType(request.headers.accept);
     if (!mediaType)
@@ -196,7 +215,7 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
         `Subscriptions need a streaming transport: a WebSocket on ${path} (graphql-transport-ws or graphql-ws), or this request with Accept: text/event-stream or multipart/mixed.`,
       );
 
-    const result = await prepared.execute(requestContext(request, reply));
+    const result = await prepared.execute(requestContext(request, reply, auth));
     return sendResult(reply, 200, mediaType, result);
   }
 };
@@ -248,13 +267,17 @@ function readParams(source: Record<string, unknown>, fromQueryString: boolean): 
   return request;
 }
 
-function requestContext(request: FastifyRequest, reply: FastifyReply): RequestContext {
+function requestContext(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  auth: AuthContext | undefined,
+): RequestContext {
   // Abort the work for a client that went away before its answer.
   const controller = new AbortController();
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new Error('client closed the connection'));
   });
-  return { headers: request.headers, signal: controller.signal };
+  return { headers: request.headers, signal: controller.signal, ...(auth ? { auth } : {}) };
 }
 
 function sendResult(

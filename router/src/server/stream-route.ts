@@ -20,7 +20,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GraphQLFormattedError, OperationTypeNode } from 'graphql';
 import { operationTypeOf } from '../engine/limits.js';
-import type { GraphQLRequest } from '../engine/types.js';
+import type { AuthContext, GraphQLRequest } from '../engine/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { deliveryMetrics } from '../protocols/delivery.js';
 import {
@@ -61,8 +61,16 @@ export interface StreamHandlerOptions {
 export interface StreamHandler extends DrainTarget {
   /** Whether a request with this Accept header is for this protocol rather than JSON (or another). */
   accepts(accept: string | undefined): boolean;
-  /** Serves one parsed GraphQL request as a stream (or a JSON error before it opens). */
-  handle(request: FastifyRequest, reply: FastifyReply, params: GraphQLRequest): FastifyReply;
+  /**
+   * Serves one parsed GraphQL request as a stream (or a JSON error before it opens), as the
+   * client `auth` verified (undefined: anonymous).
+   */
+  handle(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    params: GraphQLRequest,
+    auth?: AuthContext,
+  ): FastifyReply;
   /** Ends every open stream (server shutdown). */
   closeAll(): void;
 }
@@ -106,7 +114,7 @@ export function createStreamHandler(
   return {
     accepts,
 
-    handle(request, reply, params) {
+    handle(request, reply, params, auth) {
       const response = respond(params);
       // HEAD shares the GET route: it learns what a response would look like, but starts nothing.
       if (request.method === 'HEAD') return reply.code(200).headers(response.headers).send();
@@ -140,7 +148,7 @@ export function createStreamHandler(
         socket,
         operations,
         request: params,
-        context: { headers: request.headers, signal },
+        context: { headers: request.headers, signal, ...(auth ? { auth } : {}) },
         heartbeatIntervalMs: options.heartbeatIntervalMs,
         sendBufferLimitBytes: options.sendBufferLimitBytes,
         hooks,

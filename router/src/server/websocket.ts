@@ -32,6 +32,7 @@ import type { ProtocolConnection, ProtocolOptions } from '../protocols/connectio
 import { GRAPHQL_TRANSPORT_WS, openGraphqlTransportWs } from '../protocols/graphql-transport-ws.js';
 import { GRAPHQL_WS, openSubscriptionsTransportWs } from '../protocols/subscriptions-transport-ws.js';
 import type { RequestContext } from '../engine/types.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import type { OperationService } from '../subscriptions/service.js';
 import type { Drain } from './drain.js';
 import { SocketWriter } from './socket-writer.js';
@@ -54,6 +55,11 @@ export interface WebSocketOptions {
    * rules read (`headersRead`). None by default.
    */
   keepHeader?: (name: string) => boolean;
+  /**
+   * Verifies each connection's token at its `connection_init` (from the payload under
+   * `websocket.authentication.from_initial_payload.key`, else the upgrade request's header).
+   */
+  authenticator?: Authenticator;
 }
 
 /** How long closing sockets get to answer our close frame on shutdown. */
@@ -64,6 +70,14 @@ type OpenProtocol = (options: ProtocolOptions) => ProtocolConnection;
 export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app, options) => {
   const { path, operations, metrics, websocket, budget } = options;
   const keepHeader = options.keepHeader ?? (() => false);
+  const authenticator = options.authenticator?.enabled ? options.authenticator : undefined;
+  const payloadTokenKey = websocket.initialPayloadTokenKey;
+  /** The connection keeps its upgrade request's token only (a string), not the request. */
+  const authenticateConnection = (auth: Authenticator, headers: IncomingMessage['headers']) => {
+    const upgradeToken = auth.tokenOf(headers);
+    return (payload: Record<string, unknown> | undefined) =>
+      auth.connection(payload, payloadTokenKey, upgradeToken);
+  };
   const logger = options.logger.child({ transport: 'websocket' });
   const hooks = deliveryMetrics(metrics);
 
@@ -170,6 +184,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
       context: requestContext(upgradeHeaders, keepHeader),
       limits,
       hooks: protocolHooks,
+      ...(authenticator ? { authenticate: authenticateConnection(authenticator, upgradeHeaders) } : {}),
     });
     writer.connection = connection;
     open.set(ws, connection);

@@ -6,8 +6,13 @@
  * - A Trigger (trigger.ts) is one broker subscription, keyed by (provider, rendered subjects,
  *   stream). It lives while at least one client subscription holds it, plus the grace period
  *   (`triggerGracePeriodMs`): a subscriber arriving within it reuses the broker subscription.
+ * - Subject templates may read the client's verified claims (`{{ request.auth.claims.tenant }}`):
+ *   clients with different claims then render different subjects, so different Triggers. A claim
+ *   template for an anonymous client, or a token without the claim, refuses the subscription
+ *   before any broker call (`UNAUTHENTICATED`, `MISSING_CLAIM`).
  * - A Group (group.ts) is the set of client subscriptions of one Trigger with the same plan,
- *   variables and subgraph headers (the authorization-relevant context: see engine/headers.ts):
+ *   variables, subgraph headers (the authorization-relevant context: see engine/headers.ts) and
+ *   auth identity as field-level authorization reads it (authenticated or not, and the scopes):
  *   per event it checks, filters, resolves and serializes once, delivers in arrival order, drops
  *   beyond its backlog and signals every loss (`EVENTS_DROPPED`). Entity fetches of one event are
  *   deduplicated across Groups.
@@ -28,10 +33,9 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventProvider, SubscribeSpec } from '../events/provider.js';
 import { compileFilter, type CompiledFilter } from '../event-fields/filter.js';
-import { eventSubjects } from '../event-fields/fetches.js';
-import type { SubjectLimits } from '../event-fields/subject-templates.js';
+import { ClaimError, renderSubjects, type SubjectLimits } from '../event-fields/subject-templates.js';
 import { SubjectError } from '../events/subjects.js';
-import type { GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
+import type { AuthContext, GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
 import type { Gateway } from '../engine/gateway.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type { RouterMetrics } from '../observability/metrics.js';
@@ -123,7 +127,7 @@ export class SubscriptionEngine implements EngineContext {
 
   /** Joins `member` to the Trigger and Group `prepared` needs; returns a problem or undefined. */
   private attach(member: Member, prepared: PreparedSubscription): GraphQLFormattedError | undefined {
-    const target = this.target(prepared);
+    const target = this.target(prepared, member.context);
     if ('message' in target) return target;
     const trigger = this.acquire(target.provider, target.spec);
     this.groupOf(trigger, prepared, target.filter, member.context).join(member, trigger.seq + 1);
@@ -133,7 +137,7 @@ export class SubscriptionEngine implements EngineContext {
 
   /** Re-homes a live member; on the same Trigger it is a handover without a gap or a repeat. */
   private move(member: Member, prepared: PreparedSubscription): GraphQLFormattedError | undefined {
-    const target = this.target(prepared);
+    const target = this.target(prepared, member.context);
     if ('message' in target) return target;
     const current = member.current!;
     const trigger = current.trigger;
@@ -150,6 +154,7 @@ export class SubscriptionEngine implements EngineContext {
 
   private target(
     prepared: PreparedSubscription,
+    context: RequestContext,
   ):
     | GraphQLFormattedError
     | { provider: EventProvider; spec: SubscribeSpec; filter: CompiledFilter | undefined } {
@@ -164,10 +169,19 @@ export class SubscriptionEngine implements EngineContext {
         message: `event provider "${source.providerId}" is a ${provider.kind} provider, but ${source.parentType}.${source.fieldName} expects ${source.providerKind}`,
       };
     try {
-      const subjects = eventSubjects(source, prepared.args, this.options.subjectLimits);
+      const subjects = renderSubjects(source.subjects, prepared.args, source.providerKind, {
+        allowWildcards: true,
+        ...(this.options.subjectLimits ? { limits: this.options.subjectLimits } : {}),
+        ...(context.auth ? { claims: context.auth.claims } : {}),
+      });
       const filter = this.filterFor(source);
       return { provider, spec: { subjects: [...new Set(subjects)].sort(), stream: source.stream }, filter };
     } catch (err) {
+      if (err instanceof ClaimError)
+        return {
+          message: err.message,
+          extensions: { code: CLAIM_ERROR_CODES[err.reason], claim: err.claim },
+        };
       // A subject the broker cannot take (too long, a widening value): the client's to fix.
       if (err instanceof SubjectError)
         return {
@@ -198,7 +212,7 @@ export class SubscriptionEngine implements EngineContext {
     context: RequestContext,
   ): Group {
     const headers = prepared.headers(context);
-    const key = groupKeyOf(prepared, headers);
+    const key = groupKeyOf(prepared, headers, context.auth);
     let group = trigger.groups.get(key);
     if (!group) trigger.groups.set(key, (group = new Group(key, trigger, prepared, filter, this, headers)));
     return group;
@@ -267,14 +281,28 @@ export class SubscriptionEngine implements EngineContext {
   }
 }
 
+/** `extensions.code` of a subscription refused for a claim its subject needs. */
+const CLAIM_ERROR_CODES: Record<ClaimError['reason'], string> = {
+  anonymous: 'UNAUTHENTICATED',
+  missing: 'MISSING_CLAIM',
+  invalid: 'INVALID_SUBJECT',
+};
+
 /**
- * Same plan object, same variables and same subgraph headers (credentials, from the `headers`
- * rules): the same result for every event.
+ * Same plan object, same variables, same subgraph headers (credentials, from the `headers` rules)
+ * and the same identity as field-level authorization sees it (`@authenticated`, `@requiresScopes`:
+ * authenticated or not, and the scopes): the same result for every event. Anonymous clients'
+ * keys are as they were without authentication.
  */
 const planIds = new WeakMap<object, number>();
 let nextPlanId = 1;
-function groupKeyOf(prepared: PreparedSubscription, headers: SubgraphHeaders | undefined): string {
+function groupKeyOf(
+  prepared: PreparedSubscription,
+  headers: SubgraphHeaders | undefined,
+  auth: AuthContext | undefined,
+): string {
   let id = planIds.get(prepared.plan);
   if (id === undefined) planIds.set(prepared.plan, (id = nextPlanId++));
-  return `${id}:${JSON.stringify(prepared.variables)}${headers ? `:${JSON.stringify(headers)}` : ''}`;
+  const identity = auth ? `:auth:${JSON.stringify([...auth.scopes].sort())}` : '';
+  return `${id}:${JSON.stringify(prepared.variables)}${headers ? `:${JSON.stringify(headers)}` : ''}${identity}`;
 }

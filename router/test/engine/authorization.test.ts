@@ -289,7 +289,10 @@ describe('authorization.reject_operation_if_unauthorized', () => {
   afterAll(() => rejecting.close());
 
   it('is off by default, and only a boolean is accepted', () => {
-    expect(routerYaml('').authorization).toEqual({ rejectOperationIfUnauthorized: false });
+    expect(routerYaml('').authorization).toEqual({
+      requireAuthentication: false,
+      rejectOperationIfUnauthorized: false,
+    });
     expect(() => routerYaml('authorization: { reject_operation_if_unauthorized: yes please }')).toThrow(
       /authorization\.reject_operation_if_unauthorized/,
     );
