@@ -5,7 +5,9 @@
  * (expired, audience, issuer, unknown kid then rotated in, `alg: none`, HS256 signed with the
  * public key), anonymous clients with and without `require_authentication`, subjects bound to a
  * claim (a tenant cannot reach another tenant's subject, and a refused subscription opens no
- * broker subscription), and a token that expires while its subscription streams.
+ * broker subscription), and a token that expires while its subscription streams. Last, the
+ * verified token drives field authorization (`@requiresScopes` over HTTP, `@authenticated` in a
+ * subscription's event selection) against a subgraph served here that records its queries.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,9 +25,12 @@ import {
   type JWTPayload,
 } from 'jose';
 import WebSocket from 'ws';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { parse } from 'graphql';
 import { composeSupergraph } from '@edfs/operator';
 import { resolveRouterConfig, startRouter, type RunningRouter } from '@edfs/router';
 import { subscribeNoDeadline as subscribe } from '../src/fixtures/clients.js';
+import { createSubgraphServer, type SubgraphServer } from '../src/fixtures/federation/server.js';
 import { metric as readMetric } from '../src/fixtures/metrics.js';
 import { eventually } from '../src/fixtures/wait.js';
 import { startNatsServer, type NatsServer } from '../src/infra/nats.js';
@@ -57,6 +62,33 @@ const MESSAGES_SDL = /* GraphQL */ `
   }
 `;
 const SUBSCRIPTION = 'subscription ($room: ID!) { tenantMessages(roomID: $room) { id } }';
+
+/** Users with a scoped field and a field for any verified client; updates come from NATS. */
+const ACCOUNTS_SDL = /* GraphQL */ `
+  extend schema
+    @link(
+      url: "https://specs.apollo.dev/federation/v2.5"
+      import: ["@key", "@authenticated", "@requiresScopes"]
+    )
+  type Query {
+    user(id: ID!): User
+  }
+  type User @key(fields: "id") {
+    id: ID!
+    name: String!
+    email: String @requiresScopes(scopes: [["read:email"]])
+    balance: Int @authenticated
+  }
+`;
+const USER_EVENTS_SDL = /* GraphQL */ `
+  type Subscription {
+    userUpdated: User! @edfs__natsSubscribe(subjects: ["users"], providerId: "default")
+  }
+  type User @key(fields: "id", resolvable: false) {
+    id: ID! @external
+  }
+`;
+const userRow = (id: string) => ({ id, name: `user ${id}`, email: `${id}@example.com`, balance: 100 });
 
 interface Key {
   kid: string;
@@ -101,6 +133,11 @@ let key: Key;
 let open: RunningRouter;
 /** `authorization.require_authentication: true`. */
 let strict: RunningRouter;
+/** Anonymous clients allowed; serves the accounts and user-events graph. */
+let fields: RunningRouter;
+let accounts: SubgraphServer;
+/** Queries the accounts subgraph received. */
+const accountsQueries: string[] = [];
 const clients: Client[] = [];
 
 /** A token of `key` (default k1): tenant "a", scope chat:read, for an hour; `claims` override any of it. */
@@ -170,6 +207,23 @@ beforeAll(async () => {
   const config = JSON.parse(composed.configJson) as unknown;
   open = await startAuthRouter(false, config);
   strict = await startAuthRouter(true, config);
+  accounts = createSubgraphServer(
+    buildSubgraphSchema({
+      typeDefs: parse(ACCOUNTS_SDL),
+      resolvers: {
+        Query: { user: (_: unknown, { id }: { id: string }) => userRow(id) },
+        User: { __resolveReference: ({ id }: { id: string }) => userRow(id) },
+      } as never,
+    }),
+    (request) => void accountsQueries.push(request.query),
+  );
+  await accounts.start();
+  const composedFields = composeSupergraph([
+    { name: 'accounts', routingUrl: accounts.url, sdl: ACCOUNTS_SDL },
+    { name: 'user-events', sdl: USER_EVENTS_SDL },
+  ]);
+  if (!composedFields.ok) throw new Error(composedFields.errors.map((e) => e.message).join('\n'));
+  fields = await startAuthRouter(false, JSON.parse(composedFields.configJson) as unknown);
 }, 300_000);
 
 afterEach(async () => {
@@ -184,6 +238,8 @@ afterEach(async () => {
 afterAll(async () => {
   await open?.close();
   await strict?.close();
+  await fields?.close();
+  await accounts?.stop();
   await publisher?.close();
   await jwks?.close();
   await nats?.stop();
@@ -191,19 +247,24 @@ afterAll(async () => {
 
 const metric = (router: RunningRouter, name: string) => readMetric(router.metricsUrl!, name);
 
-async function postQuery(router: RunningRouter, token?: string, authorization?: string) {
+async function postQuery(
+  router: RunningRouter,
+  token?: string,
+  authorization?: string,
+  query = '{ __typename }',
+) {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (authorization ?? token) headers.authorization = authorization ?? `Bearer ${token}`;
   const res = await fetch(router.url, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ query: '{ __typename }' }),
+    body: JSON.stringify({ query }),
   });
   return {
     status: res.status,
     body: (await res.json()) as {
       data?: unknown;
-      errors?: { message: string; extensions?: { code?: string } }[];
+      errors?: { message: string; path?: (string | number)[]; extensions?: { code?: string } }[];
     },
   };
 }
@@ -423,4 +484,66 @@ describe('SSE (graphql-sse): the header token', () => {
     expect(String((failure as Error)?.message ?? failure)).toMatch(/401|Authentication required/);
     expect(await metric(strict, 'router_engine_triggers')).toBe(0);
   });
+});
+
+describe('field authorization by the verified token', () => {
+  const unauthorized = (coordinate: string, reason: string, path: string[]) => ({
+    message: `Unauthorized to load field '${coordinate}'. Reason: ${reason}.`,
+    path,
+    extensions: { code: 'UNAUTHORIZED_FIELD_OR_TYPE' },
+  });
+
+  it('HTTP: the scope claim grants a @requiresScopes field; without it the field is null and never fetched', async () => {
+    const QUERY = '{ user(id: "1") { name email } }';
+    accountsQueries.length = 0;
+    const granted = await postQuery(fields, await sign({ scope: 'chat:read read:email' }), undefined, QUERY);
+    expect(granted).toEqual({
+      status: 200,
+      body: { data: { user: { name: 'user 1', email: '1@example.com' } } },
+    });
+    expect(accountsQueries).toHaveLength(1);
+    expect(accountsQueries[0]).toMatch(/\bemail\b/);
+
+    accountsQueries.length = 0;
+    const denied = await postQuery(fields, await sign({ scope: 'chat:read' }), undefined, QUERY);
+    expect(denied).toEqual({
+      status: 200,
+      body: {
+        data: { user: { name: 'user 1', email: null } },
+        errors: [unauthorized('User.email', "required scopes: ('read:email')", ['user', 'email'])],
+      },
+    });
+    expect(accountsQueries).toHaveLength(1);
+    expect(accountsQueries[0]).not.toMatch(/\bemail\b/);
+  });
+
+  it('WebSocket: one event reaches a verified and an anonymous client; @authenticated is null for the anonymous one', async () => {
+    const QUERY = 'subscription { userUpdated { id name balance } }';
+    const verified = subscribe(wsClient(fields, await sign({})), QUERY);
+    const anonymous = subscribe(wsClient(fields), QUERY);
+    await eventually(
+      async () =>
+        (await metric(fields, 'router_engine_subscriptions')) === 2 &&
+        (await nats.subscriptionCount('users')) === 1,
+      'both subscriptions on one broker subscription',
+      10_000,
+    );
+    accountsQueries.length = 0;
+    for (const id of ['7', '8']) publisher.publish('users', JSON.stringify({ __typename: 'User', id }));
+    await publisher.flush();
+    const [fromVerified, fromAnonymous] = await Promise.all([verified.next(2), anonymous.next(2)]);
+    expect(fromVerified).toEqual(
+      ['7', '8'].map((id) => ({ data: { userUpdated: { id, name: `user ${id}`, balance: 100 } } })),
+    );
+    expect(fromAnonymous).toEqual(
+      ['7', '8'].map((id) => ({
+        data: { userUpdated: { id, name: `user ${id}`, balance: null } },
+        errors: [unauthorized('User.balance', 'not authenticated', ['userUpdated', 'balance'])],
+      })),
+    );
+    // Each event was fetched once per group: with the field for one, without it for the other.
+    expect(accountsQueries).toHaveLength(4);
+    expect(accountsQueries.filter((q) => /\bbalance\b/.test(q))).toHaveLength(2);
+    expect(await metric(fields, 'router_engine_triggers')).toBe(1);
+  }, 30_000);
 });
