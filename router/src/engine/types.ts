@@ -34,7 +34,10 @@ export interface AuthContext {
   readonly claims: Readonly<Record<string, unknown>>;
   /** The scopes the token grants (OAuth `scope`, space-separated, or `scp`). */
   readonly scopes: ReadonlySet<string>;
-  /** When the token expires (ms since the epoch); undefined when it has no `exp`. */
+  /**
+   * When the token stops being accepted (ms since the epoch): `exp` plus the configured clock
+   * skew; undefined when the token has no `exp`.
+   */
   readonly expiresAt?: number;
 }
 
