@@ -91,7 +91,7 @@ describe('router.yaml: authentication and authorization', () => {
     const config = parse(
       'websocket: { authentication: { from_initial_payload: { enabled: true, key: token } } }\n',
     );
-    expect(config.websocket.initialPayloadTokenKey).toBe('token');
+    expect(config.websocket.initialPayloadToken?.key).toBe('token');
   });
 
   it.each([

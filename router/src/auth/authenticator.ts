@@ -57,7 +57,7 @@ export class Authenticator {
 
   /** An HTTP request (GraphQL over HTTP, SSE, multipart): its token is in the configured header. */
   async request(headers: Headers): Promise<AuthOutcome> {
-    return this.decide(this.headerToken(headers));
+    return this.decide(this.tokenOf(headers));
   }
 
   /**
@@ -79,11 +79,6 @@ export class Authenticator {
       return this.decide({ token: this.stripPrefix(value.trim()) });
     }
     return this.decide(upgradeToken);
-  }
-
-  /** The token of an upgrade request, kept by the connection until its `connection_init`. */
-  tokenOf(headers: Headers): TokenLookup {
-    return this.headerToken(headers);
   }
 
   close(): void {
@@ -131,7 +126,11 @@ export class Authenticator {
     return { ok: false, message: `Invalid token: ${reason(failure)}.` };
   }
 
-  private headerToken(headers: Headers): TokenLookup {
+  /**
+   * The token in the configured header: of an HTTP request, or of an upgrade request (kept by the
+   * connection until its `connection_init`).
+   */
+  tokenOf(headers: Headers): TokenLookup {
     const jwt = this.jwt;
     if (!jwt) return NO_TOKEN;
     const raw = headers[jwt.headerName];

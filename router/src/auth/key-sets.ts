@@ -36,6 +36,7 @@ export interface KeySet {
 /** Builds and loads every key set; a local set that cannot be read rejects, naming its key. */
 export async function loadKeySets(configs: readonly KeySetConfig[], logger: Logger): Promise<KeySet[]> {
   const sets: KeySet[] = [];
+  const remote: RemoteKeySet[] = [];
   try {
     for (const config of configs) {
       const source = config.source;
@@ -48,7 +49,7 @@ export async function loadKeySets(configs: readonly KeySetConfig[], logger: Logg
           logger,
         );
         sets.push(set);
-        await set.start();
+        remote.push(set);
       } else if (source.kind === 'file') {
         let text: string;
         try {
@@ -65,6 +66,8 @@ export async function loadKeySets(configs: readonly KeySetConfig[], logger: Logg
     for (const set of sets) set.close();
     throw err;
   }
+  // First fetches side by side: an identity provider that does not answer delays the start once.
+  await Promise.all(remote.map((set) => set.start()));
   return sets;
 }
 

@@ -124,9 +124,6 @@ export function normalize(
     ),
     maxFrameSizeBytes: issues.size('websocket.max_frame_size', ws.max_frame_size ?? wsDefaults.maxFrameSize),
     ...initialPayloadToken(ws.authentication?.from_initial_payload),
-    ...(ws.authentication?.from_initial_payload?.enabled
-      ? { initialPayloadTokenKey: ws.authentication.from_initial_payload.key ?? 'Authorization' }
-      : {}),
   };
   const subs = file.subscriptions ?? {};
   const subsDefaults = DEFAULTS.subscriptions;
@@ -223,15 +220,17 @@ export function normalize(
   };
 }
 
-/** Cosmo's `websocket.authentication.from_initial_payload`; only an exported token has an effect here. */
+/** Cosmo's `websocket.authentication.from_initial_payload`. */
 function initialPayloadToken(
   file: NonNullable<NonNullable<RouterConfigFile['websocket']>['authentication']>['from_initial_payload'],
-): { initialPayloadToken?: { key: string; header: string } } {
-  if (!file?.enabled || !file.export_token?.enabled) return {};
+): { initialPayloadToken?: { key: string; exportHeader?: string } } {
+  if (!file?.enabled) return {};
+  const key = file.key ?? 'Authorization';
+  if (!file.export_token?.enabled) return { initialPayloadToken: { key } };
   return {
     initialPayloadToken: {
-      key: file.key ?? 'Authorization',
-      header: (file.export_token.header_key ?? 'Authorization').toLowerCase(),
+      key,
+      exportHeader: (file.export_token.header_key ?? 'Authorization').toLowerCase(),
     },
   };
 }

@@ -282,16 +282,12 @@ export interface WebSocketConfig {
   /** Largest message a client may send; a bigger one closes the connection (1009). */
   maxFrameSizeBytes: number;
   /**
-   * `authentication.from_initial_payload` with `export_token`: the token under `key` in the
-   * `connection_init` payload becomes the request header `header` (lower case) of the
+   * `authentication.from_initial_payload` (enabled): the key of the `connection_init` payload whose
+   * string value is the connection's token (taken before the upgrade request's header). With
+   * `export_token`, that value also becomes the request header `exportHeader` (lower case) of the
    * connection's operations, for the header rules; browsers cannot set headers on a WebSocket.
    */
-  initialPayloadToken?: { key: string; header: string };
-  /**
-   * `authentication.from_initial_payload.enabled`: the key of the `connection_init` payload whose
-   * string value is the connection's token (taken before the upgrade request's header).
-   */
-  initialPayloadTokenKey?: string;
+  initialPayloadToken?: { key: string; exportHeader?: string };
 }
 
 /** How tokens are found and verified (`authentication.jwt`). */

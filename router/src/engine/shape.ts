@@ -62,18 +62,6 @@ export function buildShape(
           const def = type.getFields()[name];
           if (!def) continue;
           const unauthorized = denied && deniedNode(denied, nodes);
-          if (unauthorized) {
-            fields.push({
-              kind: 'field',
-              responseKey: key,
-              storeKey: key,
-              parentType: type.name,
-              fieldName: name,
-              type: def.type,
-              unauthorized,
-            });
-            continue;
-          }
           const named = getNamedType(def.type);
           fields.push({
             kind: 'field',
@@ -82,9 +70,14 @@ export function buildShape(
             parentType: type.name,
             fieldName: name,
             type: def.type,
-            shape: isCompositeType(named)
-              ? buildShape(schema, named.name, subSelections(nodes), fragments, variables, denied)
-              : undefined,
+            // A denied field is never read, so it has no sub-shape.
+            ...(unauthorized
+              ? { unauthorized }
+              : {
+                  shape: isCompositeType(named)
+                    ? buildShape(schema, named.name, subSelections(nodes), fragments, variables, denied)
+                    : undefined,
+                }),
           });
         }
       }

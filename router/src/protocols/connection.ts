@@ -88,11 +88,11 @@ export interface ProtocolLimits {
   /** Unsent bytes above which the client is a slow consumer (4503). */
   sendBufferLimitBytes: number;
   /**
-   * Also server policy, shared by all connections: the string under `key` in the
-   * `connection_init` payload becomes request header `header` (lower case) of the connection's
+   * Also server policy, shared by all connections: with `exportHeader`, the string under `key` in
+   * the `connection_init` payload becomes that request header (lower case) of the connection's
    * operations (Cosmo's `from_initial_payload.export_token`).
    */
-  initialPayloadToken?: { key: string; header: string };
+  initialPayloadToken?: { key: string; exportHeader?: string };
 }
 
 /** `false` refuses the init, an object becomes the ack's payload, anything else acknowledges plainly. */
@@ -302,10 +302,10 @@ export abstract class WsConnection implements ProtocolConnection, Outlet {
     this.initTimer = undefined;
     if (payload) {
       const token = this.limits.initialPayloadToken;
-      const value = token ? payload[token.key] : undefined;
+      const value = token?.exportHeader ? payload[token.key] : undefined;
       const headers =
         typeof value === 'string'
-          ? { ...this.context.headers, [token!.header]: value }
+          ? { ...this.context.headers, [token!.exportHeader!]: value }
           : this.context.headers;
       this.context = { ...this.context, headers, connectionParams: payload };
     }

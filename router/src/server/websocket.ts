@@ -71,7 +71,7 @@ export const websocketPlugin: FastifyPluginAsync<WebSocketOptions> = async (app,
   const { path, operations, metrics, websocket, budget } = options;
   const keepHeader = options.keepHeader ?? (() => false);
   const authenticator = options.authenticator?.enabled ? options.authenticator : undefined;
-  const payloadTokenKey = websocket.initialPayloadTokenKey;
+  const payloadTokenKey = websocket.initialPayloadToken?.key;
   /** The connection keeps its upgrade request's token only (a string), not the request. */
   const authenticateConnection = (auth: Authenticator, headers: IncomingMessage['headers']) => {
     const upgradeToken = auth.tokenOf(headers);

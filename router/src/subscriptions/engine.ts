@@ -10,10 +10,9 @@
  *   clients with different claims then render different subjects, so different Triggers. A claim
  *   template for an anonymous client, or a token without the claim, refuses the subscription
  *   before any broker call (`UNAUTHENTICATED`, `MISSING_CLAIM`).
- * - A Group (group.ts) is the set of client subscriptions of one Trigger with the same plan,
- *   variables, subgraph headers (the authorization-relevant context: see engine/headers.ts) and
- *   auth identity as field-level authorization reads it (authenticated or not, and the scopes):
- *   per event it checks, filters, resolves and serializes once, delivers in arrival order, drops
+ * - A Group (group.ts) is the set of client subscriptions of one Trigger with the same plan
+ *   (field-level authorization prunes a separate plan per denial), variables and subgraph headers
+ *   (the authorization-relevant context: see engine/headers.ts): per event it checks, filters, resolves and serializes once, delivers in arrival order, drops
  *   beyond its backlog and signals every loss (`EVENTS_DROPPED`). Entity fetches of one event are
  *   deduplicated across Groups.
  * - On a new execution config, `replan` prepares every client subscription again: still valid, it
@@ -35,7 +34,7 @@ import type { EventProvider, SubscribeSpec } from '../events/provider.js';
 import { compileFilter, type CompiledFilter } from '../event-fields/filter.js';
 import { ClaimError, renderSubjects, type SubjectLimits } from '../event-fields/subject-templates.js';
 import { SubjectError } from '../events/subjects.js';
-import type { AuthContext, GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
+import type { GraphQLRequest, PreparedSubscription, RequestContext } from '../engine/types.js';
 import type { Gateway } from '../engine/gateway.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type { RouterMetrics } from '../observability/metrics.js';
@@ -212,7 +211,7 @@ export class SubscriptionEngine implements EngineContext {
     context: RequestContext,
   ): Group {
     const headers = prepared.headers(context);
-    const key = groupKeyOf(prepared, headers, context.auth);
+    const key = groupKeyOf(prepared, headers);
     let group = trigger.groups.get(key);
     if (!group) trigger.groups.set(key, (group = new Group(key, trigger, prepared, filter, this, headers)));
     return group;
@@ -289,20 +288,15 @@ const CLAIM_ERROR_CODES: Record<ClaimError['reason'], string> = {
 };
 
 /**
- * Same plan object, same variables, same subgraph headers (credentials, from the `headers` rules)
- * and the same identity as field-level authorization sees it (`@authenticated`, `@requiresScopes`:
- * authenticated or not, and the scopes): the same result for every event. Anonymous clients'
- * keys are as they were without authentication.
+ * Same plan object, same variables and same subgraph headers (credentials, from the `headers`
+ * rules): the same result for every event. Field-level authorization needs no key of its own: a
+ * client denied fields gets the plan pruned for exactly that denial (engine/gateway.ts), so
+ * clients denied differently never share a plan object.
  */
 const planIds = new WeakMap<object, number>();
 let nextPlanId = 1;
-function groupKeyOf(
-  prepared: PreparedSubscription,
-  headers: SubgraphHeaders | undefined,
-  auth: AuthContext | undefined,
-): string {
+function groupKeyOf(prepared: PreparedSubscription, headers: SubgraphHeaders | undefined): string {
   let id = planIds.get(prepared.plan);
   if (id === undefined) planIds.set(prepared.plan, (id = nextPlanId++));
-  const identity = auth ? `:auth:${JSON.stringify([...auth.scopes].sort())}` : '';
-  return `${id}:${JSON.stringify(prepared.variables)}${headers ? `:${JSON.stringify(headers)}` : ''}${identity}`;
+  return `${id}:${JSON.stringify(prepared.variables)}${headers ? `:${JSON.stringify(headers)}` : ''}`;
 }
