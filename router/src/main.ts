@@ -8,6 +8,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadRouterConfig } from './config/load.js';
@@ -97,8 +98,9 @@ export async function startRouter(
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? createRouterMetrics();
 
-  // Durable JetStream consumers are per router instance, so every replica sees every event.
-  const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port}`;
+  // Durable JetStream consumers are per router instance, so every replica sees every event. Port 0
+  // (any free port) is not known yet: routers of one host must not share their consumers.
+  const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port || randomUUID()}`;
   const providers = createProviders(config.events.providers, { logger, nats: { instanceId }, metrics });
   const makeGateway = gatewayFactory(config, metrics, logger, providerBus(providers, config.events.subjects));
   const configPath = config.executionConfig.file.path;
@@ -133,6 +135,10 @@ export async function startRouter(
     logger,
     triggerGracePeriodMs: config.subscriptions.triggerGracePeriodMs,
     maxPendingEvents: config.subscriptions.maxGroupBacklog,
+    resume: {
+      maxEvents: config.subscriptions.resume.maxReplayEvents,
+      maxBytes: config.subscriptions.resume.maxReplayBytes,
+    },
     subjectLimits: config.events.subjects,
   });
 

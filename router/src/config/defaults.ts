@@ -65,6 +65,9 @@ export const DEFAULTS = {
     // max_connections times it.
     sendBufferBudget: '256MiB',
     maxGroupBacklog: 1024,
+    // A resuming client may be this far behind; a client further back resynchronises instead.
+    maxReplayEvents: 10_000,
+    maxReplayBytes: '16MiB',
   },
 } as const;
 

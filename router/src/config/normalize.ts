@@ -153,6 +153,16 @@ export function normalize(
       'subscriptions.max_group_backlog',
       subs.max_group_backlog ?? subsDefaults.maxGroupBacklog,
     ),
+    resume: {
+      maxReplayEvents: issues.atLeastOne(
+        'subscriptions.resume.max_replay_events',
+        subs.resume?.max_replay_events ?? subsDefaults.maxReplayEvents,
+      ),
+      maxReplayBytes: issues.size(
+        'subscriptions.resume.max_replay_bytes',
+        subs.resume?.max_replay_bytes ?? subsDefaults.maxReplayBytes,
+      ),
+    },
   };
 
   const security = securityConfig(file.security ?? {}, issues);

@@ -231,6 +231,7 @@ export const routerConfigSchema: Schema = section(
       max_streams: integer,
       send_buffer_budget: byteSize,
       max_group_backlog: integer,
+      resume: section({ max_replay_events: integer, max_replay_bytes: byteSize }),
     }),
   },
   { required: ['execution_config'] },

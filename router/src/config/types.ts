@@ -90,6 +90,7 @@ export interface RouterConfigFile {
     max_streams?: number;
     send_buffer_budget?: string;
     max_group_backlog?: number;
+    resume?: { max_replay_events?: number; max_replay_bytes?: string };
   };
 }
 
@@ -352,6 +353,8 @@ export interface SubscriptionsConfig {
    * hold unresolved; beyond it new events are dropped and its clients told (`EVENTS_DROPPED`).
    */
   maxGroupBacklog: number;
+  /** Bounds of one resuming client's catch-up: events after its cursor (and held live ones meanwhile). */
+  resume: { maxReplayEvents: number; maxReplayBytes: number };
 }
 
 /**

@@ -7,8 +7,13 @@
  * with an error naming the subject/stream to fix); a subscription's `onMessage` is never called
  * after `close()` resolves; a provider never throws from a callback into the caller.
  *
- * Also here, so that every adapter words them alike: ProviderError, connection failures
- * (`describeConnectError`) and operation deadlines (`withDeadline`).
+ * Resumable providers (JetStream streams, Kafka) also say where each message sits (`Position`)
+ * and can deliver a subscription's past messages again (`replay`): the engine builds client
+ * cursors from the first and resumes clients with the second. Positions are the broker's, not
+ * the router's, so a cursor from one replica is good on any other.
+ *
+ * Also here, so that every adapter words them alike: ProviderError, CursorError, connection
+ * failures (`describeConnectError`) and operation deadlines (`withDeadline`).
  */
 
 /** What one trigger listens to. Subjects/topics are already rendered (no templates). */
@@ -23,10 +28,60 @@ export interface BrokerMessage {
   /** The subject/topic the message arrived on. */
   subject: string;
   data: Uint8Array;
+  /** Where the message sits in the broker; set by resumable providers only. */
+  position?: Position;
 }
+
+/**
+ * A message's place: an offset along a lane. A lane is what the broker orders (a JetStream
+ * consumer's filter subject, offsets being stream sequences; a Kafka topic partition, offsets
+ * being partition offsets). Messages of one lane arrive in offset order; lanes are independent.
+ */
+export interface Position {
+  readonly lane: string;
+  readonly offset: number;
+}
+
+/** Per lane, the offset of the last message taken (lanes not listed: none taken yet). */
+export type Offsets = ReadonlyMap<string, number>;
 
 export interface BrokerSubscription {
   close(): Promise<void>;
+  /**
+   * Resumable providers: per lane, the offset just before the first message this subscription
+   * delivers (the stream's or partition's position when it started).
+   */
+  readonly start?: Offsets;
+}
+
+/** A subscription's past messages, delivered again (`EventProvider.replay`). */
+export interface ReplayRequest {
+  spec: SubscribeSpec;
+  /**
+   * Per lane, the last offset already delivered: replay starts after it. A lane of the
+   * subscription that is not listed starts at its first retained message.
+   */
+  after: Offsets;
+  /** Every message after `after`, each lane in offset order, each with its position. */
+  onMessage: (message: BrokerMessage) => void;
+  /** Refuse (CursorError `too_far`) when the broker says more messages than this are waiting. */
+  maxMessages: number;
+  /** Stops the replay; the promise then resolves without further messages. */
+  signal: AbortSignal;
+}
+
+/** Why a cursor cannot be served; `extensions.code` of the client's error (see docs/resumable-subscriptions.md). */
+export type CursorProblem = 'invalid' | 'expired' | 'too_far';
+
+/** A cursor the broker cannot serve: unknown lanes, events past retention, too many behind. */
+export class CursorError extends Error {
+  override name = 'CursorError';
+  constructor(
+    readonly problem: CursorProblem,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -63,6 +118,15 @@ export interface EventProvider {
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   status(): ProviderStatus;
   close(): Promise<void>;
+  /**
+   * Present on providers that keep messages (JetStream streams, Kafka): delivers `request.spec`'s
+   * messages after `request.after`, up to each lane's end when the replay started, then
+   * resolves. Rejects with a CursorError when the positions cannot be served; undefined (and
+   * `resumable` false for the spec) means at-most-once delivery.
+   */
+  replay?(request: ReplayRequest): Promise<void>;
+  /** Whether subscriptions of `spec` carry positions and can be replayed. */
+  resumable?(spec: SubscribeSpec): boolean;
 }
 
 /** Raised by providers for errors a user must fix (bad subject, missing stream, auth). */

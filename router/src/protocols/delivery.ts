@@ -105,8 +105,11 @@ export abstract class OperationRun implements ResultSink {
 
   /** Runs once, as the operation ends (either way), before the service is stopped. */
   protected abstract onEnd(): void;
-  /** One result; `json` is the engine's text, shared by every client of the operation. */
-  protected abstract writeNext(json: string): void;
+  /**
+   * One result; `json` is the engine's text, shared by every client of the operation. `cursor`
+   * (resumable subscriptions) is in it already; a framing with a place of its own may repeat it.
+   */
+  protected abstract writeNext(json: string, cursor?: string): void;
   /** The operation ended with errors. */
   protected abstract writeError(errors: readonly GraphQLFormattedError[]): void;
   protected abstract writeComplete(): void;
@@ -145,7 +148,7 @@ export abstract class OperationRun implements ResultSink {
   }
 
   /** A result goes out while the client keeps up (ResultSink). */
-  next(json: string): boolean {
+  next(json: string, cursor?: string): boolean {
     if (this.ended) return false;
     const outlet = this.outlet;
     if (outlet.bufferedAmount() > outlet.sendBufferLimitBytes) {
@@ -153,7 +156,7 @@ export abstract class OperationRun implements ResultSink {
       outlet.drop();
       return false;
     }
-    this.writeNext(json);
+    this.writeNext(json, cursor);
     outlet.hooks.messageSent();
     return true;
   }

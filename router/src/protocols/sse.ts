@@ -9,6 +9,10 @@
  * side) is stream.ts's, which this module frames. A `next` event costs one string concatenation
  * around the payload exactly as the engine serialized it; SSE `data:` lines cannot hold a
  * newline, and the engine's JSON has none (JSON.stringify without indentation).
+ *
+ * A resumable subscription's result also carries its cursor as the event's `id:`: EventSource
+ * sends the last one back by itself (`Last-Event-ID`) when it reconnects, and the engine resumes
+ * from it. Cursors are base64url, so never hold a newline either.
  */
 import type { GraphQLFormattedError } from 'graphql';
 import { startStream, type StreamFraming, type StreamOptions, type StreamStart } from './stream.js';
@@ -20,8 +24,8 @@ export const KEEPALIVE = ':\n\n';
 export const COMPLETE_EVENT = 'event: complete\ndata:\n\n';
 const NEXT_PREFIX = 'event: next\ndata: ';
 
-export function nextEvent(json: string): string {
-  return NEXT_PREFIX + json + '\n\n';
+export function nextEvent(json: string, cursor?: string): string {
+  return cursor === undefined ? NEXT_PREFIX + json + '\n\n' : `id: ${cursor}\n${NEXT_PREFIX}${json}\n\n`;
 }
 
 /** The whole stream of an operation that never ran: its errors as the one result, then complete. */

@@ -54,8 +54,8 @@ export interface StreamOptions {
 export interface StreamFraming {
   /** Written before the first text (the opening delimiter of a multipart body). */
   preamble: string;
-  /** One result; `json` is the engine's text. */
-  result(json: string): string;
+  /** One result; `json` is the engine's text, `cursor` its resume position (if resumable). */
+  result(json: string, cursor?: string): string;
   /** The end of the body when the operation ends with errors. */
   failed(errors: readonly GraphQLFormattedError[]): string;
   /** The end of the body after the last result. */
@@ -161,8 +161,8 @@ class StreamRun extends OperationRun implements Outlet, OperationStream {
     this.expiry?.cancel();
   }
 
-  protected writeNext(json: string): void {
-    this.write(this.framing.result(json));
+  protected writeNext(json: string, cursor?: string): void {
+    this.write(this.framing.result(json, cursor));
   }
 
   protected writeError(errors: readonly GraphQLFormattedError[]): void {

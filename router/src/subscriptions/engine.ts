@@ -15,6 +15,11 @@
  *   (the authorization-relevant context: see engine/headers.ts): per event it checks, filters, resolves and serializes once, delivers in arrival order, drops
  *   beyond its backlog and signals every loss (`EVENTS_DROPPED`). Entity fetches of one event are
  *   deduplicated across Groups.
+ * - Resumable subscriptions (a JetStream stream, Kafka): every result carries a cursor, the
+ *   broker's position (cursor.ts). A client that subscribes with one (`extensions.cursor`, or an
+ *   SSE `Last-Event-ID`) joins its Group like any other and catches up first (catch-up.ts). On a
+ *   provider that keeps no events (core NATS, memory) the first result says
+ *   `"delivery":"at-most-once"`, and a cursor is refused (RESUME_UNSUPPORTED), never ignored.
  * - On a new execution config, `replan` prepares every client subscription again: still valid, it
  *   moves to its new Group (on the same Trigger when its subjects did not change, so the broker
  *   subscription is kept); no longer valid, it gets the errors as a result, then `complete`.
@@ -38,7 +43,10 @@ import type { GraphQLRequest, PreparedSubscription, RequestContext } from '../en
 import type { Gateway } from '../engine/gateway.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type { RouterMetrics } from '../observability/metrics.js';
-import { Group, Member, type EngineContext } from './group.js';
+import { CursorError } from '../events/provider.js';
+import { CatchUp, cursorErrorOf, type CatchUpHost, type CatchUpLimits } from './catch-up.js';
+import { decodeCursor, type Cursor } from './cursor.js';
+import { AT_MOST_ONCE_NOTICE, Group, Member, type EngineContext } from './group.js';
 import type { ResultSink, Started } from './service.js';
 import { Trigger, triggerKeyOf } from './trigger.js';
 
@@ -52,13 +60,19 @@ export interface SubscriptionEngineOptions {
   maxPendingEvents?: number;
   /** Bounds of rendered subjects (router.yaml `events.subjects`); default DEFAULT_SUBJECT_LIMITS. */
   subjectLimits?: SubjectLimits;
+  /** Bounds of one resuming client's catch-up (router.yaml `subscriptions.resume`). */
+  resume?: CatchUpLimits;
 }
 
-export class SubscriptionEngine implements EngineContext {
+/** Default `subscriptions.resume`. */
+export const DEFAULT_RESUME_LIMITS: CatchUpLimits = { maxEvents: 10_000, maxBytes: 16 * 1024 * 1024 };
+
+export class SubscriptionEngine implements EngineContext, CatchUpHost {
   private readonly triggers = new Map<string, Trigger>();
   readonly metrics: RouterMetrics;
   readonly logger: Logger;
   readonly maxPendingEvents: number;
+  readonly limits: CatchUpLimits;
   private readonly gracePeriodMs: number;
   private readonly filters = new WeakMap<object, CompiledFilter>();
 
@@ -67,6 +81,7 @@ export class SubscriptionEngine implements EngineContext {
     this.logger = options.logger;
     this.maxPendingEvents = options.maxPendingEvents ?? 1024;
     this.gracePeriodMs = options.triggerGracePeriodMs ?? 0;
+    this.limits = options.resume ?? DEFAULT_RESUME_LIMITS;
   }
 
   /** Live Triggers (for tests and the status page). */
@@ -87,11 +102,34 @@ export class SubscriptionEngine implements EngineContext {
     request: GraphQLRequest,
     context: RequestContext = {},
   ): Started {
+    let cursor: Cursor | undefined;
+    try {
+      cursor = cursorOf(request, context);
+    } catch (error) {
+      if (!(error instanceof CursorError)) throw error;
+      return { ok: false, errors: [cursorErrorOf(error.problem, error.message)] };
+    }
     const member = new Member(this, sink, request, context);
     const problem = this.attach(member, prepared);
     if (problem) return { ok: false, errors: [problem] };
+    const trigger = member.current!.trigger;
+    const refusal = cursor ? resumeProblem(trigger, cursor) : undefined;
+    if (refusal) {
+      this.detach(member);
+      return { ok: false, errors: [refusal] };
+    }
     this.metrics.engineSubscriptions.inc();
+    if (cursor) {
+      const catchUp = new CatchUp(member, trigger, cursor, this);
+      member.special = catchUp;
+      catchUp.start();
+    } else if (!trigger.resumable) member.special = AT_MOST_ONCE_NOTICE;
     return member;
+  }
+
+  /** Ends a subscription with `errors` (CatchUpHost). */
+  fail(member: Member, errors: GraphQLFormattedError[]): void {
+    this.endMember(member, () => member.sink.error(errors));
   }
 
   /**
@@ -141,6 +179,11 @@ export class SubscriptionEngine implements EngineContext {
     const current = member.current!;
     const trigger = current.trigger;
     if (trigger.key !== triggerKeyOf(target.provider, target.spec) || trigger.closed) {
+      if (member.special instanceof CatchUp)
+        return cursorErrorOf(
+          'invalid',
+          'the new execution config reads other events than the cursor is for, while the subscription was catching up',
+        );
       this.detach(member);
       return this.attach(member, prepared);
     }
@@ -219,6 +262,8 @@ export class SubscriptionEngine implements EngineContext {
 
   /** Takes `member` off its Trigger (every Group it is in) and releases the Trigger. */
   private detach(member: Member): void {
+    member.special?.stop?.();
+    member.special = undefined;
     for (const handover of [...member.handovers]) handover.group.endHandover(handover);
     const current = member.current;
     if (!current) return;
@@ -278,6 +323,37 @@ export class SubscriptionEngine implements EngineContext {
       );
     return compiled;
   }
+}
+
+/**
+ * The cursor a client resumes from: its request's `extensions.cursor`, else the `Last-Event-ID`
+ * header EventSource sends by itself when it reconnects. Throws a CursorError for a bad one.
+ */
+function cursorOf(request: GraphQLRequest, context: RequestContext): Cursor | undefined {
+  const fromRequest = request.extensions?.cursor;
+  const header = context.headers?.['last-event-id'];
+  const text = fromRequest ?? (Array.isArray(header) ? header[0] : header);
+  return text === undefined || text === null ? undefined : decodeCursor(text);
+}
+
+/** Why `cursor` cannot resume a subscription on `trigger`, if it cannot. */
+function resumeProblem(trigger: Trigger, cursor: Cursor): GraphQLFormattedError | undefined {
+  if (!trigger.resumable)
+    return cursorErrorOf(
+      'unsupported',
+      `its events come from ${trigger.provider.kind === 'nats' ? 'core NATS' : `a ${trigger.provider.kind} provider`} (provider "${trigger.provider.id}"), which keeps no events to replay: delivery is at-most-once; subscribe without a cursor, or read the events from a JetStream stream or Kafka`,
+    );
+  const { source } = trigger;
+  if (cursor.providerId !== source.providerId || cursor.stream !== source.stream)
+    return cursorErrorOf(
+      'invalid',
+      `the cursor is for ${describeSource(cursor)}, but this subscription reads ${describeSource(source)}`,
+    );
+  return undefined;
+}
+
+function describeSource(source: { providerId: string; stream?: string }): string {
+  return `provider "${source.providerId}"${source.stream ? `, stream "${source.stream}"` : ''}`;
 }
 
 /** `extensions.code` of a subscription refused for a claim its subject needs. */

@@ -31,6 +31,7 @@ import type {
 import type { RouterMetrics } from '../observability/metrics.js';
 import type { ResultSink } from './service.js';
 import type { Trigger } from './trigger.js';
+import { AT_MOST_ONCE, withCursor, withExtension, type Mark } from './cursor.js';
 
 /** What Members, Groups and Triggers ask of the engine that owns them (engine.ts). */
 export interface EngineContext {
@@ -56,6 +57,11 @@ export class Member {
   from = 0;
   /** Ranges that Groups it left still owe it, oldest first; empty outside a re-plan. */
   readonly handovers: Handover[] = [];
+  /**
+   * Set while its results need more than `sink.next`: a resume catching up (catch-up.ts), or the
+   * first result of an at-most-once subscription, which says so. Undefined for everyone else.
+   */
+  special: SpecialDelivery | undefined = undefined;
 
   constructor(
     private readonly engine: EngineContext,
@@ -73,7 +79,28 @@ export class Member {
   stop(): void {
     this.engine.endMember(this);
   }
+
+  /** One result for this client: `frame` is shared by every client it goes to. */
+  take(frame: string, mark: Mark | undefined): void {
+    if (this.special === undefined) this.sink.next(frame, mark?.cursor);
+    else this.special.take(this, frame, mark);
+  }
 }
+
+/** A Member's delivery while it is not plain `sink.next` (Member.special). */
+export interface SpecialDelivery {
+  take(member: Member, frame: string, mark: Mark | undefined): void;
+  /** The member leaves its Trigger: work under way for it stops. */
+  stop?(): void;
+}
+
+/** The first result of a subscription whose events cannot be replayed says `"delivery":"at-most-once"`. */
+export const AT_MOST_ONCE_NOTICE: SpecialDelivery = {
+  take(member, frame, mark) {
+    member.special = undefined;
+    member.sink.next(mark ? frame : withExtension(frame, AT_MOST_ONCE), mark?.cursor);
+  },
+};
 
 /**
  * The events `from`..`until` that `group` still owes `member`, which has moved on to a Group of a
@@ -207,8 +234,8 @@ export class Group {
     dedupe: Map<string, Promise<unknown>>,
     received: number,
     seq: number,
+    mark: Mark | undefined,
   ): void {
-    const { metrics } = this.engine;
     if (this.members.size === 0) {
       // Only Handovers left, and they all end before this event: it is nobody's here.
       this.dropping = undefined;
@@ -216,18 +243,7 @@ export class Group {
     }
     if (this.pending >= this.engine.maxPendingEvents) return this.drop(event, seq);
     this.dropping = undefined;
-    const problem = this.prepared.check(event);
-    let work: Promise<string | undefined>;
-    if (problem) {
-      metrics.droppedMessages.inc({ reason: 'invalid_event' });
-      this.engine.logger.warn(
-        { subject, problem },
-        'invalid event: delivered as an error to its subscribers',
-      );
-      work = Promise.resolve(invalidEventPayload(subject, problem));
-    } else {
-      work = this.resolve(event, dedupe);
-    }
+    const work = this.render(event, subject, dedupe);
     this.pending++;
     this.queued++;
     this.tail = this.tail
@@ -235,14 +251,31 @@ export class Group {
       .then(
         (json) => {
           this.pending--;
-          this.fanOut(json, received, seq);
+          this.fanOut(json, received, seq, mark);
         },
         (err: unknown) => {
           this.pending--;
           this.engine.logger.error({ err, subject }, 'resolving an event failed');
-          this.fanOut(errorPayload(`resolving the event on subject "${subject}" failed`), received, seq);
+          this.fanOut(resolveFailedPayload(subject), received, seq, mark);
         },
       );
+  }
+
+  /**
+   * One event's result text for this Group's clients, without cursor: an INVALID_EVENT error for
+   * an event its field's type refuses, undefined for one the filter refuses. Live events and
+   * replayed ones (catch-up.ts) are rendered alike.
+   */
+  render(
+    event: unknown,
+    subject: string,
+    dedupe: Map<string, Promise<unknown>>,
+  ): Promise<string | undefined> {
+    const problem = this.prepared.check(event);
+    if (!problem) return this.resolve(event, dedupe);
+    this.engine.metrics.droppedMessages.inc({ reason: 'invalid_event' });
+    this.engine.logger.warn({ subject, problem }, 'invalid event: delivered as an error to its subscribers');
+    return Promise.resolve(invalidEventPayload(subject, problem));
   }
 
   /** The backlog is full: `event` is dropped, and its clients will be told where and how many. */
@@ -285,7 +318,7 @@ export class Group {
     const tell = (member: Member, missed: number) => {
       if (!missed) return;
       if (missed !== jsonFor) json = eventsDroppedPayload(gap.reason, (jsonFor = missed));
-      member.sink.next(json);
+      member.take(json, undefined);
     };
     for (const member of this.members) tell(member, gap.missedBy(member.from, Number.MAX_SAFE_INTEGER));
     for (const h of this.handovers) tell(h.member, gap.missedBy(h.from, h.until));
@@ -310,10 +343,11 @@ export class Group {
   }
 
   /** Sends `json` (undefined: filtered out) to the members whose range holds `seq`. */
-  private fanOut(json: string | undefined, received: number, seq: number): void {
+  private fanOut(json: string | undefined, received: number, seq: number, mark: Mark | undefined): void {
     if (json !== undefined) {
-      for (const member of this.members) if (seq >= member.from) member.sink.next(json);
-      for (const h of this.handovers) if (h.from <= seq && seq <= h.until) h.member.sink.next(json);
+      const frame = mark ? withCursor(json, mark.cursor) : json;
+      for (const member of this.members) if (seq >= member.from) member.take(frame, mark);
+      for (const h of this.handovers) if (h.from <= seq && seq <= h.until) h.member.take(frame, mark);
       this.engine.metrics.eventFanoutSeconds.observe((performance.now() - received) / 1000);
     }
     this.settled(seq);
@@ -329,8 +363,9 @@ export function invalidEventPayload(subject: string, problem: string): string {
   } satisfies ExecutionResult);
 }
 
-function errorPayload(message: string): string {
-  const errors: GraphQLFormattedError[] = [{ message }];
+/** The result of an event whose resolution failed unexpectedly (the log has the cause). */
+export function resolveFailedPayload(subject: string): string {
+  const errors: GraphQLFormattedError[] = [{ message: `resolving the event on subject "${subject}" failed` }];
   return JSON.stringify({ data: null, errors });
 }
 

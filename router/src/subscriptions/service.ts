@@ -11,8 +11,12 @@ import type { GraphQLFormattedError } from 'graphql';
 import type { GraphQLRequest, RequestContext } from '../engine/types.js';
 
 export interface ResultSink {
-  /** One result, already serialized. Returns false when the client can take no more (closed). */
-  next(json: string): boolean;
+  /**
+   * One result, already serialized. `cursor`, on resumable subscriptions, is also in the result's
+   * `extensions`; protocols with a place of their own for it (SSE's `id:`) put it there too.
+   * Returns false when the client can take no more (closed).
+   */
+  next(json: string, cursor?: string): boolean;
   /** Ends the operation with errors (no `complete` follows). */
   error(errors: readonly GraphQLFormattedError[]): void;
   /** Ends the operation normally. */

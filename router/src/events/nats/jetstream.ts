@@ -8,6 +8,16 @@
  * A message is acked after `onMessage` returns; one arriving after `close()` is nak'ed, so the
  * server redelivers it at once to the next subscriber of the durable consumer.
  *
+ * A new consumer delivers what is published from its creation on (a client that wants earlier
+ * events resumes from a cursor); an existing one goes on from its ack floor, so a router that
+ * restarts under the same instance id misses nothing in between.
+ *
+ * Positions: each consumer's filter subject is a lane, a message's stream sequence its offset (a
+ * consumer delivers in stream order); a subscription starts after its consumer's ack floor.
+ * `replay` reads a lane again from a sequence on through an ephemeral consumer of its own
+ * (no acks, memory storage, removed when done or idle), which reports up front how many
+ * messages wait, so a replay too long is refused before it starts.
+ *
  * Invariants: a subject outside the stream's subjects, a missing stream or a server without
  * JetStream is a ProviderError naming what to fix, before any consumer is created; the consumer
  * API subject (which carries the filter subject) is checked against max_control_line first.
@@ -26,9 +36,11 @@ import {
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import {
+  CursorError,
   ProviderError,
   type BrokerMessage,
   type BrokerSubscription,
+  type ReplayRequest,
   type SubscribeSpec,
   messageOf,
 } from '../provider.js';
@@ -125,13 +137,17 @@ export class JetStreamConsumers {
         ),
       ),
     );
+    const start = new Map<string, number>();
     for (let i = 0; i < subjects.length; i++)
-      await this.ensureConsumer(
-        manager,
-        streamName,
-        names[i]!,
+      start.set(
         subjects[i]!,
-        stream.consumerInactiveThresholdSeconds,
+        await this.ensureConsumer(
+          manager,
+          streamName,
+          names[i]!,
+          subjects[i]!,
+          stream.consumerInactiveThresholdSeconds,
+        ),
       );
 
     let open = true;
@@ -160,6 +176,7 @@ export class JetStreamConsumers {
       const js = jetstream(nc, { timeout: this.host.operationTimeoutMs });
       for (let i = 0; i < subjects.length; i++) {
         const name = names[i]!;
+        const lane = subjects[i]!;
         const consumer = await js.consumers.get(streamName, name);
         const messages = await consumer.consume({
           abort_on_missing_resource: true,
@@ -170,7 +187,7 @@ export class JetStreamConsumers {
               msg.nak();
               return;
             }
-            deliver(this.host.logger, onMessage, msg.subject, msg.data);
+            deliver(this.host.logger, onMessage, msg.subject, msg.data, { lane, offset: msg.seq });
             msg.ack();
           },
         });
@@ -195,7 +212,107 @@ export class JetStreamConsumers {
         { cause: error },
       );
     }
-    return { close };
+    return { close, start };
+  }
+
+  /**
+   * Delivers the messages of every lane (filter subject) of `request.spec` after its offset, up to
+   * what the stream holds now; lanes run one after the other. Refuses, before delivering
+   * anything, a lane unknown to the subscription, a position the stream's retention has passed,
+   * and more waiting messages than `request.maxMessages`.
+   */
+  async replay(nc: NatsConnection, request: ReplayRequest): Promise<void> {
+    const { spec, after, signal } = request;
+    const { streamName } = spec.stream!;
+    const where = `stream "${streamName}"`;
+    for (const lane of after.keys())
+      if (!spec.subjects.includes(lane))
+        throw new CursorError(
+          'invalid',
+          `the cursor is for subject "${lane}", which this subscription (${spec.subjects.map((s) => `"${s}"`).join(', ')}) does not read`,
+        );
+    const manager = await this.manager(nc, where);
+    let state;
+    try {
+      state = (await manager.streams.info(streamName)).state;
+    } catch (error) {
+      if (isApiError(error, JetStreamApiCodes.StreamNotFound))
+        throw new CursorError('invalid', `JetStream stream "${streamName}" no longer exists`);
+      throw new ProviderError(
+        this.host.providerId,
+        `cannot look up JetStream ${where}: ${messageOf(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    for (const [lane, offset] of after)
+      if (offset > 0 && offset + 1 < state.first_seq && offset < state.last_seq)
+        throw new CursorError(
+          'expired',
+          `JetStream stream "${streamName}" no longer holds the events after the cursor on subject "${lane}" (it starts at sequence ${state.first_seq}, the cursor is at ${offset}): its retention removed them`,
+        );
+
+    // One ephemeral consumer per lane, created up front: each reports how many messages wait.
+    const readers: { lane: string; name: string; pending: number }[] = [];
+    const remove = () =>
+      Promise.all(readers.map((r) => manager.consumers.delete(streamName, r.name).catch(() => undefined)));
+    try {
+      for (const lane of spec.subjects) {
+        const from = (after.get(lane) ?? 0) + 1;
+        if (from > state.last_seq) continue;
+        const info = await manager.consumers.add(streamName, {
+          ack_policy: AckPolicy.None,
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: from,
+          filter_subject: lane,
+          mem_storage: true,
+          num_replicas: 1,
+          inactive_threshold: REPLAY_IDLE_NANOS,
+        });
+        readers.push({ lane, name: info.name, pending: info.num_pending });
+      }
+      const waiting = readers.reduce((sum, r) => sum + r.pending, 0);
+      if (waiting > request.maxMessages)
+        throw new CursorError(
+          'too_far',
+          `${waiting} events wait after the cursor on JetStream stream "${streamName}", more than a replay may deliver (${request.maxMessages}, subscriptions.resume.max_replay_events)`,
+        );
+      const js = jetstream(nc, { timeout: this.host.operationTimeoutMs });
+      for (const reader of readers) {
+        if (reader.pending === 0 || signal.aborted) continue;
+        await this.readLane(js, streamName, reader, request);
+      }
+    } finally {
+      await remove();
+    }
+  }
+
+  /** Reads `reader.pending` messages (those waiting when it was created) of one lane, in order. */
+  private async readLane(
+    js: ReturnType<typeof jetstream>,
+    streamName: string,
+    reader: { lane: string; name: string; pending: number },
+    request: ReplayRequest,
+  ): Promise<void> {
+    const consumer = await js.consumers.get(streamName, reader.name);
+    let left = reader.pending;
+    const messages = await consumer.consume({ max_messages: Math.min(left, 512) });
+    const abort = () => messages.stop();
+    request.signal.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const msg of messages) {
+        if (request.signal.aborted) break;
+        deliver(this.host.logger, request.onMessage, msg.subject, msg.data, {
+          lane: reader.lane,
+          offset: msg.seq,
+        });
+        if (--left <= 0 || msg.info.pending === 0) break;
+      }
+    } finally {
+      request.signal.removeEventListener('abort', abort);
+      messages.stop();
+    }
   }
 
   private async manager(nc: NatsConnection, where: string): Promise<JetStreamManager> {
@@ -217,14 +334,17 @@ export class JetStreamConsumers {
     }
   }
 
-  /** Creates the durable consumer, or points an existing one at `subject`. */
+  /**
+   * Creates the durable consumer, or points an existing one at `subject`; returns the stream
+   * sequence its delivery starts after (its ack floor).
+   */
   private async ensureConsumer(
     manager: JetStreamManager,
     streamName: string,
     name: string,
     subject: string,
     inactiveThresholdSeconds: number | undefined,
-  ): Promise<void> {
+  ): Promise<number> {
     const where = `durable consumer "${name}" on JetStream stream "${streamName}"`;
     let existing;
     try {
@@ -237,10 +357,10 @@ export class JetStreamConsumers {
     }
     if (!existing) {
       try {
-        await manager.consumers.add(streamName, {
+        const created = await manager.consumers.add(streamName, {
           durable_name: name,
           ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
+          deliver_policy: DeliverPolicy.New,
           filter_subject: subject,
           ...(inactiveThresholdSeconds && inactiveThresholdSeconds > 0
             ? { inactive_threshold: inactiveThresholdSeconds * 1_000_000_000 }
@@ -250,6 +370,7 @@ export class JetStreamConsumers {
           { stream: streamName, consumer: name, subject },
           'created durable JetStream consumer',
         );
+        return created.delivered.stream_seq;
       } catch (error) {
         throw new ProviderError(
           this.host.providerId,
@@ -257,18 +378,19 @@ export class JetStreamConsumers {
           { cause: error },
         );
       }
-      return;
     }
     const filters =
       existing.config.filter_subjects ??
       (existing.config.filter_subject ? [existing.config.filter_subject] : []);
-    if (filters.length === 1 && filters[0] === subject) return;
+    const floor = existing.ack_floor.stream_seq;
+    if (filters.length === 1 && filters[0] === subject) return floor;
     try {
       await manager.consumers.update(streamName, name, { filter_subject: subject });
       this.host.logger?.info(
         { stream: streamName, consumer: name, subject, previous: filters },
         'refiltered durable JetStream consumer',
       );
+      return floor;
     } catch (error) {
       throw new ProviderError(
         this.host.providerId,
@@ -301,6 +423,9 @@ export class JetStreamConsumers {
     }
   }
 }
+
+/** An abandoned replay consumer is removed by the server after this long (nanoseconds). */
+const REPLAY_IDLE_NANOS = 30 * 1_000_000_000;
 
 function isApiError(error: unknown, code: number): boolean {
   return error instanceof JetStreamApiError && error.code === code;

@@ -36,6 +36,7 @@ import {
 import type { Logger } from 'pino';
 import type { NatsProviderConfig } from '../../config/types.js';
 import {
+  CursorError,
   describeConnectError,
   ProviderError,
   type BrokerMessage,
@@ -43,6 +44,7 @@ import {
   type DeliveryGap,
   type EventProvider,
   type ProviderStatus,
+  type ReplayRequest,
   type SubscribeSpec,
   messageOf,
   withDeadline,
@@ -171,6 +173,22 @@ export class NatsProvider implements EventProvider {
     return spec.stream
       ? this.jetstream.subscribe(nc, spec.subjects, spec.stream, onMessage, onError)
       : this.subscribeCore(nc, spec.subjects, onMessage, onError, onGap);
+  }
+
+  /** JetStream subscriptions keep their messages; core NATS ones are at-most-once. */
+  resumable(spec: SubscribeSpec): boolean {
+    return spec.stream !== undefined;
+  }
+
+  async replay(request: ReplayRequest): Promise<void> {
+    const stream = request.spec.stream;
+    if (!stream)
+      throw new CursorError(
+        'invalid',
+        'core NATS subscriptions keep no events to replay (only JetStream streams do)',
+      );
+    const nc = await this.connection(`replay stream "${stream.streamName}"`);
+    return this.jetstream.replay(nc, request);
   }
 
   async publish(subject: string, data: Uint8Array): Promise<void> {

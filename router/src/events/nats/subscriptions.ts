@@ -7,7 +7,7 @@
  * Invariant: a subscriber's callback never throws into the NATS client; a failure is logged.
  */
 import type { Logger } from 'pino';
-import type { BrokerMessage } from '../provider.js';
+import type { BrokerMessage, Position } from '../provider.js';
 
 export interface ActiveSubscription {
   /** Stops delivery at once (no callback after this returns). */
@@ -31,9 +31,10 @@ export function deliver(
   onMessage: (message: BrokerMessage) => void,
   subject: string,
   data: Uint8Array,
+  position?: Position,
 ): void {
   try {
-    onMessage({ subject, data });
+    onMessage(position ? { subject, data, position } : { subject, data });
   } catch (error) {
     logger?.error({ err: error, subject }, 'event handler failed');
   }

@@ -1,0 +1,239 @@
+/**
+ * Catch-up of a resuming client: it subscribed with a cursor, so it first gets every event after
+ * the cursor, resolved as live ones are, then continues live, with no gap and no repeat at the
+ * switch. Hand-written because the switch is the engine's own business (its Groups, its marks).
+ *
+ * How:
+ * - The client joins its Group at once, like any subscriber: live events keep coming, and while
+ *   the replay runs they wait in this client's buffer (the Group never waits for it).
+ * - The provider replays, per lane, what follows the cursor up to the lane's end when the replay
+ *   started (events/provider.ts `replay`), through a reader of this client's own; each event is
+ *   rendered by the client's current Group and sent with a cursor of its own.
+ * - Then the buffer goes out, and live events follow. Per lane, `floor` is the offset the client
+ *   has: any event at or below it (a live consumer behind the replay, the cursor of a replica
+ *   further on) is skipped. Live events carry the Trigger's cursor; while the client is ahead of
+ *   the Trigger on some lane, its frames get a cursor of its own (the greater offset per lane), so
+ *   a cursor never moves back. Once the Trigger has passed the client on every lane, the client
+ *   is an ordinary member again (`member.special` cleared).
+ * - Bounded: more than `maxEvents` events (replayed plus waiting in the buffer) or `maxBytes`
+ *   bytes end the subscription with REPLAY_LIMIT_EXCEEDED; so does a broker that says up front
+ *   that more are waiting.
+ *
+ * Invariants: events reach the client in lane order, each once; nothing here throws into a broker
+ * callback; a replay whose client went away stops (its reader is removed).
+ */
+import type { GraphQLFormattedError } from 'graphql';
+import { CursorError, messageOf, type BrokerMessage, type CursorProblem } from '../events/provider.js';
+import { encodeCursor, replaceCursor, withCursor, type Cursor, type Mark } from './cursor.js';
+import { invalidEventPayload, resolveFailedPayload, type Member, type SpecialDelivery } from './group.js';
+import type { Trigger } from './trigger.js';
+
+/** `extensions.code` of a resume the router cannot serve, by cause (docs/resumable-subscriptions.md). */
+export const CURSOR_ERROR_CODES: Record<CursorProblem | 'unsupported', string> = {
+  invalid: 'CURSOR_INVALID',
+  expired: 'CURSOR_EXPIRED',
+  too_far: 'REPLAY_LIMIT_EXCEEDED',
+  unsupported: 'RESUME_UNSUPPORTED',
+};
+
+export function cursorErrorOf(
+  problem: CursorProblem | 'unsupported',
+  message: string,
+): GraphQLFormattedError {
+  const hint =
+    problem === 'too_far' || problem === 'expired' || problem === 'invalid'
+      ? '; subscribe again without a cursor and resynchronise'
+      : '';
+  return {
+    message: `cannot resume the subscription: ${message}${hint}`,
+    extensions: { code: CURSOR_ERROR_CODES[problem] },
+  };
+}
+
+export interface CatchUpLimits {
+  /** Events replayed plus live events held meanwhile. */
+  maxEvents: number;
+  /** Their bytes (broker payloads replayed, frames held). */
+  maxBytes: number;
+}
+
+/** What the catch-up asks of the engine. */
+export interface CatchUpHost {
+  readonly limits: CatchUpLimits;
+  /** Ends the subscription with `errors` (no `complete` follows). */
+  fail(member: Member, errors: GraphQLFormattedError[]): void;
+  readonly logger: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+interface Held {
+  frame: string;
+  mark: Mark | undefined;
+}
+
+export class CatchUp implements SpecialDelivery {
+  /** Per lane, the offset the client has: the cursor's, then what the replay delivered. */
+  private readonly floor: Map<string, number>;
+  private replaying = true;
+  private held: Held[] = [];
+  private events = 0;
+  private bytes = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private readonly abort = new AbortController();
+  private ended = false;
+
+  constructor(
+    private readonly member: Member,
+    private readonly trigger: Trigger,
+    cursor: Cursor,
+    private readonly host: CatchUpHost,
+  ) {
+    this.floor = new Map(cursor.offsets);
+  }
+
+  /** Starts the replay; the member must already be in its Group. */
+  start(): void {
+    const provider = this.trigger.provider;
+    // The replay's own running offsets: each replayed event's cursor.
+    const offsets = new Map(this.floor);
+    provider.replay!({
+      spec: this.trigger.spec,
+      after: new Map(this.floor),
+      onMessage: (message) => this.replayed(message, offsets),
+      maxMessages: this.host.limits.maxEvents,
+      signal: this.abort.signal,
+    }).then(
+      () => this.tail.then(() => this.goLive()),
+      (error: unknown) => {
+        if (error instanceof CursorError) return this.fail(cursorErrorOf(error.problem, error.message));
+        this.host.logger.error({ err: error, trigger: this.trigger.key }, 'replaying events failed');
+        this.fail({
+          message: `cannot resume the subscription: the event broker failed to replay (${messageOf(error)}); try again`,
+          extensions: { code: 'EVENT_SOURCE_FAILED' },
+        });
+      },
+    );
+  }
+
+  /** The client went away (or its subscription ended): the replay stops. */
+  stop(): void {
+    this.ended = true;
+    this.held = [];
+    this.abort.abort();
+  }
+
+  /** A live event from the Group. */
+  take(member: Member, frame: string, mark: Mark | undefined): void {
+    if (mark) {
+      const floor = this.floor.get(mark.lane);
+      if (floor !== undefined && mark.offset <= floor) return;
+    }
+    if (this.replaying) {
+      if (!this.count(frame.length)) return;
+      this.held.push({ frame, mark });
+      return;
+    }
+    this.send(member, frame, mark);
+  }
+
+  /** One replayed broker message: rendered in order with the others, sent with its own cursor. */
+  private replayed(message: BrokerMessage, offsets: Map<string, number>): void {
+    if (this.ended || !message.position) return;
+    if (!this.count(message.data.byteLength)) return;
+    const { lane, offset } = message.position;
+    offsets.set(lane, offset);
+    const cursor = encodeCursor(this.trigger.source, offsets);
+    let work: Promise<string | undefined>;
+    let event: unknown;
+    try {
+      event = JSON.parse(Buffer.from(message.data).toString('utf8'));
+      const group = this.member.current;
+      work =
+        group && group.trigger === this.trigger
+          ? group.render(event, message.subject, new Map())
+          : Promise.reject(new Error('the subscription moved to another event source'));
+    } catch {
+      work = Promise.resolve(invalidEventPayload(message.subject, 'the event is not valid JSON'));
+    }
+    this.tail = this.tail
+      .then(() => work)
+      .then(
+        (json) => {
+          if (this.ended) return;
+          this.floor.set(lane, offset);
+          if (json !== undefined) this.member.sink.next(withCursor(json, cursor), cursor);
+        },
+        (error: unknown) => {
+          if (this.ended) return;
+          this.host.logger.error(
+            { err: error, subject: message.subject },
+            'resolving a replayed event failed',
+          );
+          this.floor.set(lane, offset);
+          this.member.sink.next(withCursor(resolveFailedPayload(message.subject), cursor), cursor);
+        },
+      );
+  }
+
+  /** The replay is out: what was held goes, then live events flow. */
+  private goLive(): void {
+    if (this.ended) return;
+    this.replaying = false;
+    const held = this.held;
+    this.held = [];
+    for (const { frame, mark } of held) {
+      if (this.ended) return;
+      this.take(this.member, frame, mark);
+    }
+  }
+
+  /**
+   * A live event after the replay: with the Trigger's cursor once the Trigger has passed the
+   * client on every lane (then the client is an ordinary member again), else with its own.
+   */
+  private send(member: Member, frame: string, mark: Mark | undefined): void {
+    if (!mark) {
+      member.sink.next(frame);
+      return;
+    }
+    let ahead = false;
+    for (const [lane, offset] of this.floor)
+      if (offset > (mark.offsets.get(lane) ?? -1)) {
+        ahead = true;
+        break;
+      }
+    if (!ahead) {
+      member.special = undefined;
+      member.sink.next(frame, mark.cursor);
+      return;
+    }
+    const offsets = new Map(mark.offsets);
+    for (const [lane, offset] of this.floor)
+      if (offset > (offsets.get(lane) ?? -1)) offsets.set(lane, offset);
+    const cursor = encodeCursor(this.trigger.source, offsets);
+    this.floor.set(mark.lane, mark.offset);
+    member.sink.next(replaceCursor(frame, mark.cursor, cursor), cursor);
+  }
+
+  /** Counts one more event of `bytes` against the limits; false (and the subscription ends) past them. */
+  private count(bytes: number): boolean {
+    const { maxEvents, maxBytes } = this.host.limits;
+    this.events++;
+    this.bytes += bytes;
+    if (this.events <= maxEvents && this.bytes <= maxBytes) return true;
+    this.fail(
+      cursorErrorOf(
+        'too_far',
+        this.events > maxEvents
+          ? `more than ${maxEvents} events follow the cursor (subscriptions.resume.max_replay_events)`
+          : `the events after the cursor take more than ${maxBytes} bytes (subscriptions.resume.max_replay_bytes)`,
+      ),
+    );
+    return false;
+  }
+
+  private fail(error: GraphQLFormattedError): void {
+    if (this.ended) return;
+    this.stop();
+    this.host.fail(this.member, [error]);
+  }
+}
