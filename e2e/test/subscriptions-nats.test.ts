@@ -116,7 +116,9 @@ describe('chat messages over NATS: per room, over SSE, by wildcard', () => {
     await triggers(1);
     await publish('room.123.messages', { __typename: 'Message', id: 'm2' });
     await done;
-    expect(received).toEqual([{ data: { messageAdded: { id: 'm2', text: 'Hi Alice' } } }]);
+    expect(received).toEqual([
+      { data: { messageAdded: { id: 'm2', text: 'Hi Alice' } }, extensions: { delivery: 'at-most-once' } },
+    ]);
     sse.dispose();
   });
 

@@ -174,6 +174,7 @@ describe('the employees example on the in-process broker', () => {
             email: 'jannik@neuse.de',
           },
         },
+        extensions: { delivery: 'at-most-once' },
       });
     } finally {
       await client.dispose();

@@ -105,6 +105,8 @@ describe('edfs demo', () => {
             user: { name: 'Alice' },
           },
         },
+        // The in-process broker keeps no events: the first result says so.
+        extensions: { delivery: 'at-most-once' },
       });
       expect(sentIds).toContain((event.data?.messageAdded as { id: string }).id);
     } finally {
@@ -129,7 +131,10 @@ describe('edfs demo', () => {
         },
       );
 
-      expect(event).toEqual({ data: { messageAdded: { text: 'for 456', user: { name: 'Carol' } } } });
+      expect(event).toEqual({
+        data: { messageAdded: { text: 'for 456', user: { name: 'Carol' } } },
+        extensions: { delivery: 'at-most-once' },
+      });
     } finally {
       await client.dispose();
     }

@@ -140,13 +140,14 @@ describe('router.yaml: websocket and subscriptions', () => {
       maxStreams: 10_000,
       sendBufferBudgetBytes: 256 * 1024 * 1024,
       maxGroupBacklog: 1024,
+      resume: { maxReplayEvents: 10_000, maxReplayBytes: 16 * 1024 * 1024 },
     });
   });
 
   it('durations, sizes and counts resolve to milliseconds, bytes and numbers', () => {
     const config = parse(
       `${minimal}websocket: { enabled: false, connection_init_timeout: 3s, keepalive_interval: 15s, ping_interval: 45s, max_connections: 50000, max_subscriptions_per_connection: 20, max_frame_size: 64KiB }
-subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m, max_streams: 50, send_buffer_budget: 64MiB, max_group_backlog: 16 }
+subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_heartbeat_interval: 2500ms, trigger_grace_period: 1m, max_streams: 50, send_buffer_budget: 64MiB, max_group_backlog: 16, resume: { max_replay_events: 500, max_replay_bytes: 1MiB } }
 `,
     );
     expect(config.websocket).toEqual({
@@ -166,6 +167,7 @@ subscriptions: { send_buffer_limit: 4MB, sse_keepalive_interval: 0s, multipart_h
       maxStreams: 50,
       sendBufferBudgetBytes: 64 * 1024 * 1024,
       maxGroupBacklog: 16,
+      resume: { maxReplayEvents: 500, maxReplayBytes: 1024 * 1024 },
     });
   });
 

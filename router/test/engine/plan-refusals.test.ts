@@ -413,7 +413,10 @@ describe('subscriptions', () => {
     expect(next).toEqual({
       id: 'name',
       type: 'next',
-      payload: { data: { itemAdded: { id: 'i1', name: 'item i1' } } },
+      payload: {
+        data: { itemAdded: { id: 'i1', name: 'item i1' } },
+        extensions: { delivery: 'at-most-once' },
+      },
     });
     // Nothing was ever sent for the refused subscription.
     expect(client.received.filter((m) => m.id === 'note')).toHaveLength(1);
