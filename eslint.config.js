@@ -74,6 +74,23 @@ const LAYERS = [
   ),
   layer('router/src/server', ROUTER_TOP, 'server/ is an edge; main.ts wires it.'),
   layer(
+    'router/src/client',
+    R(
+      'config',
+      'auth',
+      'engine',
+      'events',
+      'event-fields',
+      'execution-config',
+      'subscriptions',
+      'protocols',
+      'server',
+      'observability',
+      ...ROUTER_TOP,
+    ),
+    'client/ runs in browsers and client processes: it imports nothing of the router.',
+  ),
+  layer(
     'router/src/auth',
     R('events', 'event-fields', 'execution-config', 'subscriptions', 'protocols', 'server', ...ROUTER_TOP),
     'auth/ verifies tokens from config/; it reads only the engine contract (engine/types.ts).',

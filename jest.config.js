@@ -11,6 +11,7 @@ const common = {
   moduleNameMapper: {
     '^@edfs/router$': '<rootDir>/router/src/index.ts',
     '^@edfs/router/config$': '<rootDir>/router/src/config/index.ts',
+    '^@edfs/router/client$': '<rootDir>/router/src/client/resume.ts',
     '^@edfs/operator$': '<rootDir>/operator/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

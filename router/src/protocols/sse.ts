@@ -25,7 +25,7 @@ export const COMPLETE_EVENT = 'event: complete\ndata:\n\n';
 const NEXT_PREFIX = 'event: next\ndata: ';
 
 export function nextEvent(json: string, cursor?: string): string {
-  return cursor === undefined ? NEXT_PREFIX + json + '\n\n' : `id: ${cursor}\n${NEXT_PREFIX}${json}\n\n`;
+  return cursor === undefined ? NEXT_PREFIX + json + '\n\n' : `event: next\nid: ${cursor}\ndata: ${json}\n\n`;
 }
 
 /** The whole stream of an operation that never ran: its errors as the one result, then complete. */
