@@ -165,6 +165,29 @@ describe('resuming a JetStream subscription', () => {
     expect(await resumed.next(1)).toEqual([{ data: { messageStream: { id: 'm2', text: 'Hi Alice' } } }]);
   });
 
+  it('clients resuming at once share the resolution of each replayed event', async () => {
+    await createStream();
+    const query = 'subscription { messageStream { id text } }';
+    const live = subscribe(wsClient(routers[0]!), query);
+    await consuming(1);
+    publisher.publish('stream.messages', JSON.stringify({ __typename: 'Message', id: 'm1' }));
+    await live.next(1);
+    live.stop();
+    for (const id of ['m2', 'm3', 'm4'])
+      publisher.publish('stream.messages', JSON.stringify({ __typename: 'Message', id }));
+    await publisher.flush();
+    graph.clearRequests();
+    const client = wsClient(routers[1]!);
+    const resumed = Array.from({ length: 20 }, () => subscribe(client, query, cursorAt(live, 0)));
+    for (const stream of resumed) await stream.next(3);
+    for (const stream of resumed)
+      expect(
+        stream.results.map((r) => (r.data as { messageStream: { text: string } }).messageStream.text),
+      ).toEqual(['Hi Alice', 'Good to see you', 'Another room']);
+    // Three events replayed to twenty clients: three entity fetches, not sixty.
+    expect(graph.entityRequests('messages').length).toBeLessThanOrEqual(3);
+  });
+
   it('no gap and no repeat at the switch while events keep coming', async () => {
     await createStream();
     const first = subscribe(wsClient(routers[0]!), STREAM_QUERY);
@@ -184,7 +207,7 @@ describe('resuming a JetStream subscription', () => {
     await publishN(0, 0);
     const resumed = subscribe(wsClient(routers[1]!), STREAM_QUERY, cursor);
     await producing;
-    await resumed.next(1_000, 30_000);
+    await resumed.next(1_000, 20_000);
     expect(resumed.errors).toEqual([]);
     expect(ids(resumed)).toEqual(range(51, 1_050));
   });

@@ -5,10 +5,13 @@
  *
  * How:
  * - The client joins its Group at once, like any subscriber: live events keep coming, and while
- *   the replay runs they wait in this client's buffer (the Group never waits for it).
+ *   the replay runs they wait in this client's buffer (the Group never waits for it). The replay
+ *   starts once the Trigger's broker subscription is in place, so the lanes' ends it reads up to
+ *   are at or past where the live side started.
  * - The provider replays, per lane, what follows the cursor up to the lane's end when the replay
  *   started (events/provider.ts `replay`), through a reader of this client's own; each event is
- *   rendered by the client's current Group and sent with a cursor of its own.
+ *   rendered by the client's current Group (once for all the clients replaying it at the same
+ *   time) and sent with a cursor of its own.
  * - Then the buffer goes out, and live events follow. Per lane, `floor` is the offset the client
  *   has: any event at or below it (a live consumer behind the replay, the cursor of a replica
  *   further on) is skipped. Live events carry the Trigger's cursor; while the client is ahead of
@@ -25,7 +28,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import { CursorError, messageOf, type BrokerMessage, type CursorProblem } from '../events/provider.js';
 import { encodeCursor, replaceCursor, withCursor, type Cursor, type Mark } from './cursor.js';
-import { invalidEventPayload, resolveFailedPayload, type Member, type SpecialDelivery } from './group.js';
+import { resolveFailedPayload, type Member, type SpecialDelivery } from './group.js';
 import type { Trigger } from './trigger.js';
 
 /** `extensions.code` of a resume the router cannot serve, by cause (docs/resumable-subscriptions.md). */
@@ -90,8 +93,20 @@ export class CatchUp implements SpecialDelivery {
     this.floor = new Map(cursor.offsets);
   }
 
-  /** Starts the replay; the member must already be in its Group. */
+  /**
+   * Starts the replay once the Trigger's broker subscription is in place (the member must already
+   * be in its Group): only then is the live side's start known, and a replay up to the lanes' ends
+   * from then on meets it. (A Trigger that fails ends the member itself.)
+   */
   start(): void {
+    this.trigger.ready.then(
+      () => this.replay(),
+      () => undefined,
+    );
+  }
+
+  private replay(): void {
+    if (this.ended) return;
     const provider = this.trigger.provider;
     // The replay's own running offsets: each replayed event's cursor.
     const offsets = new Map(this.floor);
@@ -142,18 +157,12 @@ export class CatchUp implements SpecialDelivery {
     const { lane, offset } = message.position;
     offsets.set(lane, offset);
     const cursor = encodeCursor(this.trigger.source, offsets);
-    let work: Promise<string | undefined>;
-    let event: unknown;
-    try {
-      event = JSON.parse(Buffer.from(message.data).toString('utf8'));
-      const group = this.member.current;
-      work =
-        group && group.trigger === this.trigger
-          ? group.render(event, message.subject, new Map())
-          : Promise.reject(new Error('the subscription moved to another event source'));
-    } catch {
-      work = Promise.resolve(invalidEventPayload(message.subject, 'the event is not valid JSON'));
-    }
+    const group = this.member.current;
+    const work =
+      group && group.trigger === this.trigger
+        ? group.renderReplayed({ ...message, position: message.position })
+        : Promise.reject(new Error('the subscription moved to another event source'));
+    work.catch(() => undefined);
     this.tail = this.tail
       .then(() => work)
       .then(

@@ -20,7 +20,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import type { CompiledFilter } from '../event-fields/filter.js';
-import type { DeliveryGap } from '../events/provider.js';
+import type { BrokerMessage, DeliveryGap } from '../events/provider.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type {
   ExecutionResult,
@@ -162,6 +162,11 @@ export class Group {
   private queued = 0;
   /** The run of dropped events not yet closed by an accepted one. */
   private dropping: Gap | undefined = undefined;
+  /**
+   * Results of replayed events by position, shared by the clients that catch up at once (after a
+   * drain, hundreds resume from nearly the same cursor): each event is resolved once for them all.
+   */
+  private replays: Map<string, Promise<string | undefined>> | undefined;
   /** The filter with this Group's arguments bound, and the field paths it reads. */
   private readonly filter: { matches: (data: unknown) => boolean; paths: string[][] } | undefined;
 
@@ -244,6 +249,8 @@ export class Group {
     if (this.pending >= this.engine.maxPendingEvents) return this.drop(event, seq);
     this.dropping = undefined;
     const work = this.render(event, subject, dedupe);
+    // Handled where the tail reaches it; until then a failure must not count as unhandled.
+    work.catch(() => undefined);
     this.pending++;
     this.queued++;
     this.tail = this.tail
@@ -259,6 +266,29 @@ export class Group {
           this.fanOut(resolveFailedPayload(subject), received, seq, mark);
         },
       );
+  }
+
+  /** A replayed broker message's result text (see `render`), shared by every client replaying it. */
+  renderReplayed(
+    message: BrokerMessage & { position: NonNullable<BrokerMessage['position']> },
+  ): Promise<string | undefined> {
+    const key = `${message.position.offset} ${message.position.lane}`;
+    const replays = (this.replays ??= new Map());
+    let work = replays.get(key);
+    if (work) return work;
+    let event: unknown;
+    try {
+      event = JSON.parse(
+        Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength).toString('utf8'),
+      );
+      work = this.render(event, message.subject, new Map());
+    } catch {
+      work = Promise.resolve(invalidEventPayload(message.subject, 'the event is not valid JSON'));
+    }
+    work.catch(() => undefined);
+    replays.set(key, work);
+    if (replays.size > SHARED_REPLAYS) replays.delete(replays.keys().next().value!);
+    return work;
   }
 
   /**
@@ -353,6 +383,9 @@ export class Group {
     this.settled(seq);
   }
 }
+
+/** Replayed results a Group keeps for clients catching up at the same time. */
+const SHARED_REPLAYS = 4096;
 
 export function invalidEventPayload(subject: string, problem: string): string {
   return JSON.stringify({
