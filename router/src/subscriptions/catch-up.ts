@@ -28,7 +28,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import { CursorError, messageOf, type BrokerMessage, type CursorProblem } from '../events/provider.js';
 import { encodeCursor, replaceCursor, withCursor, type Cursor, type Mark } from './cursor.js';
-import { resolveFailedPayload, type Member, type SpecialDelivery } from './group.js';
+import { resolveFailedPayload, type Group, type Member, type SpecialDelivery } from './group.js';
 import type { Trigger } from './trigger.js';
 
 /** `extensions.code` of a resume the router cannot serve, by cause (docs/resumable-subscriptions.md). */
@@ -81,6 +81,8 @@ export class CatchUp implements SpecialDelivery {
   private events = 0;
   private bytes = 0;
   private tail: Promise<void> = Promise.resolve();
+  /** The Group whose shared replay results this replay counts in (group.ts `replaying`). */
+  private sharing: Group | undefined;
   private readonly abort = new AbortController();
   private ended = false;
 
@@ -107,6 +109,8 @@ export class CatchUp implements SpecialDelivery {
 
   private replay(): void {
     if (this.ended) return;
+    this.sharing = this.member.current;
+    this.sharing?.replaying(1);
     const provider = this.trigger.provider;
     // The replay's own running offsets: each replayed event's cursor.
     const offsets = new Map(this.floor);
@@ -134,6 +138,12 @@ export class CatchUp implements SpecialDelivery {
     this.ended = true;
     this.held = [];
     this.abort.abort();
+    this.stopSharing();
+  }
+
+  private stopSharing(): void {
+    this.sharing?.replaying(-1);
+    this.sharing = undefined;
   }
 
   /** A live event from the Group. */
@@ -186,6 +196,7 @@ export class CatchUp implements SpecialDelivery {
   /** The replay is out: what was held goes, then live events flow. */
   private goLive(): void {
     if (this.ended) return;
+    this.stopSharing();
     this.replaying = false;
     const held = this.held;
     this.held = [];

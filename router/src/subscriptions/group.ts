@@ -167,6 +167,8 @@ export class Group {
    * drain, hundreds resume from nearly the same cursor): each event is resolved once for them all.
    */
   private replays: Map<string, Promise<string | undefined>> | undefined;
+  /** Clients replaying on this Group now; the shared results go when the last one is done. */
+  private replayers = 0;
   /** The filter with this Group's arguments bound, and the field paths it reads. */
   private readonly filter: { matches: (data: unknown) => boolean; paths: string[][] } | undefined;
 
@@ -268,6 +270,12 @@ export class Group {
       );
   }
 
+  /** A client starts (+1) or ends (-1) a replay on this Group. */
+  replaying(delta: 1 | -1): void {
+    this.replayers += delta;
+    if (this.replayers === 0) this.replays = undefined;
+  }
+
   /** A replayed broker message's result text (see `render`), shared by every client replaying it. */
   renderReplayed(
     message: BrokerMessage & { position: NonNullable<BrokerMessage['position']> },
@@ -286,6 +294,7 @@ export class Group {
       work = Promise.resolve(invalidEventPayload(message.subject, 'the event is not valid JSON'));
     }
     work.catch(() => undefined);
+    if (this.replayers === 0) return work;
     replays.set(key, work);
     if (replays.size > SHARED_REPLAYS) replays.delete(replays.keys().next().value!);
     return work;
