@@ -74,11 +74,12 @@ async function scenario(resume: boolean, browserClients: number): Promise<Scenar
         const id = (result as { data?: { messageStream?: { id: string } } }).data?.messageStream?.id ?? '';
         return /^e\d+$/.test(id) ? Number(id.slice(1)) : NaN;
       },
-      publish: async (n) => {
-        publisher.publish(
-          'stream.messages',
-          JSON.stringify({ __typename: 'Message', id: n ? `e${n}` : 'w' }),
-        );
+      publish: async (ns) => {
+        for (const n of ns)
+          publisher.publish(
+            'stream.messages',
+            JSON.stringify({ __typename: 'Message', id: n ? `e${n}` : 'w' }),
+          );
       },
       clients: { ...CLIENTS, browser: browserClients },
       browser,
