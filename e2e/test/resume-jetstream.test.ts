@@ -119,6 +119,12 @@ async function consuming(count: number): Promise<void> {
   );
 }
 
+/** `router_subscription_resumes_total{result}` of a router. */
+async function resumes(router: RunningRouter, result: string): Promise<number> {
+  const metric = await router.metrics.subscriptionResumes.get();
+  return metric.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `e${from + i}`);
 
 describe('resuming a JetStream subscription', () => {
@@ -134,8 +140,12 @@ describe('resuming a JetStream subscription', () => {
     first.stop();
 
     await publishN(6, 3); // missed while away
+    const caughtUp = await resumes(routers[1]!, 'caught_up');
+    const replayed = (await routers[1]!.metrics.eventsReplayed.get()).values[0]!.value;
     const resumed = subscribe(wsClient(routers[1]!), STREAM_QUERY, cursor);
     await resumed.next(5);
+    expect(await resumes(routers[1]!, 'caught_up')).toBe(caughtUp + 1);
+    expect((await routers[1]!.metrics.eventsReplayed.get()).values[0]!.value).toBe(replayed + 5);
     await consuming(2);
     await publishN(9, 2); // live
     await resumed.next(7);
@@ -273,8 +283,10 @@ describe('a resume the router cannot serve is refused with a code to act on', ()
     await first.next(2);
     first.stop();
     await publishN(3, 10); // the stream keeps the last 5: e1..e7 are gone
+    const expired = await resumes(routers[1]!, 'cursor_expired');
     const [error] = await refusal(routers[1]!, STREAM_QUERY, cursorAt(first, 1));
     expect(error!.extensions?.code).toBe('CURSOR_EXPIRED');
+    expect(await resumes(routers[1]!, 'cursor_expired')).toBe(expired + 1);
     expect(error!.message).toMatch(/retention/);
   });
 

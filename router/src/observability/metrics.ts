@@ -22,6 +22,19 @@ type DropReason = 'invalid_json' | 'invalid_event' | 'backlog' | 'slow_consumer'
 /** The `result` label of `router_execution_config_reloads_total`. */
 type ReloadOutcome = 'success' | 'failure';
 
+/**
+ * The `result` label of `router_subscription_resumes_total`: caught up, or refused (the client's
+ * error code in lower case: cursor_invalid, cursor_expired, replay_limit_exceeded,
+ * resume_unsupported), or failed (the broker failed during the replay).
+ */
+export type ResumeOutcome =
+  | 'caught_up'
+  | 'cursor_invalid'
+  | 'cursor_expired'
+  | 'replay_limit_exceeded'
+  | 'resume_unsupported'
+  | 'failed';
+
 /** What `router_events_provider_connected` reads at every scrape: an EventProvider's status. */
 export interface ConnectionSource {
   readonly id: string;
@@ -37,6 +50,14 @@ const DROP_REASONS = keys<DropReason>({
   send_buffer_budget: 0,
 });
 const RELOAD_RESULTS = keys<ReloadOutcome>({ success: 0, failure: 0 });
+const RESUME_RESULTS = keys<ResumeOutcome>({
+  caught_up: 0,
+  cursor_invalid: 0,
+  cursor_expired: 0,
+  replay_limit_exceeded: 0,
+  resume_unsupported: 0,
+  failed: 0,
+});
 const REJECT_REASONS = keys<RejectReason>({
   document_size: 0,
   tokens: 0,
@@ -79,6 +100,10 @@ export interface RouterMetrics {
   readonly droppedMessages: Counter<'reason'>;
   /** Execution configs served by a hot reload (`success`) or refused while the current one kept serving (`failure`). */
   readonly executionConfigReloads: Counter<'result'>;
+  /** Subscriptions that asked to resume from a cursor, by result. */
+  readonly subscriptionResumes: Counter<'result'>;
+  /** Events replayed to resuming clients (one per event and client). */
+  readonly eventsReplayed: Counter;
   /** Operations refused by a limit before planning (`security`, `introspection`), by reason. */
   readonly operationsRejected: Counter<'reason'>;
   readonly httpRequests: Counter<'operation_type' | 'status'>;
@@ -172,6 +197,13 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
   for (const reason of DROP_REASONS) droppedMessages.inc({ reason }, 0);
   for (const reason of REJECT_REASONS) operationsRejected.inc({ reason }, 0);
   for (const result of RELOAD_RESULTS) executionConfigReloads.inc({ result }, 0);
+  const subscriptionResumes = new Counter({
+    name: 'router_subscription_resumes_total',
+    help: 'Subscriptions that asked to resume from a cursor, by result: caught_up, or why it was refused (cursor_invalid, cursor_expired, replay_limit_exceeded, resume_unsupported) or failed.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of RESUME_RESULTS) subscriptionResumes.inc({ result }, 0);
 
   return {
     registry,
@@ -222,6 +254,12 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
     subgraphErrors,
     droppedMessages,
     executionConfigReloads,
+    subscriptionResumes,
+    eventsReplayed: new Counter({
+      name: 'router_events_replayed_total',
+      help: 'Events replayed to clients resuming from a cursor (one per event and client).',
+      registers,
+    }),
     operationsRejected,
     httpRequests: new Counter({
       name: 'router_http_requests_total',

@@ -30,6 +30,7 @@ import { CursorError, messageOf, type BrokerMessage, type CursorProblem } from '
 import { encodeCursor, replaceCursor, withCursor, type Cursor, type Mark } from './cursor.js';
 import { resolveFailedPayload, type Group, type Member, type SpecialDelivery } from './group.js';
 import type { Trigger } from './trigger.js';
+import type { ResumeOutcome, RouterMetrics } from '../observability/metrics.js';
 
 /** `extensions.code` of a resume the router cannot serve, by cause (docs/resumable-subscriptions.md). */
 export const CURSOR_ERROR_CODES: Record<CursorProblem | 'unsupported', string> = {
@@ -38,6 +39,14 @@ export const CURSOR_ERROR_CODES: Record<CursorProblem | 'unsupported', string> =
   too_far: 'REPLAY_LIMIT_EXCEEDED',
   unsupported: 'RESUME_UNSUPPORTED',
 };
+
+/** The `result` of `router_subscription_resumes_total` for a refusal with `error`. */
+export function resumeOutcomeOf(error: GraphQLFormattedError): ResumeOutcome {
+  const code = error.extensions?.code;
+  return typeof code === 'string' && Object.values(CURSOR_ERROR_CODES).includes(code)
+    ? (code.toLowerCase() as ResumeOutcome)
+    : 'failed';
+}
 
 export function cursorErrorOf(
   problem: CursorProblem | 'unsupported',
@@ -63,6 +72,7 @@ export interface CatchUpLimits {
 /** What the catch-up asks of the engine. */
 export interface CatchUpHost {
   readonly limits: CatchUpLimits;
+  readonly metrics: Pick<RouterMetrics, 'subscriptionResumes' | 'eventsReplayed'>;
   /** Ends the subscription with `errors` (no `complete` follows). */
   fail(member: Member, errors: GraphQLFormattedError[]): void;
   readonly logger: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -179,7 +189,9 @@ export class CatchUp implements SpecialDelivery {
         (json) => {
           if (this.ended) return;
           this.floor.set(lane, offset);
-          if (json !== undefined) this.member.sink.next(withCursor(json, cursor), cursor);
+          if (json === undefined) return;
+          this.host.metrics.eventsReplayed.inc();
+          this.member.sink.next(withCursor(json, cursor), cursor);
         },
         (error: unknown) => {
           if (this.ended) return;
@@ -196,6 +208,7 @@ export class CatchUp implements SpecialDelivery {
   /** The replay is out: what was held goes, then live events flow. */
   private goLive(): void {
     if (this.ended) return;
+    this.host.metrics.subscriptionResumes.inc({ result: 'caught_up' });
     this.stopSharing();
     this.replaying = false;
     const held = this.held;
@@ -253,6 +266,7 @@ export class CatchUp implements SpecialDelivery {
 
   private fail(error: GraphQLFormattedError): void {
     if (this.ended) return;
+    this.host.metrics.subscriptionResumes.inc({ result: resumeOutcomeOf(error) });
     this.stop();
     this.host.fail(this.member, [error]);
   }

@@ -44,7 +44,7 @@ import type { Gateway } from '../engine/gateway.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { CursorError } from '../events/provider.js';
-import { CatchUp, cursorErrorOf, type CatchUpHost, type CatchUpLimits } from './catch-up.js';
+import { CatchUp, cursorErrorOf, resumeOutcomeOf, type CatchUpHost, type CatchUpLimits } from './catch-up.js';
 import { decodeCursor, type Cursor } from './cursor.js';
 import { AT_MOST_ONCE_NOTICE, Group, Member, type EngineContext } from './group.js';
 import type { ResultSink, Started } from './service.js';
@@ -107,6 +107,7 @@ export class SubscriptionEngine implements EngineContext, CatchUpHost {
       cursor = cursorOf(request, context);
     } catch (error) {
       if (!(error instanceof CursorError)) throw error;
+      this.metrics.subscriptionResumes.inc({ result: 'cursor_invalid' });
       return { ok: false, errors: [cursorErrorOf(error.problem, error.message)] };
     }
     const member = new Member(this, sink, request, context);
@@ -115,6 +116,7 @@ export class SubscriptionEngine implements EngineContext, CatchUpHost {
     const trigger = member.current!.trigger;
     const refusal = cursor ? resumeProblem(trigger, cursor) : undefined;
     if (refusal) {
+      this.metrics.subscriptionResumes.inc({ result: resumeOutcomeOf(refusal) });
       this.detach(member);
       return { ok: false, errors: [refusal] };
     }
