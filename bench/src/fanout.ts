@@ -29,13 +29,15 @@
  * Nothing here asserts: the table states the targets and whether this run met them.
  *
  * Then, when `edfs-cursors` ran, the catch-up figure: M clients resume at once from a cursor K
- * events back; time until every one has all K events, and it goes on live (fanout/catch-up.ts).
+ * events back while a live client gets 5 events/s; time until every one has its K events, and
+ * whether each goes on live with no gap (fanout/catch-up.ts), per size in its own table.
  *
  * Knobs (environment): BENCH_QUICK=1 one short window per phase; BENCH_FANOUT_N=1000,10000 the
  * scenarios; BENCH_FANOUT_SYSTEMS=edfs,edfs-cursors,edfs-jetstream,naive,bare the servers;
- * BENCH_FANOUT_INFLIGHT deliveries the closed loop keeps in flight; BENCH_FANOUT_CATCHUP=100x1000
- * the catch-up's M clients x K events (K at most the router's default
- * subscriptions.resume.max_replay_events, 10,000), `off` to skip it; BENCH_PROFILE=DIR a V8 CPU
+ * BENCH_FANOUT_INFLIGHT deliveries the closed loop keeps in flight;
+ * BENCH_FANOUT_CATCHUP=10x1000,100x1000 the catch-up's sizes, M clients x K events each (K at most
+ * the router's default subscriptions.resume.max_replay_events, 10,000), `off` to skip it
+ * (BENCH_QUICK: one round per size, else three); BENCH_PROFILE=DIR a V8 CPU
  * profile per server process; BENCH_HEAPSNAPSHOT=DIR heap snapshots at 0 and N idle connections
  * (inflates the RSS figures). Each process holds N sockets: the open-file limit (`ulimit -n`)
  * must exceed N + 512.

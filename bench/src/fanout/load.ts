@@ -5,11 +5,12 @@
  *
  * Every event carries its sequence number in its id; the generator remembers when it published
  * each one, and every client frame is timed on arrival against that (same process, same clock).
- * A delivery is a frame at least as long as the plain result frame with that id in place; its
- * length is counted (a result may carry `extensions`, e.g. a cursor), and the first event after
- * connecting is checked at every client against the system's FrameShape.
  * Latency therefore includes this process's own time to read the frame: with 10,000 sockets a
  * burst of receipts takes a while to drain, which the bare-ws floor measures too.
+ *
+ * A delivery is a frame at least as long as the plain result frame, with an event id in place; its
+ * length is counted (a result may carry `extensions`, e.g. a cursor), and the first event after
+ * connecting is checked at every client against the system's FrameShape (graph.ts).
  *
  * Two ways to publish:
  * - `throughput`: closed loop. Keep at most `maxOutstanding` events not yet received by every
