@@ -1,53 +1,125 @@
 /**
  * Fan-out benchmark: N WebSocket subscribers of one subscription on one NATS subject, one entity
- * join per event, three servers side by side:
+ * join per event, servers side by side:
  *
  * - ours: the EDFS router (NATS provider): one NATS subscription, one `_entities` fetch and one
  *   serialization per event for the whole group, the same string written to every socket;
+ * - ours, JetStream + cursors (`edfs-cursors`): the same router and graph, the subscription field
+ *   reading the subject from a JetStream stream (`streamConfiguration`, a durable consumer), so
+ *   every result carries a cursor in `extensions.cursor`: per event one cursor encoded and one
+ *   splice per Group, and a longer frame to every client;
+ * - ours, JetStream, no cursors (`edfs-jetstream`): that stream variant with cursors switched
+ *   off inside the bench's router process (systems/edfs.ts), which splits the stream variant's
+ *   cost between reading JetStream and the cursors themselves;
  * - (a) naive: graphql-ws `useServer` + graphql-js `subscribe`, one NATS subscription, one
  *   execution and one subgraph fetch per client and event (systems/naive.ts);
  * - (b) bare ws: one NATS subscription, a pre-built frame of the same bytes sent to every socket
  *   (systems/bare.ts): the floor set by NATS, `ws` framing, the kernel and this load generator.
  *
+ * The stream variants get a fresh stream (file storage, the server's defaults) per scenario,
+ * removed afterwards, so no other run stores events; the load generator publishes the same core
+ * NATS messages to the same subject, which the stream captures.
+ *
  * Each server runs in its own forked process, started fresh per scenario and killed before the
  * next, with the load generator (this process), the `messages` subgraph (another process) and a
- * real nats-server beside it. Phases per server: idle RSS per subscribed connection (after GC),
- * a byte-for-byte check of one delivery at every client, latency at a steady 5 events/s, then
- * closed-loop throughput. Numbers are medians over repeated windows. Nothing here asserts: the
- * table states the targets and whether this run met them.
+ * real nats-server (with JetStream) beside it. Phases per server: idle RSS per subscribed
+ * connection (after GC), a byte-for-byte check of one delivery at every client (the cursor's text
+ * aside: graph.ts FrameShape), latency at a steady 5 events/s, then closed-loop throughput; bytes
+ * per delivery frame are counted at the clients. Numbers are medians over repeated windows.
+ * Nothing here asserts: the table states the targets and whether this run met them.
+ *
+ * Then, when `edfs-cursors` ran, the catch-up figure: M clients resume at once from a cursor K
+ * events back while a live client gets 5 events/s; time until every one has its K events, and
+ * whether each goes on live with no gap (fanout/catch-up.ts), per size in its own table.
  *
  * Knobs (environment): BENCH_QUICK=1 one short window per phase; BENCH_FANOUT_N=1000,10000 the
- * scenarios; BENCH_FANOUT_SYSTEMS=edfs,naive,bare the servers; BENCH_FANOUT_INFLIGHT deliveries
- * the closed loop keeps in flight; BENCH_PROFILE=DIR a V8 CPU profile per server process;
- * BENCH_HEAPSNAPSHOT=DIR heap snapshots at 0 and N idle connections (inflates the RSS figures).
- * Each process holds N sockets: the open-file limit (`ulimit -n`) must exceed N + 512.
+ * scenarios; BENCH_FANOUT_SYSTEMS=edfs,edfs-cursors,edfs-jetstream,naive,bare the servers;
+ * BENCH_FANOUT_INFLIGHT deliveries the closed loop keeps in flight;
+ * BENCH_FANOUT_CATCHUP=10x1000,100x1000 the catch-up's sizes, M clients x K events each (K at most
+ * the router's default subscriptions.resume.max_replay_events, 10,000), `off` to skip it
+ * (BENCH_QUICK: one round per size, else three); BENCH_PROFILE=DIR a V8 CPU
+ * profile per server process; BENCH_HEAPSNAPSHOT=DIR heap snapshots at 0 and N idle connections
+ * (inflates the RSS figures). Each process holds N sockets: the open-file limit (`ulimit -n`)
+ * must exceed N + 512.
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { startNatsServer, type NatsServer } from '@edfs/e2e/dist/infra/nats.js';
 import { composeSupergraph } from '@edfs/operator';
-import { median, table } from './stats.js';
+import { fmt, median, table } from './stats.js';
+import { measureCatchUp, printCatchUp, type CatchUpPlan, type CatchUpResult } from './fanout/catch-up.js';
 import {
   EVENTS_SDL,
   expectedFrame,
   frameTemplate,
   MESSAGES_SDL,
+  STREAM_EVENTS_SDL,
+  STREAM_NAME,
   SUBJECT,
   SUBSCRIPTION,
+  type FrameShape,
 } from './fanout/graph.js';
 import { forkChild, type Child } from './fanout/ipc.js';
 import { LoadGenerator, sleep, type ClientProtocol } from './fanout/load.js';
 import { foreignCores, sampleCpu } from './fanout/machine.js';
 import type { ServerStats } from './fanout/server.js';
+import { consuming, freshStream } from './fanout/stream.js';
 import type { SystemName, SystemOptions } from './fanout/systems/types.js';
 
-const SYSTEMS: { name: SystemName; label: string; protocol: ClientProtocol }[] = [
-  { name: 'edfs', label: 'ours (EDFS)', protocol: 'graphql-transport-ws' },
-  { name: 'naive', label: '(a) naive graphql-ws', protocol: 'graphql-transport-ws' },
-  { name: 'bare', label: '(b) bare ws', protocol: 'raw' },
+interface System {
+  name: SystemName;
+  label: string;
+  /** Its column in the table. */
+  column: string;
+  protocol: ClientProtocol;
+  /** What its results carry besides the data (the delivery check's expectation). */
+  shape: FrameShape;
+  /** Reads the subject from the JetStream stream (the bench creates it per scenario). */
+  stream?: true;
+}
+
+const SYSTEMS: System[] = [
+  {
+    name: 'edfs',
+    label: 'ours (EDFS)',
+    column: 'ours',
+    protocol: 'graphql-transport-ws',
+    shape: 'at-most-once',
+  },
+  {
+    name: 'edfs-cursors',
+    label: 'ours, JetStream + cursors',
+    column: 'ours JS+cursors',
+    protocol: 'graphql-transport-ws',
+    shape: 'cursor',
+    stream: true,
+  },
+  {
+    name: 'edfs-jetstream',
+    label: 'ours, JetStream, no cursors',
+    column: 'ours JS',
+    protocol: 'graphql-transport-ws',
+    shape: 'at-most-once',
+    stream: true,
+  },
+  {
+    name: 'naive',
+    label: '(a) naive graphql-ws',
+    column: '(a) naive',
+    protocol: 'graphql-transport-ws',
+    shape: 'plain',
+  },
+  { name: 'bare', label: '(b) bare ws', column: '(b) bare ws', protocol: 'raw', shape: 'plain' },
+];
+
+/** The catch-up sizes (M clients x K events) by default. */
+const CATCH_UP_SIZES = [
+  { clients: 10, events: 1_000 },
+  { clients: 100, events: 1_000 },
 ];
 
 interface Plan {
@@ -57,6 +129,8 @@ interface Plan {
   throughput: { warmupMs: number; windowMs: number; windows: number; expireMs: number; drainMs: number };
   /** Deliveries the closed loop keeps in flight (at least 4 events). */
   inFlightDeliveries: number;
+  /** M clients resuming from a cursor K events back; undefined: skipped. */
+  catchUp: CatchUpPlan | undefined;
 }
 
 function plan(): Plan {
@@ -68,6 +142,7 @@ function plan(): Plan {
         latency: { rate: 5, warmupMs: 400, windowMs: 2_000, windows: 1, drainMs: 2_000 },
         throughput: { warmupMs: 500, windowMs: 1_500, windows: 1, expireMs: 3_000, drainMs: 2_000 },
         inFlightDeliveries: 40_000,
+        catchUp: { sizes: CATCH_UP_SIZES, rounds: 1, roundTimeoutMs: 120_000, liveRate: 5 },
       }
     : {
         quick,
@@ -75,25 +150,51 @@ function plan(): Plan {
         latency: { rate: 5, warmupMs: 1_000, windowMs: 3_000, windows: 3, drainMs: 4_000 },
         throughput: { warmupMs: 1_000, windowMs: 2_000, windows: 3, expireMs: 5_000, drainMs: 4_000 },
         inFlightDeliveries: 40_000,
+        catchUp: { sizes: CATCH_UP_SIZES, rounds: 3, roundTimeoutMs: 120_000, liveRate: 5 },
       };
   const n = process.env.BENCH_FANOUT_N;
   if (n) base.scenarios = n.split(',').map(Number);
   const inFlight = process.env.BENCH_FANOUT_INFLIGHT;
   if (inFlight) base.inFlightDeliveries = Number(inFlight);
+  const catchUp = process.env.BENCH_FANOUT_CATCHUP;
+  if (catchUp === 'off' || catchUp === '0') base.catchUp = undefined;
+  else if (catchUp)
+    base.catchUp = {
+      ...base.catchUp!,
+      sizes: catchUp.split(',').map((size) => {
+        const m = /^(\d+)x(\d+)$/.exec(size.trim());
+        if (!m || Number(m[1]) < 1 || Number(m[2]) < 1)
+          throw new Error(
+            `BENCH_FANOUT_CATCHUP=${catchUp}: expected CLIENTSxEVENTS[,...] (e.g. 100x1000), or off`,
+          );
+        return { clients: Number(m[1]), events: Number(m[2]) };
+      }),
+    };
   return base;
 }
 
-function systems(): typeof SYSTEMS {
+function systems(): System[] {
   const only = process.env.BENCH_FANOUT_SYSTEMS?.split(',');
-  return only ? SYSTEMS.filter((s) => only.includes(s.name)) : SYSTEMS;
+  if (!only) return SYSTEMS;
+  const unknown = only.filter((name) => !SYSTEMS.some((s) => s.name === name));
+  if (unknown.length > 0)
+    throw new Error(
+      `BENCH_FANOUT_SYSTEMS: unknown ${unknown.join(', ')}; choose from ${SYSTEMS.map((s) => s.name).join(', ')}`,
+    );
+  return SYSTEMS.filter((s) => only.includes(s.name));
 }
 
 /** One server under test at one N. */
 export interface FanoutRun {
   system: SystemName;
   subscribers: number;
-  /** Byte size of one delivery frame (the same for every system). */
+  /** Byte size of one delivery frame without `extensions` (the same for every system). */
   frameBytes: number;
+  /**
+   * Delivery frames as the clients received them, from the check event on: mean WebSocket
+   * payload, and mean with the frame header (on the wire, TCP/IP aside).
+   */
+  frames: { payloadBytesMean: number; wireBytesMean: number };
   /** Clients that got the check event, and how many of those frames matched byte for byte. */
   verify: { received: number; exact: number };
   idle: {
@@ -146,6 +247,7 @@ export interface FanoutResult {
   machine: { cpus: number; node: string };
   quick: boolean;
   runs: FanoutRun[];
+  catchUp: CatchUpResult[];
   failures: { system: SystemName; subscribers: number; error: string }[];
   skipped: string[];
 }
@@ -161,6 +263,7 @@ export async function runFanoutBench(): Promise<FanoutResult> {
     machine: { cpus: cpus().length, node: process.version },
     quick: p.quick,
     runs: [],
+    catchUp: [],
     failures: [],
     skipped: [],
   };
@@ -169,24 +272,32 @@ export async function runFanoutBench(): Promise<FanoutResult> {
   );
 
   const fdLimit = openFileLimit();
+  const chosen = systems();
   let nats: NatsServer | undefined;
   let subgraph: Child | undefined;
   let publisher: NatsConnection | undefined;
   try {
-    nats = await startNatsServer();
+    nats = await startNatsServer({ jetstream: chosen.some((s) => s.stream) });
     subgraph = forkChild(subgraphEntry, 'messages subgraph');
     const { url: subgraphUrl } = await subgraph.request<{ url: string }>('start');
-    const composed = composeSupergraph([
-      { name: 'events', sdl: EVENTS_SDL },
-      { name: 'messages', routingUrl: subgraphUrl, sdl: MESSAGES_SDL },
-    ]);
-    if (!composed.ok)
-      throw new Error(`fan-out graph does not compose: ${composed.errors.map((e) => e.message).join('; ')}`);
+    const compose = (eventsSdl: string): string => {
+      const composed = composeSupergraph([
+        { name: 'events', sdl: eventsSdl },
+        { name: 'messages', routingUrl: subgraphUrl, sdl: MESSAGES_SDL },
+      ]);
+      if (!composed.ok)
+        throw new Error(
+          `fan-out graph does not compose: ${composed.errors.map((e) => e.message).join('; ')}`,
+        );
+      return composed.configJson;
+    };
     publisher = await connect({ servers: nats.url });
+    const jsm = chosen.some((s) => s.stream) ? await jetstreamManager(publisher) : undefined;
     const options: SystemOptions = {
       natsUrl: nats.url,
       subgraphUrl,
-      configJson: composed.configJson,
+      configJson: compose(EVENTS_SDL),
+      streamConfigJson: compose(STREAM_EVENTS_SDL),
       frameTemplate: frameTemplate(),
       subject: SUBJECT,
     };
@@ -199,12 +310,12 @@ export async function runFanoutBench(): Promise<FanoutResult> {
         result.skipped.push(why);
         continue;
       }
-      for (const system of systems()) {
+      for (const system of chosen) {
         const started = performance.now();
         process.stdout.write(`  ${system.label} x ${n.toLocaleString('en-US')} ... `);
         let run: FanoutRun;
         try {
-          run = await measure(system, n, options, generator, subgraph, p);
+          run = await measure(system, n, options, generator, subgraph, p, jsm);
         } catch (err) {
           // One server failing (a crash, a refused connection) leaves the others worth measuring.
           const message = (err as Error).message;
@@ -215,30 +326,51 @@ export async function runFanoutBench(): Promise<FanoutResult> {
         result.runs.push(run);
         console.log(
           `${fmt(run.throughput.deliveriesPerSec)} deliveries/s, p99 ${fmt(run.latency.p99Ms)} ms, ` +
-            `${fmt(run.idle.rssPerConnectionBytes / 1024)} KB/conn (${((performance.now() - started) / 1000).toFixed(0)} s, ` +
+            `${fmt(run.idle.rssPerConnectionBytes / 1024)} KB/conn, ${fmt(run.frames.wireBytesMean)} B/frame ` +
+            `(${((performance.now() - started) / 1000).toFixed(0)} s, ` +
             `other work on the machine: ${fmt(run.otherWorkCores)} CPUs)`,
         );
         warnAbout(run);
       }
     }
+    if (p.catchUp && jsm && chosen.some((s) => s.name === 'edfs-cursors'))
+      for (const size of p.catchUp.sizes) {
+        const started = performance.now();
+        process.stdout.write(
+          `  catch-up: ${size.clients} clients resuming ${size.events.toLocaleString('en-US')} events back ... `,
+        );
+        const c = await measureCatchUp(size, p.catchUp, { serverEntry, options, publisher, jsm, subgraph });
+        result.catchUp.push(c);
+        console.log(
+          c.error
+            ? `failed: ${c.error}`
+            : `all caught up in ${fmt(c.allCaughtUpMs)} ms, ${fmt(c.eventsPerSec)} events/s replayed ` +
+                `(${((performance.now() - started) / 1000).toFixed(0)} s)`,
+        );
+      }
   } finally {
     await publisher?.close().catch(() => undefined);
     await subgraph?.kill();
     await nats?.stop();
   }
   printTable(result);
+  printCatchUp(result.catchUp, p.catchUp?.liveRate ?? 0);
   return result;
 }
 
 async function measure(
-  system: (typeof SYSTEMS)[number],
+  system: System,
   n: number,
   options: SystemOptions,
   generator: LoadGenerator,
   subgraph: Child,
   p: Plan,
+  jsm: JetStreamManager | undefined,
 ): Promise<FanoutRun> {
   const profileDir = process.env.BENCH_PROFILE;
+  if (system.stream && !jsm) throw new Error(`${system.label}: no JetStream on the bench's nats-server`);
+  const removeStream = system.stream ? await freshStream(jsm!) : undefined;
+  generator.shape = system.shape;
   const server = forkChild(
     serverEntry,
     `${system.label} server`,
@@ -269,6 +401,8 @@ async function measure(
       10_000,
       `${system.label}: 20 warm-up subscriptions`,
     );
+    if (system.stream)
+      await consuming(jsm!, `${system.label}: its durable consumer on stream ${STREAM_NAME}`);
     await generator.verifyOne(5_000);
     await generator.teardown(0);
     generator.reset();
@@ -300,6 +434,8 @@ async function measure(
     phase('idle');
 
     const requests0 = await subgraphRequests();
+    const bytes0 = generator.receivedBytes;
+    const deliveries0 = generator.totalDeliveries;
     const verify = await generator.verifyOne(10_000);
     phase('verify');
 
@@ -321,6 +457,8 @@ async function measure(
     const t1 = await stats();
     const deliveries = generator.totalDeliveries - d0;
     const requests = (await subgraphRequests()) - requests0;
+    const bytes1 = generator.receivedBytes;
+    const framesSeen = generator.totalDeliveries - deliveries0;
     phase('throughput');
     load.push(loadAverage());
     const otherWork = foreignCores(cpu0, sampleCpu());
@@ -329,6 +467,10 @@ async function measure(
       system: system.name,
       subscribers: n,
       frameBytes: Buffer.byteLength(expectedFrame(0)),
+      frames: {
+        payloadBytesMean: (bytes1.payload - bytes0.payload) / framesSeen,
+        wireBytesMean: (bytes1.wire - bytes0.wire) / framesSeen,
+      },
       verify,
       idle: {
         rssBeforeBytes: before.rss,
@@ -379,6 +521,7 @@ async function measure(
     await server.kill();
     await generator.teardown();
     generator.reset();
+    await removeStream?.();
   }
 }
 
@@ -439,15 +582,6 @@ function openFileLimit(): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // The table.
 
-const fmt = (v: number): string =>
-  !Number.isFinite(v)
-    ? '-'
-    : Math.abs(v) >= 100
-      ? Math.round(v).toLocaleString('en-US')
-      : Math.abs(v) >= 10
-        ? v.toFixed(1)
-        : v.toFixed(2);
-
 const ratio = (a: number | undefined, b: number | undefined): string =>
   a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0
     ? '-'
@@ -466,6 +600,7 @@ const ROWS: Row[] = [
   { label: 'latency @5 ev/s: p50 ms', value: (r) => r.latency.p50Ms },
   { label: 'latency @5 ev/s: p99 ms', value: (r) => r.latency.p99Ms },
   { label: 'latency @5 ev/s: delivered %', value: (r) => r.latency.delivered * 100 },
+  { label: 'bytes per delivery frame (wire, mean)', value: (r) => r.frames.wireBytesMean },
   { label: 'idle RSS per connection KB', value: (r) => r.idle.rssPerConnectionBytes / 1024 },
   { label: 'idle JS heap per connection KB', value: (r) => r.idle.heapPerConnectionBytes / 1024 },
   { label: 'subgraph requests per event', value: (r) => r.subgraphRequestsPerEvent, ratios: false },
@@ -478,25 +613,35 @@ const ROWS: Row[] = [
   { label: 'other work on the machine (CPUs)', value: (r) => r.otherWorkCores, ratios: false },
 ];
 
+/** Ratio columns: numerator and denominator systems. */
+const RATIOS: { header: string; of: SystemName; to: SystemName }[] = [
+  { header: 'ours/(a)', of: 'edfs', to: 'naive' },
+  { header: 'ours/(b)', of: 'edfs', to: 'bare' },
+  { header: 'cursors/ours', of: 'edfs-cursors', to: 'edfs' },
+  { header: 'cursors/JS', of: 'edfs-cursors', to: 'edfs-jetstream' },
+];
+
 function printTable(result: FanoutResult): void {
   const find = (system: SystemName, n: number) =>
     result.runs.find((r) => r.system === system && r.subscribers === n);
   const scenarios = [...new Set(result.runs.map((r) => r.subscribers))];
+  // Only the systems and ratios this run measured (BENCH_FANOUT_SYSTEMS may pick a few).
+  const ran = SYSTEMS.filter((s) => result.runs.some((r) => r.system === s.name));
+  const ratios = RATIOS.filter((q) => ran.some((s) => s.name === q.of) && ran.some((s) => s.name === q.to));
   const rows: (string | number)[][] = [
-    ['metric', 'N', ...SYSTEMS.map((s) => s.label), 'ours/(a)', 'ours/(b)'],
+    ['metric', 'N', ...ran.map((s) => s.column), ...ratios.map((q) => q.header)],
   ];
   for (const row of ROWS)
     for (const n of scenarios) {
-      const [ours, naive, bare] = SYSTEMS.map((s) => {
-        const run = find(s.name, n);
+      const value = (system: SystemName) => {
+        const run = find(system, n);
         return run && row.value(run);
-      });
+      };
       rows.push([
         row.label,
         n.toLocaleString('en-US'),
-        ...[ours, naive, bare].map((v) => (v === undefined ? '-' : fmt(v))),
-        row.ratios === false ? '' : ratio(ours, naive),
-        row.ratios === false ? '' : ratio(ours, bare),
+        ...ran.map((s) => value(s.name)).map((v) => (v === undefined ? '-' : fmt(v))),
+        ...ratios.map((q) => (row.ratios === false ? '' : ratio(value(q.of), value(q.to)))),
       ]);
     }
   console.log('');
@@ -504,7 +649,12 @@ function printTable(result: FanoutResult): void {
   const frame = result.runs[0]?.frameBytes;
   console.log(
     [
-      `One delivery = one ${frame ?? '?'} B frame. Medians over ${result.quick ? 1 : 3} windows per phase. Ratios: ours ÷ baseline.`,
+      `One delivery = one ${frame ?? '?'} B result (+ a 4 B WebSocket header); 'ours' adds the at-most-once notice to each client's`,
+      `first result, 'ours JS+cursors' a cursor to every result (bytes per frame: the mean over all frames the clients read).`,
+      `'ours JS+cursors': the same router and graph, the field reading a JetStream stream (streamConfiguration); 'ours JS': that`,
+      `with cursors switched off inside the bench's router process, to split JetStream's cost from the cursors'.`,
+      `Medians over ${result.quick ? 1 : 3} windows per phase. Ratios: first ÷ second; cursors/ours is the cost of resumable`,
+      `subscriptions as users get it (JetStream + cursors vs core NATS), cursors/JS that of the cursors alone.`,
       `Throughput is closed loop (publish while fewer than max(4, 40,000/N) events are undelivered); latency is publish -> frame`,
       `read by the client, open loop at 5 ev/s. '-': nothing of that window arrived before the drain deadline (or no event`,
       `completed in the window). RSS and heap after GC; at N=1,000 RSS moves in heap-growth steps of MBs, so trust N=10,000.`,

@@ -38,3 +38,13 @@ function formatNumber(n: number): string {
   if (Math.abs(n) >= 10) return n.toFixed(1);
   return n.toFixed(2);
 }
+
+/** A figure for a table: thousands separated from 100 on, 3 significant digits below; '-' if not finite. */
+export const fmt = (v: number): string =>
+  !Number.isFinite(v)
+    ? '-'
+    : Math.abs(v) >= 100
+      ? Math.round(v).toLocaleString('en-US')
+      : Math.abs(v) >= 10
+        ? v.toFixed(1)
+        : v.toFixed(2);

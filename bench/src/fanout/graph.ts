@@ -3,8 +3,12 @@
  *
  * One subscription field on one NATS subject, one HTTP subgraph (`messages`) that owns every
  * other field, so each event costs exactly one entity join: `_entities` for the event's key.
- * Event ids have a fixed width (`m` + 9 digits), so every delivery frame has the same size and
- * the load generator can read an event's sequence number straight from the frame bytes.
+ * Event ids have a fixed width (`m` + 9 digits), so every delivery frame without `extensions`
+ * has the same size, and the load generator reads an event's sequence number straight from the
+ * frame bytes (it sits before any `extensions`).
+ *
+ * The resumable variant (`STREAM_EVENTS_SDL`) reads the same subject from a JetStream stream:
+ * the same result, plus an opaque cursor in `extensions.cursor` of every result (FrameShape).
  */
 
 export const ROOM_ID = '123';
@@ -16,16 +20,53 @@ export const SUBSCRIPTION = `subscription { messageAdded(roomID: "${ROOM_ID}") {
 /** The id every client uses for its one graphql-transport-ws operation. */
 export const OPERATION_ID = '1';
 
-/** Event-only subgraph for the EDFS router: the trigger and the entity's key, nothing else. */
-export const EVENTS_SDL = /* GraphQL */ `
+/** A graphql-transport-ws `subscribe` of SUBSCRIPTION; with `cursor`, a resume from there. */
+export function subscribeFrame(cursor?: string): string {
+  return JSON.stringify({
+    id: OPERATION_ID,
+    type: 'subscribe',
+    payload: { query: SUBSCRIPTION, ...(cursor ? { extensions: { cursor } } : {}) },
+  });
+}
+
+/**
+ * Event-only subgraph for the EDFS router: the trigger and the entity's key, nothing else.
+ * `stream` reads the subject from that JetStream stream instead of core NATS.
+ */
+function eventsSdl(stream?: string): string {
+  const streamArgument = stream
+    ? `, streamConfiguration: { consumerName: "fanout", streamName: "${stream}" }`
+    : '';
+  // Composition wants the input type declared by the subgraph that uses it (as Cosmo does).
+  const streamInput = stream
+    ? `
+  input edfs__NatsStreamConfiguration {
+    consumerInactiveThreshold: Int! = 30
+    consumerName: String!
+    streamName: String!
+  }`
+    : '';
+  return /* GraphQL */ `
   type Subscription {
     messageAdded(roomID: ID!): Message!
-      @edfs__natsSubscribe(subjects: ["room.{{ args.roomID }}.messages"], providerId: "default")
+      @edfs__natsSubscribe(subjects: ["room.{{ args.roomID }}.messages"], providerId: "default"${streamArgument})
   }
   type Message @key(fields: "id", resolvable: false) {
     id: ID! @external
-  }
+  }${streamInput}
 `;
+}
+
+export const EVENTS_SDL = eventsSdl();
+
+/** The JetStream stream the resumable variant reads; the bench creates it on its nats-server. */
+export const STREAM_NAME = 'FANOUT';
+
+/**
+ * The same field on the same subject, read from the stream through a durable consumer: the
+ * router then puts a cursor in every result.
+ */
+export const STREAM_EVENTS_SDL = eventsSdl(STREAM_NAME);
 
 /** The one HTTP subgraph: resolves any message id. */
 export const MESSAGES_SDL = /* GraphQL */ `
@@ -98,6 +139,53 @@ export function expectedFrame(seq: number): string {
   const { user, ...message } = messageEntity(eventId(seq));
   const payload = { data: { messageAdded: { ...message, user: { name: user.name } } } };
   return JSON.stringify({ id: OPERATION_ID, type: 'next', payload });
+}
+
+/**
+ * What the result frames of a system look like besides the data, which is always exactly that of
+ * `expectedFrame`:
+ * - `plain`: nothing else (the baselines);
+ * - `at-most-once`: a client's first result says `"extensions":{"delivery":"at-most-once"}`
+ *   (the router on core NATS, which keeps no events to replay), the others are plain;
+ * - `cursor`: every result carries `"extensions":{"cursor":"..."}` (the router on a stream).
+ */
+export type FrameShape = 'plain' | 'at-most-once' | 'cursor';
+
+const CURSOR_OPEN = ',"extensions":{"cursor":"';
+const CURSOR_CLOSE = '"}}}';
+const CURSOR_TEXT = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Why `text` is not the frame of event `seq` in `shape` (a client's `first` result or a later
+ * one), or undefined when it is: byte for byte, but for the cursor's own text, which is opaque.
+ */
+export function frameMismatch(
+  shape: FrameShape,
+  text: string,
+  seq: number,
+  first: boolean,
+): string | undefined {
+  const plain = expectedFrame(seq);
+  if (shape === 'plain' || (shape === 'at-most-once' && !first))
+    return text === plain ? undefined : 'not the expected frame';
+  if (shape === 'at-most-once')
+    return text === `${plain.slice(0, -2)},"extensions":{"delivery":"at-most-once"}}}`
+      ? undefined
+      : 'not the expected frame with the at-most-once notice';
+  const cursor = cursorIn(text);
+  if (cursor === undefined) return 'no extensions.cursor at the end of the result';
+  return text === `${plain.slice(0, -2)}${CURSOR_OPEN}${cursor}${CURSOR_CLOSE}`
+    ? undefined
+    : 'extensions.cursor present, but the rest differs from the expected frame';
+}
+
+/** The cursor at the end of a result frame (`..."extensions":{"cursor":"X"}}}`), if any. */
+export function cursorIn(text: string): string | undefined {
+  if (!text.endsWith(CURSOR_CLOSE)) return undefined;
+  const at = text.lastIndexOf(CURSOR_OPEN);
+  if (at < 0) return undefined;
+  const cursor = text.slice(at + CURSOR_OPEN.length, -CURSOR_CLOSE.length);
+  return CURSOR_TEXT.test(cursor) ? cursor : undefined;
 }
 
 /** The bare-ws server's frame template: the same bytes, with the id left to fill in. */

@@ -8,6 +8,10 @@
  * Latency therefore includes this process's own time to read the frame: with 10,000 sockets a
  * burst of receipts takes a while to drain, which the bare-ws floor measures too.
  *
+ * A delivery is a frame at least as long as the plain result frame, with an event id in place; its
+ * length is counted (a result may carry `extensions`, e.g. a cursor), and the first event after
+ * connecting is checked at every client against the system's FrameShape (graph.ts).
+ *
  * Two ways to publish:
  * - `throughput`: closed loop. Keep at most `maxOutstanding` events not yet received by every
  *   live client; publish the next one as soon as one completes (or expires after `expireMs`).
@@ -17,7 +21,15 @@ import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from '@nats-io/transport-node';
 import WebSocket from 'ws';
 import { percentile } from '../stats.js';
-import { eventJson, expectedFrame, OPERATION_ID, sequenceOf, SUBJECT, SUBSCRIPTION } from './graph.js';
+import {
+  eventJson,
+  expectedFrame,
+  frameMismatch,
+  sequenceOf,
+  SUBJECT,
+  subscribeFrame,
+  type FrameShape,
+} from './graph.js';
 
 export type ClientProtocol = 'graphql-transport-ws' | 'raw';
 
@@ -46,11 +58,9 @@ export class LoadGenerator {
   private alive = 0;
   private tearingDown = false;
   private readonly frameBytes = Buffer.byteLength(expectedFrame(0));
-  private readonly subscribeFrame = JSON.stringify({
-    id: OPERATION_ID,
-    type: 'subscribe',
-    payload: { query: SUBSCRIPTION },
-  });
+  private readonly subscribeFrame = subscribeFrame();
+  /** What the system under test adds to results besides the data (set before connecting). */
+  shape: FrameShape = 'plain';
 
   private seq = 0;
   private readonly sentAt = new Float64Array(CAPACITY);
@@ -59,6 +69,8 @@ export class LoadGenerator {
   private readonly windowOf = new Int32Array(CAPACITY).fill(-1);
   private samples: number[][] = [];
   private deliveries = 0;
+  private deliveryBytes = 0;
+  private deliveryHeaderBytes = 0;
   private outstanding = 0;
   private oldestOpen = 0;
   private onComplete: (() => void) | undefined;
@@ -83,6 +95,14 @@ export class LoadGenerator {
   /** Frames received that were deliveries of a published event. */
   get totalDeliveries(): number {
     return this.deliveries;
+  }
+
+  /**
+   * Bytes of delivery frames received since the last reset: the WebSocket payloads, and the same
+   * with each frame's header (2 or 4 bytes here: server frames are not masked).
+   */
+  get receivedBytes(): { payload: number; wire: number } {
+    return { payload: this.deliveryBytes, wire: this.deliveryBytes + this.deliveryHeaderBytes };
   }
 
   /** Events published since the last reset. */
@@ -141,10 +161,15 @@ export class LoadGenerator {
         settle(new Error(`client: ${url} closed the connection (${code}) before it was ready`));
         this.checkCompletions();
       });
+      let first = true;
       ws.on('message', (data: Buffer) => {
-        if (data.length === this.frameBytes) {
+        if (data.length >= this.frameBytes) {
           const seq = sequenceOf(data);
-          if (seq >= 0 && seq < this.seq) return this.delivery(seq, data);
+          if (seq >= 0 && seq < this.seq) {
+            this.delivery(seq, data, first);
+            first = false;
+            return;
+          }
         }
         this.control(ws, data, settle);
       });
@@ -171,13 +196,16 @@ export class LoadGenerator {
     }
   }
 
-  private delivery(seq: number, data: Buffer): void {
+  private delivery(seq: number, data: Buffer, first: boolean): void {
     const now = performance.now();
     this.deliveries++;
+    this.deliveryBytes += data.length;
+    this.deliveryHeaderBytes += data.length < 126 ? 2 : data.length < 65_536 ? 4 : 10;
     if (seq === this.verifySeq) {
       const text = data.toString('utf8');
-      if (text === expectedFrame(seq)) this.verified++;
-      else this.mismatchExample ??= text;
+      const mismatch = frameMismatch(this.shape, text, seq, first);
+      if (mismatch === undefined) this.verified++;
+      else this.mismatchExample ??= `${mismatch}: ${text}`;
     }
     const w = this.windowOf[seq]!;
     if (w >= 0) this.samples[w]!.push(now - this.sentAt[seq]!);
@@ -345,6 +373,8 @@ export class LoadGenerator {
     this.oldestOpen = 0;
     this.outstanding = 0;
     this.deliveries = 0;
+    this.deliveryBytes = 0;
+    this.deliveryHeaderBytes = 0;
     this.samples = [];
     this.badFrames = 0;
     this.badFrameExample = undefined;

@@ -12,7 +12,9 @@ import { startNaive } from './systems/naive.js';
 import type { RunningSystem, SystemName, SystemOptions } from './systems/types.js';
 
 const starters: Record<SystemName, (o: SystemOptions) => Promise<RunningSystem>> = {
-  edfs: startEdfs,
+  edfs: (o) => startEdfs(o, 'core'),
+  'edfs-cursors': (o) => startEdfs(o, 'cursors'),
+  'edfs-jetstream': (o) => startEdfs(o, 'jetstream'),
   naive: startNaive,
   bare: startBare,
 };

@@ -4,6 +4,8 @@ export interface SystemOptions {
   subgraphUrl: string;
   /** The composed execution config (EDFS router only). */
   configJson: string;
+  /** The same with the subscription read from the JetStream stream (resumable, EDFS router only). */
+  streamConfigJson: string;
   /** The delivery frame with `{{ID}}` for the event id (bare ws only). */
   frameTemplate: string;
   subject: string;
@@ -19,4 +21,4 @@ export interface RunningSystem {
   close(): Promise<void>;
 }
 
-export type SystemName = 'edfs' | 'naive' | 'bare';
+export type SystemName = 'edfs' | 'edfs-cursors' | 'edfs-jetstream' | 'naive' | 'bare';
