@@ -18,6 +18,9 @@
  *   the Trigger on some lane, its frames get a cursor of its own (the greater offset per lane), so
  *   a cursor never moves back. Once the Trigger has passed the client on every lane, the client
  *   is an ordinary member again (`member.special` cleared).
+ * - Replayed events resolve at most `REPLAY_CONCURRENCY` at a time router-wide (ReplaySlots),
+ *   in turn across resuming clients, so a burst of resumes leaves the subgraphs to live events
+ *   too; clients replaying the same events at once share each resolution (group.ts).
  * - Bounded: more than `maxEvents` events (replayed plus waiting in the buffer) or `maxBytes`
  *   bytes end the subscription with REPLAY_LIMIT_EXCEEDED; so does a broker that says up front
  *   that more are waiting.
@@ -72,6 +75,8 @@ export interface CatchUpLimits {
 /** What the catch-up asks of the engine. */
 export interface CatchUpHost {
   readonly limits: CatchUpLimits;
+  /** Router-wide slots for resolving replayed events. */
+  readonly replaySlots: ReplaySlots;
   readonly metrics: Pick<RouterMetrics, 'subscriptionResumes' | 'eventsReplayed'>;
   /** Ends the subscription with `errors` (no `complete` follows). */
   fail(member: Member, errors: GraphQLFormattedError[]): void;
@@ -83,6 +88,40 @@ interface Held {
   mark: Mark | undefined;
 }
 
+/** A replayed message waiting to be rendered and sent, with its place and cursor. */
+interface Replayed {
+  message: BrokerMessage;
+  lane: string;
+  offset: number;
+  cursor: string;
+}
+
+/**
+ * Resolutions of replayed events running at once, router-wide: resuming clients take turns for
+ * them, so a burst of resumes (after a drain) cannot flood the subgraphs live events need.
+ */
+export class ReplaySlots {
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private free: number) {}
+
+  take(): boolean {
+    if (this.free === 0) return false;
+    this.free--;
+    return true;
+  }
+
+  /** `then` runs once a slot is free (it takes it itself, or leaves it to the next waiter). */
+  wait(then: () => void): void {
+    this.waiting.push(then);
+  }
+
+  give(): void {
+    this.free++;
+    while (this.free > 0 && this.waiting.length > 0) this.waiting.shift()!();
+  }
+}
+
 export class CatchUp implements SpecialDelivery {
   /** Per lane, the offset the client has: the cursor's, then what the replay delivered. */
   private readonly floor: Map<string, number>;
@@ -91,6 +130,11 @@ export class CatchUp implements SpecialDelivery {
   private events = 0;
   private bytes = 0;
   private tail: Promise<void> = Promise.resolve();
+  /** Replayed messages not yet rendering, oldest first; and those rendering, not yet sent. */
+  private readonly queue: Replayed[] = [];
+  private rendering = 0;
+  private waitingForSlot = false;
+  private whenDrained: (() => void) | undefined;
   /** The Group whose shared replay results this replay counts in (group.ts `replaying`). */
   private sharing: Group | undefined;
   private readonly abort = new AbortController();
@@ -131,7 +175,7 @@ export class CatchUp implements SpecialDelivery {
       maxMessages: this.host.limits.maxEvents,
       signal: this.abort.signal,
     }).then(
-      () => this.tail.then(() => this.goLive()),
+      () => this.drained().then(() => this.goLive()),
       (error: unknown) => {
         if (error instanceof CursorError) return this.fail(cursorErrorOf(error.problem, error.message));
         this.host.logger.error({ err: error, trigger: this.trigger.key }, 'replaying events failed');
@@ -147,6 +191,7 @@ export class CatchUp implements SpecialDelivery {
   stop(): void {
     this.ended = true;
     this.held = [];
+    this.queue.length = 0;
     this.abort.abort();
     this.stopSharing();
   }
@@ -170,39 +215,82 @@ export class CatchUp implements SpecialDelivery {
     this.send(member, frame, mark);
   }
 
-  /** One replayed broker message: rendered in order with the others, sent with its own cursor. */
+  /** One replayed broker message: queued to be rendered in order, sent with its own cursor. */
   private replayed(message: BrokerMessage, offsets: Map<string, number>): void {
     if (this.ended || !message.position) return;
     if (!this.count(message.data.byteLength)) return;
     const { lane, offset } = message.position;
     offsets.set(lane, offset);
-    const cursor = encodeCursor(this.trigger.source, offsets);
-    const group = this.member.current;
-    const work =
-      group && group.trigger === this.trigger
-        ? group.renderReplayed({ ...message, position: message.position })
-        : Promise.reject(new Error('the subscription moved to another event source'));
-    work.catch(() => undefined);
-    this.tail = this.tail
-      .then(() => work)
-      .then(
-        (json) => {
-          if (this.ended) return;
-          this.floor.set(lane, offset);
-          if (json === undefined) return;
-          this.host.metrics.eventsReplayed.inc();
-          this.member.sink.next(withCursor(json, cursor), cursor);
-        },
-        (error: unknown) => {
-          if (this.ended) return;
-          this.host.logger.error(
-            { err: error, subject: message.subject },
-            'resolving a replayed event failed',
-          );
-          this.floor.set(lane, offset);
-          this.member.sink.next(withCursor(resolveFailedPayload(message.subject), cursor), cursor);
-        },
+    this.queue.push({ message, lane, offset, cursor: encodeCursor(this.trigger.source, offsets) });
+    this.pump();
+  }
+
+  /**
+   * Starts rendering queued messages while the router-wide replay slots allow (a catch-up never
+   * floods the subgraphs the live Groups need); each is sent in order once rendered.
+   */
+  private pump(): void {
+    const slots = this.host.replaySlots;
+    while (this.queue.length > 0 && !this.ended) {
+      if (!slots.take()) {
+        if (!this.waitingForSlot) {
+          this.waitingForSlot = true;
+          slots.wait(() => {
+            this.waitingForSlot = false;
+            this.pump();
+          });
+        }
+        return;
+      }
+      const item = this.queue.shift()!;
+      const group = this.member.current;
+      const work =
+        group && group.trigger === this.trigger
+          ? group.renderReplayed({ ...item.message, position: { lane: item.lane, offset: item.offset } })
+          : Promise.reject(new Error('the subscription moved to another event source'));
+      void work.then(
+        () => slots.give(),
+        () => slots.give(),
       );
+      this.rendering++;
+      this.tail = this.tail
+        .then(() => work)
+        .then(
+          (json) => this.deliver(item, json),
+          (error: unknown) => {
+            this.host.logger.error(
+              { err: error, subject: item.message.subject },
+              'resolving a replayed event failed',
+            );
+            this.deliver(item, resolveFailedPayload(item.message.subject));
+          },
+        )
+        .then(() => {
+          this.rendering--;
+          this.checkDrained();
+        });
+    }
+  }
+
+  private deliver(item: Replayed, json: string | undefined): void {
+    if (this.ended) return;
+    this.floor.set(item.lane, item.offset);
+    if (json === undefined) return;
+    this.host.metrics.eventsReplayed.inc();
+    this.member.sink.next(withCursor(json, item.cursor), item.cursor);
+  }
+
+  /** Resolves once every replayed message is out (rendered and sent, or filtered). */
+  private drained(): Promise<void> {
+    if (this.queue.length === 0 && this.rendering === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.whenDrained = resolve));
+  }
+
+  private checkDrained(): void {
+    if (this.queue.length > 0 || this.rendering > 0 || !this.whenDrained) return;
+    const resolve = this.whenDrained;
+    this.whenDrained = undefined;
+    resolve();
   }
 
   /** The replay is out: what was held goes, then live events flow. */

@@ -44,7 +44,14 @@ import type { Gateway } from '../engine/gateway.js';
 import type { SubgraphHeaders } from '../engine/headers.js';
 import type { RouterMetrics } from '../observability/metrics.js';
 import { CursorError } from '../events/provider.js';
-import { CatchUp, cursorErrorOf, resumeOutcomeOf, type CatchUpHost, type CatchUpLimits } from './catch-up.js';
+import {
+  CatchUp,
+  ReplaySlots,
+  cursorErrorOf,
+  resumeOutcomeOf,
+  type CatchUpHost,
+  type CatchUpLimits,
+} from './catch-up.js';
 import { decodeCursor, type Cursor } from './cursor.js';
 import { AT_MOST_ONCE_NOTICE, Group, Member, type EngineContext } from './group.js';
 import type { ResultSink, Started } from './service.js';
@@ -64,6 +71,13 @@ export interface SubscriptionEngineOptions {
   resume?: CatchUpLimits;
 }
 
+/**
+ * Replayed events resolving at once, all resuming clients together: a burst of resumes queues
+ * behind them instead of taking every subgraph connection from the live Groups (the subgraph
+ * client pools 64 connections per subgraph).
+ */
+const REPLAY_CONCURRENCY = 32;
+
 /** Default `subscriptions.resume`. */
 export const DEFAULT_RESUME_LIMITS: CatchUpLimits = { maxEvents: 10_000, maxBytes: 16 * 1024 * 1024 };
 
@@ -73,6 +87,7 @@ export class SubscriptionEngine implements EngineContext, CatchUpHost {
   readonly logger: Logger;
   readonly maxPendingEvents: number;
   readonly limits: CatchUpLimits;
+  readonly replaySlots = new ReplaySlots(REPLAY_CONCURRENCY);
   private readonly gracePeriodMs: number;
   private readonly filters = new WeakMap<object, CompiledFilter>();
 
