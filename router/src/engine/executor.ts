@@ -11,13 +11,24 @@
  * (`@requires`, a key from another subgraph) fails there with that error. Errors a subgraph
  * returns keep their own paths, moved to the client's. A failure's message says what failed, never
  * internal exception text; the detail goes to the log.
+ *
+ * Identical subgraph requests (same subgraph, body and forwarded headers) are sent once: those in
+ * flight through the gateway's `flights` (single-flight.ts), for queries and subscription events,
+ * and those of one event across subscription groups through `dedupe`. Each execution reads its
+ * own copy of a shared answer (`SubgraphReply`), since merging changes it. Mutations share nothing.
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import type { ExecutionResult } from './types.js';
 import type { EntityCall, EntityPart, EntityTarget, Fetch, Plan, Rename, ReprField, SubSel } from './plan.js';
 import { addFailure, errorPrefixes, failureFor, failuresOf, shapeRoot, type FetchFailure } from './shape.js';
-import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
+import {
+  SubgraphFetchError,
+  type SubgraphClient,
+  type SubgraphReply,
+  type SubgraphResponse,
+} from './subgraph-client.js';
+import type { SingleFlight } from './single-flight.js';
 import type { EventBus } from '../event-fields/bus.js';
 import { projectEvent } from '../event-fields/event-data.js';
 import { runPublish, runRequest } from '../event-fields/fetches.js';
@@ -30,7 +41,21 @@ type RespPath = (string | number)[];
 export interface ExecuteOptions {
   client: SubgraphClient;
   supergraph: Supergraph;
+  /** Called once per HTTP request sent to a subgraph. */
   onSubgraphRequest?: (subgraph: string) => void;
+  /** Called once per subgraph request answered by an identical one instead of being sent. */
+  onSubgraphRequestDeduplicated?: (subgraph: string) => void;
+  /**
+   * Subgraph requests in flight, shared by every execution of this gateway: an identical request
+   * (same subgraph, body and headers) joins the one in flight instead of being sent. Queries and
+   * subscription events only; a mutation's fetches never join or start a shared request.
+   */
+  flights?: SubgraphFlights;
+  /**
+   * The client gave up: its execution stops waiting, fetches not yet sent fail, and a request it
+   * alone was waiting for is cancelled. Ignored for mutations, which run to the end once started.
+   */
+  signal?: AbortSignal;
   /** Headers per subgraph for this request (the `headers` rules applied to the client's). */
   headers?: SubgraphHeaders;
   /** Brokers, for publish and request fields. */
@@ -41,9 +66,10 @@ export interface ExecuteOptions {
   event?: unknown;
   /**
    * Requests shared by several executions of one event (one per subscription group): identical
-   * subgraph requests (same subgraph, same body) are sent once and their response reused.
+   * subgraph requests (same subgraph, body and headers) are sent once and their answer reused,
+   * also by a group that asks after the request is done.
    */
-  dedupe?: Map<string, Promise<SubgraphResponse>>;
+  dedupe?: Map<string, Promise<SubgraphReply>>;
   /** Sees the merged subgraph data before it is shaped (subscription filters read it). */
   onStore?: (store: Record<string, unknown>) => void;
   /** Gets the detail of failed fetches, which clients do not see. */
@@ -56,6 +82,8 @@ export async function executePlan(
   options: ExecuteOptions,
   introspection?: Record<string, unknown>,
 ): Promise<ExecutionResult> {
+  if (plan.operationType === 'mutation' && (options.flights || options.signal))
+    options = { ...options, flights: undefined, signal: undefined };
   const store: Obj = {};
   const errors: GraphQLFormattedError[] = [];
   const running = new Map<Fetch, Promise<void>>();
@@ -289,9 +317,17 @@ async function runEventFetch(
   }
 }
 
+/** Subgraph requests in flight, and for which subgraphs identical ones are shared (`flights`). */
+export interface SubgraphFlights {
+  readonly inFlight: SingleFlight<SubgraphReply>;
+  /** Whether requests to this subgraph are shared (`traffic_shaping.*.deduplicate_requests`). */
+  deduplicates(subgraph: string): boolean;
+}
+
 /**
- * Sends the fetch's request. A failure is an error for the client: a SubgraphFetchError says what
- * failed in terms safe to show; anything else is a fault here, logged, and named only as such.
+ * Sends the fetch's request, or joins an identical one (in flight, or of the same event). A
+ * failure is an error for the client: a SubgraphFetchError says what failed in terms safe to
+ * show; anything else is a fault here, logged, and named only as such.
  */
 async function send(
   fetch: Fetch,
@@ -299,21 +335,35 @@ async function send(
   options: ExecuteOptions,
 ): Promise<{ response: SubgraphResponse } | { error: GraphQLFormattedError }> {
   const subgraph = fetch.subgraph;
+  const { signal } = options;
+  if (signal?.aborted) return { error: fetchError(subgraph.name, 'the request was cancelled') };
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
     const headers = options.headers?.[subgraph.name];
-    // Requests with other headers (other credentials) never share a response.
-    const dedupeKey = options.dedupe
-      ? `${subgraph.name}\n${headers ? JSON.stringify(headers) : ''}\n${body}`
-      : undefined;
-    const shared = dedupeKey ? options.dedupe!.get(dedupeKey) : undefined;
-    // Each execution merges into (and so mutates) what it gets: later users get their own copy.
-    if (shared) return { response: structuredClone(await shared) };
-    options.onSubgraphRequest?.(subgraph.name);
-    const request = options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers);
-    if (dedupeKey) options.dedupe!.set(dedupeKey, request);
-    return { response: await request };
+    const flights = options.flights?.deduplicates(subgraph.name) ? options.flights.inFlight : undefined;
+    const sendRequest = (cancel: AbortSignal | undefined) => {
+      options.onSubgraphRequest?.(subgraph.name);
+      return options.client.request(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers, cancel);
+    };
+    if (!flights && !options.dedupe) return { response: (await sendRequest(signal)).take() };
+    // Requests with other headers (other credentials) never share an answer.
+    const key = `${subgraph.name}\n${subgraph.url}\n${headers ? JSON.stringify(headers) : ''}\n${body}`;
+    let reply = options.dedupe?.get(key);
+    let shared = reply !== undefined;
+    if (!reply) {
+      if (flights) {
+        const joined = flights.run(key, sendRequest, signal);
+        reply = joined.promise;
+        shared = joined.shared;
+      } else {
+        reply = sendRequest(signal);
+      }
+      options.dedupe?.set(key, reply);
+    }
+    if (shared) options.onSubgraphRequestDeduplicated?.(subgraph.name);
+    return { response: (await reply).take() };
   } catch (err) {
+    if (signal?.aborted) return { error: fetchError(subgraph.name, 'the request was cancelled') };
     if (err instanceof SubgraphFetchError) {
       options.logger?.debug({ err, subgraph: subgraph.name }, 'subgraph fetch failed');
       return { error: fetchError(subgraph.name, err.reason) };

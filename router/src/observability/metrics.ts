@@ -73,6 +73,8 @@ export interface RouterMetrics {
   /** Event received -> last client write queued. */
   readonly eventFanoutSeconds: Histogram;
   readonly subgraphRequests: Counter<'subgraph'>;
+  /** Subgraph requests not sent because an identical one in flight answered them (single-flight). */
+  readonly subgraphRequestsDeduplicated: Counter<'subgraph'>;
   /** Subgraph requests that failed, by subgraph and SubgraphErrorKind; one per request at most. */
   readonly subgraphErrors: Counter<'subgraph' | 'kind'>;
   /** By DropReason. */
@@ -142,6 +144,12 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
   const subgraphRequests = new Counter({
     name: 'router_subgraph_requests_total',
     help: 'HTTP requests sent to subgraphs, by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers,
+  });
+  const subgraphRequestsDeduplicated = new Counter({
+    name: 'router_subgraph_requests_deduplicated_total',
+    help: 'Subgraph requests not sent because an identical request in flight answered them, by subgraph.',
     labelNames: ['subgraph'] as const,
     registers,
   });
@@ -219,6 +227,7 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
       registers,
     }),
     subgraphRequests,
+    subgraphRequestsDeduplicated,
     subgraphErrors,
     droppedMessages,
     executionConfigReloads,
@@ -261,6 +270,7 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
     trackSubgraphs(names) {
       for (const subgraph of names) {
         subgraphRequests.inc({ subgraph }, 0);
+        subgraphRequestsDeduplicated.inc({ subgraph }, 0);
         for (const kind of SUBGRAPH_ERROR_KINDS) subgraphErrors.inc({ subgraph, kind }, 0);
       }
     },
