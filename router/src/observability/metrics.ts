@@ -84,6 +84,8 @@ export interface RouterMetrics {
   /** Operations refused by a limit before planning (`security`, `introspection`), by reason. */
   readonly operationsRejected: Counter<'reason'>;
   readonly httpRequests: Counter<'operation_type' | 'status'>;
+  /** Queries over HTTP answered by an identical query's execution (`traffic_shaping.router.deduplicate_requests`). */
+  readonly httpRequestsDeduplicated: Counter;
   readonly httpRequestDuration: Histogram<'operation_type'>;
   /** Open HTTP connections of the router's listener (WebSockets leave it once upgraded). */
   readonly httpConnections: Gauge;
@@ -236,6 +238,11 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
       name: 'router_http_requests_total',
       help: 'GraphQL requests over HTTP, by operation type and status code.',
       labelNames: ['operation_type', 'status'] as const,
+      registers,
+    }),
+    httpRequestsDeduplicated: new Counter({
+      name: 'router_http_requests_deduplicated_total',
+      help: 'GraphQL queries over HTTP answered by the execution of an identical query in flight (traffic_shaping.router.deduplicate_requests).',
       registers,
     }),
     httpRequestDuration: new Histogram({

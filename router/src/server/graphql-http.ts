@@ -247,11 +247,13 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
       return sendResult(reply, 200, mediaType, await prepared.execute(ctx));
     let text: string;
     try {
-      text = await inbound.run(
+      const joined = inbound.run(
         inboundKey(params, request.headers),
         async (signal) => JSON.stringify(await prepared.execute({ ...ctx, signal })),
         ctx.signal,
-      ).promise;
+      );
+      if (joined.shared) metrics.httpRequestsDeduplicated.inc();
+      text = await joined.promise;
     } catch (err) {
       // Nobody is left to read an answer.
       if (ctx.signal?.aborted) return sendErrors(reply, 200, mediaType, 'The request was cancelled.');
