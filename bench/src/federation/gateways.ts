@@ -11,6 +11,7 @@
  * nothing inside a gateway has to cooperate. Both run with NODE_ENV=production and warn-level logs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -32,11 +33,15 @@ const ROUTER_BIN = fileURLToPath(new URL('../../../router/bin/edfs-router.js', i
 const require = createRequire(import.meta.url);
 const HIVE_BIN = join(dirname(require.resolve('@graphql-hive/gateway/package.json')), 'dist', 'bin.js');
 
-/** Ours: `yaml` lines are added to the generated router.yaml (e.g. traffic_shaping). */
+/**
+ * Ours: `yaml` lines are added to the generated router.yaml (e.g. traffic_shaping); `bin` is
+ * another build's `edfs-router.js` (a baseline to compare with), default this checkout's.
+ */
 export async function startOurs(
   label: string,
   configJson: string,
   yaml: string[] = [],
+  bin = ROUTER_BIN,
 ): Promise<RunningGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'edfs-bench-router-'));
   const port = await freePort();
@@ -47,14 +52,19 @@ export async function startOurs(
     [
       `listen_addr: 127.0.0.1:${port}`,
       'log_level: warn',
+      'shutdown_delay: 0s',
       'execution_config: { file: { path: ./config.json, watch: false } }',
       `telemetry: { metrics: { prometheus: { listen_addr: 127.0.0.1:${metricsPort} } } }`,
       ...yaml,
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [ROUTER_BIN, '-c', join(dir, 'router.yaml')], {
+  // For finding where time and memory go: e.g. --trace-gc, --cpu-prof, --heapsnapshot-signal=SIGUSR2.
+  const nodeArgs = (process.env.BENCH_ROUTER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const stdout = process.env.BENCH_ROUTER_STDOUT ? openSync(process.env.BENCH_ROUTER_STDOUT, 'a') : 'ignore';
+  const child = spawn(process.execPath, [...nodeArgs, bin, '-c', join(dir, 'router.yaml')], {
+    cwd: dir,
     env: { ...process.env, NODE_ENV: 'production' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', stdout, 'pipe'],
   });
   return ready(label, `http://127.0.0.1:${port}/graphql`, child, () =>
     rm(dir, { recursive: true, force: true }),
@@ -102,9 +112,14 @@ async function ready(
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  /** SIGTERM first, so profiles asked for by node flags are written; SIGKILL after 5 s. */
   const close = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
     await cleanup();
   };
   const deadline = Date.now() + 30_000;

@@ -18,6 +18,7 @@
  *
  * Knobs (environment): BENCH_QUICK=1 one 3 s window; BENCH_FED_WINDOWS (3), BENCH_FED_SECONDS (5),
  * BENCH_FED_CONNECTIONS (32,128), BENCH_FED_BODIES (fixed,varied), BENCH_FED_SYSTEMS (keys below);
+ * BENCH_ROUTER_BASELINES other builds of our router to run beside (see `baselines`);
  * BENCH_ROUTER_NODE_ARGS extra node flags for our router (e.g. --trace-gc, --heapsnapshot-signal=SIGUSR2)
  * with BENCH_ROUTER_STDOUT a file for what they print.
  */
@@ -62,6 +63,22 @@ const SYSTEMS: SystemDef[] = [
   },
   { key: 'hive', label: 'Hive Gateway', start: (c) => startHive(c.subgraphs) },
 ];
+
+/**
+ * BENCH_ROUTER_BASELINES=name=/path/to/router/bin/edfs-router.js,...: other builds of our router
+ * (an earlier commit, built), each a row `ours @name` with its defaults, for before/after figures
+ * in the same run.
+ */
+function baselines(): SystemDef[] {
+  return (process.env.BENCH_ROUTER_BASELINES ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((entry) => {
+      const [name, bin] = entry.split('=') as [string, string];
+      const label = `ours @${name}`;
+      return { key: label, label, start: (c) => startOurs(label, c.configJson, [], bin) };
+    });
+}
 
 interface Window {
   rps: number;
@@ -109,7 +126,10 @@ function settings() {
     seconds: Number(process.env.BENCH_FED_SECONDS ?? (quick ? 3 : 5)),
     connections: list('BENCH_FED_CONNECTIONS', '32,128').map(Number),
     bodies: list('BENCH_FED_BODIES', 'fixed,varied') as Body[],
-    systems: list('BENCH_FED_SYSTEMS', ['direct', ...SYSTEMS.map((s) => s.key)].join(',')),
+    systems: list(
+      'BENCH_FED_SYSTEMS',
+      ['direct', ...SYSTEMS.map((s) => s.key), ...baselines().map((s) => s.key)].join(','),
+    ),
   };
 }
 
@@ -133,7 +153,7 @@ export async function runLoadBench(): Promise<LoadResult> {
       subgraphs.map((g) => ({ name: g.name, routingUrl: g.url, sdl: g.sdl })),
     );
     if (!composed.ok) throw new Error(composed.errors.map((e) => e.message).join('\n'));
-    for (const def of SYSTEMS.filter((d) => s.systems.includes(d.key)))
+    for (const def of [...baselines(), ...SYSTEMS].filter((d) => s.systems.includes(d.key)))
       gateways.push(await def.start({ configJson: composed.configJson, subgraphs }));
 
     const products = subgraphs.find((g) => g.name === 'products')!;

@@ -146,7 +146,7 @@ async function runFetch(
 /** A representation sent once, and every object (with its response path) it completes. */
 interface ReprGroup {
   index: number;
-  targets: { obj: Obj; path: RespPath; part: EntityPart }[];
+  targets: { obj: Obj; part: EntityPart }[];
 }
 
 /**
@@ -165,8 +165,8 @@ async function runEntityFetch(
 ): Promise<void> {
   const calls = fetch.calls ?? [];
   const byCall: ReprGroup[][] = [];
-  /** Where each part's errors go when they name no entity (its first object's path). */
-  const firstPaths = new Map<EntityPart, RespPath>();
+  /** Each part's first object: its errors go there when they name no entity. */
+  const firstObjects = new Map<EntityPart, Obj>();
   const keys = new Map<EntityCall, ReadonlySet<string>>();
   const keysOf = (call: EntityCall) => {
     let set = keys.get(call);
@@ -179,7 +179,7 @@ async function runEntityFetch(
     const groups = new Map<string, ReprGroup>();
     const representations: unknown[] = [];
     for (const part of call.parts)
-      walk(store, part.path, 0, [], (obj, path) => {
+      walk(store, part.path, 0, (obj) => {
         const typename = obj.__typename;
         if (typeof typename !== 'string') return;
         const target = part.targets.get(typename);
@@ -198,15 +198,14 @@ async function runEntityFetch(
           groups.set(key, group);
           representations.push(repr);
         }
-        group.targets.push({ obj, path, part });
-        if (!firstPaths.has(part)) firstPaths.set(part, path);
+        group.targets.push({ obj, part });
+        if (!firstObjects.has(part)) firstObjects.set(part, obj);
       });
     vars[call.variable] = representations;
     byCall.push([...groups.values()]);
     total += representations.length;
   }
   if (total === 0) return;
-  const partPaths = [...firstPaths.values()];
   /** Every object of call `c` fails for the call's fields. */
   const fail = (c: number, error: GraphQLFormattedError | undefined) => {
     const failure: FetchFailure = { keys: keysOf(calls[c]!), error };
@@ -257,17 +256,40 @@ async function runEntityFetch(
       }
     }
   }
-  for (const e of response.errors ?? []) {
+  if (!response.errors?.length) return;
+  // Response paths are only needed for errors: found now rather than kept for every object.
+  const paths = pathsOf(store, calls);
+  const partPaths = [...firstObjects.values()].map((obj) => paths.get(obj)!);
+  for (const e of response.errors) {
     const p = e.path;
     const c = p && typeof p[0] === 'string' ? callOf.get(p[0]) : undefined;
     if (c !== undefined && typeof p![1] === 'number') {
       const targets = byCall[c]![p![1]]?.targets ?? [];
-      for (const t of targets) errors.push(forwardError(e, [...t.path, ...p!.slice(2)]));
+      for (const t of targets) errors.push(forwardError(e, [...paths.get(t.obj)!, ...p!.slice(2)]));
       if (targets.length === 0) for (const path of partPaths) errors.push(forwardError(e, path));
     } else {
       for (const path of partPaths) errors.push(forwardError(e, path));
     }
   }
+}
+
+/** The response path of every object at the calls' parts' paths. */
+function pathsOf(store: Obj, calls: readonly EntityCall[]): Map<Obj, RespPath> {
+  const paths = new Map<Obj, RespPath>();
+  const visit = (value: unknown, path: string[], i: number, at: RespPath): void => {
+    if (value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) {
+      for (let k = 0; k < value.length; k++) visit(value[k], path, i, [...at, k]);
+      return;
+    }
+    if (i === path.length) {
+      paths.set(value as Obj, at);
+      return;
+    }
+    visit((value as Obj)[path[i]!], path, i + 1, [...at, path[i]!]);
+  };
+  for (const call of calls) for (const part of call.parts) visit(store, part.path, 0, []);
+  return paths;
 }
 
 /** Store keys of the fields `sel` selects on its objects, in every type fragment. */
@@ -391,12 +413,11 @@ function forwardError(e: GraphQLFormattedError, path: RespPath | undefined): Gra
   return out;
 }
 
-/** Visits every object at `path` below `value` (lists walked, nulls skipped), with its response path. */
 /** Undoes the planner's conflict aliases (see `Fetch.renames`), deepest first. */
 function applyRenames(data: unknown, renames: readonly Rename[]): void {
   const ordered = [...renames].sort((a, b) => b.path.length - a.path.length);
   for (const r of ordered)
-    walk(data, r.path, 0, [], (obj) => {
+    walk(data, r.path, 0, (obj) => {
       if (obj.__typename === r.typename && r.alias in obj) {
         obj[r.key] = obj[r.alias];
         delete obj[r.alias];
@@ -404,25 +425,22 @@ function applyRenames(data: unknown, renames: readonly Rename[]): void {
     });
 }
 
-function walk(
-  value: unknown,
-  path: string[],
-  i: number,
-  at: RespPath,
-  visit: (obj: Obj, path: RespPath) => void,
-): void {
+/**
+ * Visits every object at `path` below `value` (lists walked, nulls skipped). Paths are not built
+ * here: most fetches never need them, and `pathsOf` finds them when errors do.
+ */
+function walk(value: unknown, path: string[], i: number, visit: (obj: Obj) => void): void {
   if (value === null || value === undefined) return;
   if (Array.isArray(value)) {
-    for (let k = 0; k < value.length; k++) walk(value[k], path, i, [...at, k], visit);
+    for (let k = 0; k < value.length; k++) walk(value[k], path, i, visit);
     return;
   }
   if (typeof value !== 'object') return;
   if (i === path.length) {
-    visit(value as Obj, at);
+    visit(value as Obj);
     return;
   }
-  const key = path[i]!;
-  walk((value as Obj)[key], path, i + 1, [...at, key], visit);
+  walk((value as Obj)[path[i]!], path, i + 1, visit);
 }
 
 /** Where a representation could not be built: the object (`obj` or one below it) and the key it lacks. */

@@ -97,9 +97,35 @@ function isTimeout(err: unknown): boolean {
   return e?.name === 'TimeoutError' || TIMEOUT_CODES.has(e?.code ?? '');
 }
 
+const BASE_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'application/json',
+  accept: 'application/graphql-response+json, application/json',
+};
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
 export class SubgraphClient {
   private readonly pools = new Map<string, Pool>();
+  /** Routing URLs parsed once (there are as many as subgraphs). */
+  private readonly targets = new Map<string, { origin: string; path: string } | Error>();
   constructor(private readonly options: SubgraphClientOptions = {}) {}
+
+  private target(url: string): { origin: string; path: string } | Error {
+    let target = this.targets.get(url);
+    if (!target) {
+      try {
+        const parsed = new URL(url);
+        target = { origin: parsed.origin, path: parsed.pathname + parsed.search };
+      } catch (err) {
+        target = err as Error;
+      }
+      this.targets.set(url, target);
+    }
+    return target;
+  }
 
   private pool(origin: string): Pool {
     let pool = this.pools.get(origin);
@@ -144,12 +170,8 @@ export class SubgraphClient {
       this.options.onError?.(subgraph, kind);
       return new SubgraphFetchError(subgraph, reason, cause);
     };
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch (err) {
-      throw failed('unreachable', 'invalid routing URL', err);
-    }
+    const target = this.target(url);
+    if (target instanceof Error) throw failed('unreachable', 'invalid routing URL', target);
     const timeout = this.options.timeoutMs ?? timeoutMs;
     // One signal for the deadline and the caller's cancellation (undici takes one).
     const controller = new AbortController();
@@ -161,12 +183,8 @@ export class SubgraphClient {
       try {
         res = await this.pool(target.origin).request({
           method: 'POST',
-          path: target.pathname + target.search,
-          headers: {
-            'content-type': 'application/json',
-            accept: 'application/graphql-response+json, application/json',
-            ...headers,
-          },
+          path: target.path,
+          headers: hasKeys(headers) ? { ...BASE_HEADERS, ...headers } : BASE_HEADERS,
           body,
           headersTimeout: timeout,
           bodyTimeout: timeout,
