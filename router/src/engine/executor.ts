@@ -339,11 +339,13 @@ async function runEventFetch(
   }
 }
 
-/** Subgraph requests in flight, and for which subgraphs identical ones are shared (`flights`). */
+/**
+ * Subgraph requests in flight (`flights`): one table per subgraph and routing URL, keyed by
+ * forwarded headers and body; none for a subgraph whose requests are not shared
+ * (`traffic_shaping.*.deduplicate_requests`).
+ */
 export interface SubgraphFlights {
-  readonly inFlight: SingleFlight<SubgraphReply>;
-  /** Whether requests to this subgraph are shared (`traffic_shaping.*.deduplicate_requests`). */
-  deduplicates(subgraph: string): boolean;
+  of(subgraph: string, url: string): SingleFlight<SubgraphReply> | undefined;
 }
 
 /**
@@ -362,15 +364,16 @@ async function send(
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
     const headers = options.headers?.[subgraph.name];
-    const flights = options.flights?.deduplicates(subgraph.name) ? options.flights.inFlight : undefined;
+    const flights = options.flights?.of(subgraph.name, subgraph.url);
     const sendRequest = (cancel: AbortSignal | undefined) => {
       options.onSubgraphRequest?.(subgraph.name);
       return options.client.request(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers, cancel);
     };
     if (!flights && !options.dedupe) return { response: (await sendRequest(signal)).take() };
     // Requests with other headers (other credentials) never share an answer.
-    const key = `${subgraph.name}\n${subgraph.url}\n${headers ? JSON.stringify(headers) : ''}\n${body}`;
-    let reply = options.dedupe?.get(key);
+    const key = headers ? `${JSON.stringify(headers)}\n${body}` : body;
+    const eventKey = options.dedupe && `${subgraph.name}\n${subgraph.url}\n${key}`;
+    let reply = eventKey ? options.dedupe!.get(eventKey) : undefined;
     let shared = reply !== undefined;
     if (!reply) {
       if (flights) {
@@ -380,7 +383,7 @@ async function send(
       } else {
         reply = sendRequest(signal);
       }
-      options.dedupe?.set(key, reply);
+      if (eventKey) options.dedupe!.set(eventKey, reply);
     }
     if (shared) options.onSubgraphRequestDeduplicated?.(subgraph.name);
     return { response: (await reply).take() };

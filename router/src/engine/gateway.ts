@@ -172,9 +172,15 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     onError: options.onSubgraphError,
   });
   const dedup = options.deduplicateRequests ?? { all: true };
+  const tables = new Map<string, SingleFlight<SubgraphReply>>();
   const flights: SubgraphFlights = {
-    inFlight: new SingleFlight<SubgraphReply>(),
-    deduplicates: (subgraph) => dedup.subgraphs?.[subgraph] ?? dedup.all,
+    of(subgraph, url) {
+      if (!(dedup.subgraphs?.[subgraph] ?? dedup.all)) return undefined;
+      const id = `${subgraph}\n${url}`;
+      let table = tables.get(id);
+      if (!table) tables.set(id, (table = new SingleFlight<SubgraphReply>()));
+      return table;
+    },
   };
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
   const rejectUnauthorized = options.authorization?.rejectOperationIfUnauthorized ?? false;

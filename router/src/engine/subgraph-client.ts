@@ -110,17 +110,17 @@ function hasKeys(o: object): boolean {
 export class SubgraphClient {
   private readonly pools = new Map<string, Pool>();
   /** Routing URLs parsed once (there are as many as subgraphs). */
-  private readonly targets = new Map<string, { origin: string; path: string } | Error>();
+  private readonly targets = new Map<string, { origin: string; path: string } | { invalid: unknown }>();
   constructor(private readonly options: SubgraphClientOptions = {}) {}
 
-  private target(url: string): { origin: string; path: string } | Error {
+  private target(url: string): { origin: string; path: string } | { invalid: unknown } {
     let target = this.targets.get(url);
     if (!target) {
       try {
         const parsed = new URL(url);
         target = { origin: parsed.origin, path: parsed.pathname + parsed.search };
       } catch (err) {
-        target = err as Error;
+        target = { invalid: err };
       }
       this.targets.set(url, target);
     }
@@ -171,7 +171,7 @@ export class SubgraphClient {
       return new SubgraphFetchError(subgraph, reason, cause);
     };
     const target = this.target(url);
-    if (target instanceof Error) throw failed('unreachable', 'invalid routing URL', target);
+    if ('invalid' in target) throw failed('unreachable', 'invalid routing URL', target.invalid);
     const timeout = this.options.timeoutMs ?? timeoutMs;
     // One signal for the deadline and the caller's cancellation (undici takes one).
     const controller = new AbortController();
