@@ -63,9 +63,9 @@ import {
   SUBSCRIPTION,
   type FrameShape,
 } from './fanout/graph.js';
-import { forkChild, type Child } from './fanout/ipc.js';
+import { forkChild, type Child } from './common/ipc.js';
 import { LoadGenerator, sleep, type ClientProtocol } from './fanout/load.js';
-import { foreignCores, sampleCpu } from './fanout/machine.js';
+import { foreignCores, sampleCpu } from './common/machine.js';
 import type { ServerStats } from './fanout/server.js';
 import { consuming, freshStream } from './fanout/stream.js';
 import type { SystemName, SystemOptions } from './fanout/systems/types.js';

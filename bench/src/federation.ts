@@ -10,6 +10,9 @@
  * batching (the default: one request per subgraph per planning step) and one with batching
  * switched off (one `_entities` request per path, as before). Printed side by side: subgraph
  * requests per query and latency (median, p99), with ratios. Nothing here is asserted.
+ *
+ * Third part, gateways under HTTP load (federation/load.ts): our router as its command runs it,
+ * Hive Gateway and the direct-subgraph floor on Apollo's classic four-subgraph graph.
  */
 import http from 'node:http';
 import { buildSubgraphSchema } from '@apollo/subgraph';
@@ -18,6 +21,7 @@ import { Pool } from 'undici';
 import { createGateway, planOperation } from '@edfs/router';
 import { composeSupergraph } from '@edfs/operator';
 import { median, percentile, sample, table } from './stats.js';
+import { runLoadBench } from './federation/load.js';
 
 const LINK =
   'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key", "@shareable"])\n';
@@ -170,7 +174,8 @@ export async function runFederationBench(): Promise<Record<string, unknown>> {
   );
   console.log(`router/direct ratio: ${result.ratio_router_to_direct.toFixed(2)}x`);
   printBatching(batching);
-  return { ...result, batching };
+  const load = await runLoadBench();
+  return { ...result, batching, load };
 }
 
 interface BatchingRow {
@@ -190,7 +195,12 @@ async function runBatchingBench(config: Record<string, unknown>): Promise<Batchi
   let requests = 0;
   const count = () => void requests++;
   const on = createGateway(config, { onSubgraphRequest: count });
-  const off = createGateway(config, { onSubgraphRequest: count, entityBatching: false });
+  // As routers without batching do: one request per path, identical ones too.
+  const off = createGateway(config, {
+    onSubgraphRequest: count,
+    entityBatching: false,
+    deduplicateRequests: { all: false },
+  });
   const rows: BatchingRow[] = [];
   try {
     for (const joins of quick ? [1, 10, 50] : [1, 10, 100]) {

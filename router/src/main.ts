@@ -282,6 +282,15 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
       gateway = createGateway(executionConfig, {
         subgraphTimeoutMs: config.trafficShaping.all.requestTimeoutMs,
         onSubgraphRequest: (subgraph) => metrics.subgraphRequests.inc({ subgraph }),
+        onSubgraphRequestDeduplicated: (subgraph) => metrics.subgraphRequestsDeduplicated.inc({ subgraph }),
+        deduplicateRequests: {
+          all: config.trafficShaping.all.deduplicateRequests,
+          subgraphs: Object.fromEntries(
+            Object.entries(config.trafficShaping.subgraphs).flatMap(([name, rules]) =>
+              rules.deduplicateRequests === undefined ? [] : [[name, rules.deduplicateRequests]],
+            ),
+          ),
+        },
         onSubgraphError: (subgraph, kind) => metrics.subgraphErrors.inc({ subgraph, kind }),
         logger,
         events,
@@ -302,9 +311,15 @@ function gatewayFactory(config: RouterConfig, metrics: RouterMetrics, logger: Lo
         },
       );
     }
-    metrics.trackSubgraphs(
-      gateway.supergraph.subgraphs.filter((s) => s.kind === 'graphql').map((s) => s.name),
-    );
+    const served = gateway.supergraph.subgraphs.filter((s) => s.kind === 'graphql').map((s) => s.name);
+    metrics.trackSubgraphs(served);
+    // Not an error: a reload may bring the subgraph (back); but a misspelt name does nothing.
+    for (const name of Object.keys(config.trafficShaping.subgraphs))
+      if (!served.includes(name))
+        logger.warn(
+          { subgraph: name, served },
+          `${config.source}: traffic_shaping.subgraphs.${name}: ${source} has no subgraph "${name}"; the setting does nothing until one is served`,
+        );
     return gateway;
   };
 }

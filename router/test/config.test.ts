@@ -86,6 +86,7 @@ telemetry: { metrics: { prometheus: { enabled: true, listen_addr: "0.0.0.0:8088"
       parse(`${minimal}traffic_shaping: { all: { request_timeout: 500ms } }\n`).trafficShaping.all,
     ).toEqual({
       requestTimeoutMs: 500,
+      deduplicateRequests: true,
     });
   });
 

@@ -172,6 +172,7 @@ describe('router.yaml: traffic_shaping.router', () => {
 
   it('defaults: 10s for headers, 30s for a request, 72s keep-alive, 10,000 connections + 16 for health checks', () => {
     expect(parse('').trafficShaping.router).toEqual({
+      deduplicateRequests: false,
       maxRequestBodySizeBytes: 5_000_000,
       maxHeaderBytes: 16 * 1024,
       readHeaderTimeoutMs: 10_000,
@@ -185,9 +186,10 @@ describe('router.yaml: traffic_shaping.router', () => {
   it('every key resolves', () => {
     expect(
       parse(
-        'traffic_shaping: { router: { max_header_bytes: 32KiB, read_header_timeout: 2s, read_timeout: 1m, keep_alive_idle_timeout: 5s, max_connections: 100, health_check_connections: 4 } }',
+        'traffic_shaping: { router: { deduplicate_requests: true, max_header_bytes: 32KiB, read_header_timeout: 2s, read_timeout: 1m, keep_alive_idle_timeout: 5s, max_connections: 100, health_check_connections: 4 } }',
       ).trafficShaping.router,
     ).toEqual({
+      deduplicateRequests: true,
       maxRequestBodySizeBytes: 5_000_000,
       maxHeaderBytes: 32 * 1024,
       readHeaderTimeoutMs: 2000,

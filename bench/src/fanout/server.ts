@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
-import { rssAfterGc, serveRequests } from './ipc.js';
+import { rssAfterGc, serveRequests } from '../common/ipc.js';
 import { startBare } from './systems/bare.js';
 import { startEdfs } from './systems/edfs.js';
 import { startNaive } from './systems/naive.js';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { execute, parse, validate, type DocumentNode } from 'graphql';
 import { MESSAGES_SDL, messageEntity } from './graph.js';
-import { serveRequests } from './ipc.js';
+import { serveRequests } from '../common/ipc.js';
 
 const schema = buildSubgraphSchema({
   typeDefs: parse(MESSAGES_SDL),

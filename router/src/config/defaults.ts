@@ -14,8 +14,12 @@ export const DEFAULTS = {
   metricsListenAddr: '0.0.0.0:8088',
   metricsPath: '/metrics',
   maxRequestBodySize: '5MB',
+  /** `traffic_shaping.all.deduplicate_requests`: subgraph requests in flight are shared. */
+  deduplicateSubgraphRequests: true,
   /** The HTTP edge (`traffic_shaping.router`): see docs/limits-and-protection.md. */
   router: {
+    // Sharing one response among clients is a choice the operator makes knowingly.
+    deduplicateRequests: false,
     // Node's own default: what every client got before the key existed.
     maxHeaderBytes: '16KiB',
     readHeaderTimeout: '10s',

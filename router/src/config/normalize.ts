@@ -59,6 +59,7 @@ export function normalize(
   const edgeFile = file.traffic_shaping?.router ?? {};
   const edgeDefaults = DEFAULTS.router;
   const trafficRouter = {
+    deduplicateRequests: edgeFile.deduplicate_requests ?? edgeDefaults.deduplicateRequests,
     maxRequestBodySizeBytes: issues.check(
       'traffic_shaping.router.max_request_body_size',
       parseByteSize(edgeFile.max_request_body_size ?? DEFAULTS.maxRequestBodySize),
@@ -215,7 +216,17 @@ export function normalize(
     events: { providers, subjects },
     telemetry: { metrics: { prometheus } },
     trafficShaping: {
-      all: requestTimeoutMs === undefined ? {} : { requestTimeoutMs },
+      all: {
+        ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
+        deduplicateRequests:
+          file.traffic_shaping?.all?.deduplicate_requests ?? DEFAULTS.deduplicateSubgraphRequests,
+      },
+      subgraphs: Object.fromEntries(
+        Object.entries(file.traffic_shaping?.subgraphs ?? {}).map(([name, rules]) => [
+          name,
+          rules.deduplicate_requests === undefined ? {} : { deduplicateRequests: rules.deduplicate_requests },
+        ]),
+      ),
       router: trafficRouter,
     },
     websocket,

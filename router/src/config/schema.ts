@@ -185,8 +185,10 @@ export const routerConfigSchema: Schema = section(
       }),
     }),
     traffic_shaping: section({
-      all: section({ request_timeout: duration }),
+      all: section({ request_timeout: duration, deduplicate_requests: boolean }),
+      subgraphs: { type: 'object', additionalProperties: section({ deduplicate_requests: boolean }) },
       router: section({
+        deduplicate_requests: boolean,
         max_request_body_size: byteSize,
         max_header_bytes: byteSize,
         read_header_timeout: duration,

@@ -41,8 +41,11 @@ export interface RouterConfigFile {
     metrics?: { prometheus?: { enabled?: boolean; listen_addr?: string; path?: string } };
   };
   traffic_shaping?: {
-    all?: { request_timeout?: string };
+    all?: { request_timeout?: string; deduplicate_requests?: boolean };
+    /** Per subgraph name: overrides `all` for that subgraph. */
+    subgraphs?: Record<string, { deduplicate_requests?: boolean }>;
     router?: {
+      deduplicate_requests?: boolean;
       max_request_body_size?: string;
       max_header_bytes?: string;
       read_header_timeout?: string;
@@ -215,7 +218,14 @@ export interface RouterConfig {
     all: {
       /** Deadline of one subgraph request; unset = each subgraph's timeout from the execution config. */
       requestTimeoutMs?: number;
+      /**
+       * Identical subgraph requests in flight (same subgraph, body and forwarded headers) are sent
+       * once and their answer shared; queries and subscription events only, never mutations.
+       */
+      deduplicateRequests: boolean;
     };
+    /** Per subgraph name, what differs from `all`. */
+    subgraphs: Record<string, { deduplicateRequests?: boolean }>;
     /** Rules for client requests to the router. */
     router: RouterTrafficConfig;
   };
@@ -241,6 +251,11 @@ export interface RouterConfig {
 
 /** The router's HTTP listener: what one client connection may take (see server/connections.ts). */
 export interface RouterTrafficConfig {
+  /**
+   * Identical client queries over HTTP in flight (same document, operation name, variables,
+   * extensions and request headers) share one execution and its response. Off by default.
+   */
+  deduplicateRequests: boolean;
   maxRequestBodySizeBytes: number;
   /** Request line and headers together; more gets 431. */
   maxHeaderBytes: number;

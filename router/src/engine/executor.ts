@@ -11,13 +11,24 @@
  * (`@requires`, a key from another subgraph) fails there with that error. Errors a subgraph
  * returns keep their own paths, moved to the client's. A failure's message says what failed, never
  * internal exception text; the detail goes to the log.
+ *
+ * Identical subgraph requests (same subgraph, body and forwarded headers) are sent once: those in
+ * flight through the gateway's `flights` (single-flight.ts), for queries and subscription events,
+ * and those of one event across subscription groups through `dedupe`. Each execution reads its
+ * own copy of a shared answer (`SubgraphReply`), since merging changes it. Mutations share nothing.
  */
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import type { ExecutionResult } from './types.js';
 import type { EntityCall, EntityPart, EntityTarget, Fetch, Plan, Rename, ReprField, SubSel } from './plan.js';
 import { addFailure, errorPrefixes, failureFor, failuresOf, shapeRoot, type FetchFailure } from './shape.js';
-import { SubgraphFetchError, type SubgraphClient, type SubgraphResponse } from './subgraph-client.js';
+import {
+  SubgraphFetchError,
+  type SubgraphClient,
+  type SubgraphReply,
+  type SubgraphResponse,
+} from './subgraph-client.js';
+import type { SingleFlight } from './single-flight.js';
 import type { EventBus } from '../event-fields/bus.js';
 import { projectEvent } from '../event-fields/event-data.js';
 import { runPublish, runRequest } from '../event-fields/fetches.js';
@@ -30,7 +41,21 @@ type RespPath = (string | number)[];
 export interface ExecuteOptions {
   client: SubgraphClient;
   supergraph: Supergraph;
+  /** Called once per HTTP request sent to a subgraph. */
   onSubgraphRequest?: (subgraph: string) => void;
+  /** Called once per subgraph request answered by an identical one instead of being sent. */
+  onSubgraphRequestDeduplicated?: (subgraph: string) => void;
+  /**
+   * Subgraph requests in flight, shared by every execution of this gateway: an identical request
+   * (same subgraph, body and headers) joins the one in flight instead of being sent. Queries and
+   * subscription events only; a mutation's fetches never join or start a shared request.
+   */
+  flights?: SubgraphFlights;
+  /**
+   * The client gave up: its execution stops waiting, fetches not yet sent fail, and a request it
+   * alone was waiting for is cancelled. Ignored for mutations, which run to the end once started.
+   */
+  signal?: AbortSignal;
   /** Headers per subgraph for this request (the `headers` rules applied to the client's). */
   headers?: SubgraphHeaders;
   /** Brokers, for publish and request fields. */
@@ -41,9 +66,10 @@ export interface ExecuteOptions {
   event?: unknown;
   /**
    * Requests shared by several executions of one event (one per subscription group): identical
-   * subgraph requests (same subgraph, same body) are sent once and their response reused.
+   * subgraph requests (same subgraph, body and headers) are sent once and their answer reused,
+   * also by a group that asks after the request is done.
    */
-  dedupe?: Map<string, Promise<SubgraphResponse>>;
+  dedupe?: Map<string, Promise<SubgraphReply>>;
   /** Sees the merged subgraph data before it is shaped (subscription filters read it). */
   onStore?: (store: Record<string, unknown>) => void;
   /** Gets the detail of failed fetches, which clients do not see. */
@@ -56,6 +82,8 @@ export async function executePlan(
   options: ExecuteOptions,
   introspection?: Record<string, unknown>,
 ): Promise<ExecutionResult> {
+  if (plan.operationType === 'mutation' && (options.flights || options.signal))
+    options = { ...options, flights: undefined, signal: undefined };
   const store: Obj = {};
   const errors: GraphQLFormattedError[] = [];
   const running = new Map<Fetch, Promise<void>>();
@@ -118,7 +146,7 @@ async function runFetch(
 /** A representation sent once, and every object (with its response path) it completes. */
 interface ReprGroup {
   index: number;
-  targets: { obj: Obj; path: RespPath; part: EntityPart }[];
+  targets: { obj: Obj; part: EntityPart }[];
 }
 
 /**
@@ -137,8 +165,8 @@ async function runEntityFetch(
 ): Promise<void> {
   const calls = fetch.calls ?? [];
   const byCall: ReprGroup[][] = [];
-  /** Where each part's errors go when they name no entity (its first object's path). */
-  const firstPaths = new Map<EntityPart, RespPath>();
+  /** Each part's first object: its errors go there when they name no entity. */
+  const firstObjects = new Map<EntityPart, Obj>();
   const keys = new Map<EntityCall, ReadonlySet<string>>();
   const keysOf = (call: EntityCall) => {
     let set = keys.get(call);
@@ -151,7 +179,7 @@ async function runEntityFetch(
     const groups = new Map<string, ReprGroup>();
     const representations: unknown[] = [];
     for (const part of call.parts)
-      walk(store, part.path, 0, [], (obj, path) => {
+      walk(store, part.path, 0, (obj) => {
         const typename = obj.__typename;
         if (typeof typename !== 'string') return;
         const target = part.targets.get(typename);
@@ -170,15 +198,14 @@ async function runEntityFetch(
           groups.set(key, group);
           representations.push(repr);
         }
-        group.targets.push({ obj, path, part });
-        if (!firstPaths.has(part)) firstPaths.set(part, path);
+        group.targets.push({ obj, part });
+        if (!firstObjects.has(part)) firstObjects.set(part, obj);
       });
     vars[call.variable] = representations;
     byCall.push([...groups.values()]);
     total += representations.length;
   }
   if (total === 0) return;
-  const partPaths = [...firstPaths.values()];
   /** Every object of call `c` fails for the call's fields. */
   const fail = (c: number, error: GraphQLFormattedError | undefined) => {
     const failure: FetchFailure = { keys: keysOf(calls[c]!), error };
@@ -229,17 +256,40 @@ async function runEntityFetch(
       }
     }
   }
-  for (const e of response.errors ?? []) {
+  if (!response.errors?.length) return;
+  // Response paths are only needed for errors: found now rather than kept for every object.
+  const paths = pathsOf(store, calls);
+  const partPaths = [...firstObjects.values()].map((obj) => paths.get(obj)!);
+  for (const e of response.errors) {
     const p = e.path;
     const c = p && typeof p[0] === 'string' ? callOf.get(p[0]) : undefined;
     if (c !== undefined && typeof p![1] === 'number') {
       const targets = byCall[c]![p![1]]?.targets ?? [];
-      for (const t of targets) errors.push(forwardError(e, [...t.path, ...p!.slice(2)]));
+      for (const t of targets) errors.push(forwardError(e, [...paths.get(t.obj)!, ...p!.slice(2)]));
       if (targets.length === 0) for (const path of partPaths) errors.push(forwardError(e, path));
     } else {
       for (const path of partPaths) errors.push(forwardError(e, path));
     }
   }
+}
+
+/** The response path of every object at the calls' parts' paths. */
+function pathsOf(store: Obj, calls: readonly EntityCall[]): Map<Obj, RespPath> {
+  const paths = new Map<Obj, RespPath>();
+  const visit = (value: unknown, path: string[], i: number, at: RespPath): void => {
+    if (value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) {
+      for (let k = 0; k < value.length; k++) visit(value[k], path, i, [...at, k]);
+      return;
+    }
+    if (i === path.length) {
+      paths.set(value as Obj, at);
+      return;
+    }
+    visit((value as Obj)[path[i]!], path, i + 1, [...at, path[i]!]);
+  };
+  for (const call of calls) for (const part of call.parts) visit(store, part.path, 0, []);
+  return paths;
 }
 
 /** Store keys of the fields `sel` selects on its objects, in every type fragment. */
@@ -290,8 +340,18 @@ async function runEventFetch(
 }
 
 /**
- * Sends the fetch's request. A failure is an error for the client: a SubgraphFetchError says what
- * failed in terms safe to show; anything else is a fault here, logged, and named only as such.
+ * Subgraph requests in flight (`flights`): one table per subgraph and routing URL, keyed by
+ * forwarded headers and body; none for a subgraph whose requests are not shared
+ * (`traffic_shaping.*.deduplicate_requests`).
+ */
+export interface SubgraphFlights {
+  of(subgraph: string, url: string): SingleFlight<SubgraphReply> | undefined;
+}
+
+/**
+ * Sends the fetch's request, or joins an identical one (in flight, or of the same event). A
+ * failure is an error for the client: a SubgraphFetchError says what failed in terms safe to
+ * show; anything else is a fault here, logged, and named only as such.
  */
 async function send(
   fetch: Fetch,
@@ -299,21 +359,36 @@ async function send(
   options: ExecuteOptions,
 ): Promise<{ response: SubgraphResponse } | { error: GraphQLFormattedError }> {
   const subgraph = fetch.subgraph;
+  const { signal } = options;
+  if (signal?.aborted) return { error: fetchError(subgraph.name, 'the request was cancelled') };
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
     const headers = options.headers?.[subgraph.name];
-    // Requests with other headers (other credentials) never share a response.
-    const dedupeKey = options.dedupe
-      ? `${subgraph.name}\n${headers ? JSON.stringify(headers) : ''}\n${body}`
-      : undefined;
-    const shared = dedupeKey ? options.dedupe!.get(dedupeKey) : undefined;
-    // Each execution merges into (and so mutates) what it gets: later users get their own copy.
-    if (shared) return { response: structuredClone(await shared) };
-    options.onSubgraphRequest?.(subgraph.name);
-    const request = options.client.post(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers);
-    if (dedupeKey) options.dedupe!.set(dedupeKey, request);
-    return { response: await request };
+    const flights = options.flights?.of(subgraph.name, subgraph.url);
+    const sendRequest = (cancel: AbortSignal | undefined) => {
+      options.onSubgraphRequest?.(subgraph.name);
+      return options.client.request(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers, cancel);
+    };
+    if (!flights && !options.dedupe) return { response: (await sendRequest(signal)).take() };
+    // Requests with other headers (other credentials) never share an answer.
+    const key = headers ? `${JSON.stringify(headers)}\n${body}` : body;
+    const eventKey = options.dedupe && `${subgraph.name}\n${subgraph.url}\n${key}`;
+    let reply = eventKey ? options.dedupe!.get(eventKey) : undefined;
+    let shared = reply !== undefined;
+    if (!reply) {
+      if (flights) {
+        const joined = flights.run(key, sendRequest, signal);
+        reply = joined.promise;
+        shared = joined.shared;
+      } else {
+        reply = sendRequest(signal);
+      }
+      if (eventKey) options.dedupe!.set(eventKey, reply);
+    }
+    if (shared) options.onSubgraphRequestDeduplicated?.(subgraph.name);
+    return { response: (await reply).take() };
   } catch (err) {
+    if (signal?.aborted) return { error: fetchError(subgraph.name, 'the request was cancelled') };
     if (err instanceof SubgraphFetchError) {
       options.logger?.debug({ err, subgraph: subgraph.name }, 'subgraph fetch failed');
       return { error: fetchError(subgraph.name, err.reason) };
@@ -341,12 +416,11 @@ function forwardError(e: GraphQLFormattedError, path: RespPath | undefined): Gra
   return out;
 }
 
-/** Visits every object at `path` below `value` (lists walked, nulls skipped), with its response path. */
 /** Undoes the planner's conflict aliases (see `Fetch.renames`), deepest first. */
 function applyRenames(data: unknown, renames: readonly Rename[]): void {
   const ordered = [...renames].sort((a, b) => b.path.length - a.path.length);
   for (const r of ordered)
-    walk(data, r.path, 0, [], (obj) => {
+    walk(data, r.path, 0, (obj) => {
       if (obj.__typename === r.typename && r.alias in obj) {
         obj[r.key] = obj[r.alias];
         delete obj[r.alias];
@@ -354,25 +428,22 @@ function applyRenames(data: unknown, renames: readonly Rename[]): void {
     });
 }
 
-function walk(
-  value: unknown,
-  path: string[],
-  i: number,
-  at: RespPath,
-  visit: (obj: Obj, path: RespPath) => void,
-): void {
+/**
+ * Visits every object at `path` below `value` (lists walked, nulls skipped). Paths are not built
+ * here: most fetches never need them, and `pathsOf` finds them when errors do.
+ */
+function walk(value: unknown, path: string[], i: number, visit: (obj: Obj) => void): void {
   if (value === null || value === undefined) return;
   if (Array.isArray(value)) {
-    for (let k = 0; k < value.length; k++) walk(value[k], path, i, [...at, k], visit);
+    for (let k = 0; k < value.length; k++) walk(value[k], path, i, visit);
     return;
   }
   if (typeof value !== 'object') return;
   if (i === path.length) {
-    visit(value as Obj, at);
+    visit(value as Obj);
     return;
   }
-  const key = path[i]!;
-  walk((value as Obj)[key], path, i + 1, [...at, key], visit);
+  walk((value as Obj)[path[i]!], path, i + 1, visit);
 }
 
 /** Where a representation could not be built: the object (`obj` or one below it) and the key it lacks. */

@@ -9,6 +9,10 @@
  * (document-cache.ts), so no sequence of requests can grow the heap without bound. An internal
  * failure reaches the client as `INTERNAL_SERVER_ERROR` only; its detail goes to the log.
  *
+ * Identical subgraph requests in flight are sent once (executor.ts, single-flight.ts): one table
+ * per gateway, shared by every query and subscription event it executes, per subgraph as
+ * `deduplicateRequests` says; never for mutations.
+ *
  * Field authorization (authorization.ts) picks the plan per client: the operation's own plan when
  * the client may load every field it selects, else a plan without the denied fields, cached by
  * what was denied. Queries and mutations are authorized for the client `execute` is given;
@@ -38,7 +42,8 @@ import type { AuthorizationConfig, HeaderRules, OperationLimits } from '../confi
 import { checkExecutionConfig } from '../execution-config/load.js';
 import type { ExecutionConfigJson } from '../execution-config/types.js';
 import { authorizedPlan, denyFields, protectedFields, type ProtectedField } from './authorization.js';
-import { executePlan } from './executor.js';
+import { executePlan, type SubgraphFlights } from './executor.js';
+import { SingleFlight } from './single-flight.js';
 import type { Plan } from './plan.js';
 import { PlanError, planOperation } from './planner/index.js';
 import { SubgraphClient } from './subgraph-client.js';
@@ -53,7 +58,7 @@ import type {
 import type { EventBus } from '../event-fields/bus.js';
 import { checkEventData, eventSelection } from '../event-fields/event-data.js';
 import { eventArguments } from '../event-fields/fetches.js';
-import type { SubgraphErrorKind, SubgraphResponse } from './subgraph-client.js';
+import type { SubgraphErrorKind, SubgraphReply } from './subgraph-client.js';
 import { hasHeaderRules, subgraphHeaders } from './headers.js';
 import { DocumentCache } from './document-cache.js';
 import {
@@ -78,6 +83,13 @@ export interface GatewayOptions {
   /** Overrides each subgraph's timeout from the execution config. */
   subgraphTimeoutMs?: number;
   onSubgraphRequest?: (subgraph: string) => void;
+  /** Called once per subgraph request answered by an identical one in flight instead of being sent. */
+  onSubgraphRequestDeduplicated?: (subgraph: string) => void;
+  /**
+   * Whether identical subgraph requests in flight are shared (`traffic_shaping.all` and
+   * `traffic_shaping.subgraphs.NAME` `deduplicate_requests`); default: shared for every subgraph.
+   */
+  deduplicateRequests?: { all: boolean; subgraphs?: Record<string, boolean> };
   /** Called once per failed subgraph request (`router_subgraph_errors_total{subgraph, kind}`). */
   onSubgraphError?: (subgraph: string, kind: SubgraphErrorKind) => void;
   logger?: Logger;
@@ -159,6 +171,17 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     timeoutMs: options.subgraphTimeoutMs,
     onError: options.onSubgraphError,
   });
+  const dedup = options.deduplicateRequests ?? { all: true };
+  const tables = new Map<string, SingleFlight<SubgraphReply>>();
+  const flights: SubgraphFlights = {
+    of(subgraph, url) {
+      if (!(dedup.subgraphs?.[subgraph] ?? dedup.all)) return undefined;
+      const id = `${subgraph}\n${url}`;
+      let table = tables.get(id);
+      if (!table) tables.set(id, (table = new SingleFlight<SubgraphReply>()));
+      return table;
+    },
+  };
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
   const rejectUnauthorized = options.authorization?.rejectOperationIfUnauthorized ?? false;
   const planOptions = { batchEntities: options.entityBatching };
@@ -400,7 +423,9 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     const executeOptions = {
       client,
       supergraph,
+      flights,
       onSubgraphRequest: options.onSubgraphRequest,
+      onSubgraphRequestDeduplicated: options.onSubgraphRequestDeduplicated,
       events: options.events,
       logger: options.logger,
     };
@@ -436,7 +461,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
           executePlan(ready, variables, {
             ...executeOptions,
             event,
-            dedupe: dedupe as Map<string, Promise<SubgraphResponse>> | undefined,
+            dedupe: dedupe as Map<string, Promise<SubgraphReply>> | undefined,
             onStore,
             headers,
           }),
@@ -463,7 +488,7 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
         return executePlan(
           ready,
           variables,
-          { ...executeOptions, headers: headersFor(ready, ctx) },
+          { ...executeOptions, headers: headersFor(ready, ctx), signal: ctx?.signal },
           introspection,
         );
       },

@@ -94,6 +94,8 @@ export interface RouterMetrics {
   /** Event received -> last client write queued. */
   readonly eventFanoutSeconds: Histogram;
   readonly subgraphRequests: Counter<'subgraph'>;
+  /** Subgraph requests not sent because an identical one in flight answered them (single-flight). */
+  readonly subgraphRequestsDeduplicated: Counter<'subgraph'>;
   /** Subgraph requests that failed, by subgraph and SubgraphErrorKind; one per request at most. */
   readonly subgraphErrors: Counter<'subgraph' | 'kind'>;
   /** By DropReason. */
@@ -107,6 +109,8 @@ export interface RouterMetrics {
   /** Operations refused by a limit before planning (`security`, `introspection`), by reason. */
   readonly operationsRejected: Counter<'reason'>;
   readonly httpRequests: Counter<'operation_type' | 'status'>;
+  /** Queries over HTTP answered by an identical query's execution (`traffic_shaping.router.deduplicate_requests`). */
+  readonly httpRequestsDeduplicated: Counter;
   readonly httpRequestDuration: Histogram<'operation_type'>;
   /** Open HTTP connections of the router's listener (WebSockets leave it once upgraded). */
   readonly httpConnections: Gauge;
@@ -167,6 +171,12 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
   const subgraphRequests = new Counter({
     name: 'router_subgraph_requests_total',
     help: 'HTTP requests sent to subgraphs, by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers,
+  });
+  const subgraphRequestsDeduplicated = new Counter({
+    name: 'router_subgraph_requests_deduplicated_total',
+    help: 'Subgraph requests not sent because an identical request in flight answered them, by subgraph.',
     labelNames: ['subgraph'] as const,
     registers,
   });
@@ -251,6 +261,7 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
       registers,
     }),
     subgraphRequests,
+    subgraphRequestsDeduplicated,
     subgraphErrors,
     droppedMessages,
     executionConfigReloads,
@@ -265,6 +276,11 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
       name: 'router_http_requests_total',
       help: 'GraphQL requests over HTTP, by operation type and status code.',
       labelNames: ['operation_type', 'status'] as const,
+      registers,
+    }),
+    httpRequestsDeduplicated: new Counter({
+      name: 'router_http_requests_deduplicated_total',
+      help: 'GraphQL queries over HTTP answered by the execution of an identical query in flight (traffic_shaping.router.deduplicate_requests).',
       registers,
     }),
     httpRequestDuration: new Histogram({
@@ -299,6 +315,7 @@ export function createRouterMetrics(options: RouterMetricsOptions = {}): RouterM
     trackSubgraphs(names) {
       for (const subgraph of names) {
         subgraphRequests.inc({ subgraph }, 0);
+        subgraphRequestsDeduplicated.inc({ subgraph }, 0);
         for (const kind of SUBGRAPH_ERROR_KINDS) subgraphErrors.inc({ subgraph, kind }, 0);
       }
     },

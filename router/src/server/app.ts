@@ -143,6 +143,7 @@ export async function buildRouterServer(options: RouterServerOptions): Promise<F
     eventStream,
     multipart,
     authenticator,
+    deduplicateRequests: config.trafficShaping.router.deduplicateRequests,
   });
   await app.register(healthPlugin, { readiness });
   return app;

@@ -14,6 +14,12 @@
  * gets `401` with one error whose `extensions.code` is `UNAUTHENTICATED`, and nothing runs; a
  * verified identity goes with the request to the engine and to streams (`RequestContext.auth`).
  *
+ * With `deduplicateRequests` (`traffic_shaping.router.deduplicate_requests`), identical queries in
+ * flight share one execution and its serialized response: same document, operation name,
+ * variables and extensions, and the same request headers but for those that describe the
+ * connection rather than the request (`INBOUND_KEY_IGNORES`). Mutations never share. A client
+ * that goes away stops waiting; the execution goes on while another client still waits for it.
+ *
  * The plugin reaches the engine only through `Gateway.prepare`, read from the holder once per
  * request, so the execution config can be replaced while the server runs.
  */
@@ -22,6 +28,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import { UNAUTHENTICATED, type Authenticator } from '../auth/authenticator.js';
 import type { AuthContext, GraphQLRequest, RequestContext } from '../engine/types.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
+import { SingleFlight } from '../engine/single-flight.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from '../engine/gateway-holder.js';
 import type { MultipartHandler } from './multipart.js';
@@ -47,7 +54,26 @@ export interface GraphqlHttpOptions {
   multipart?: MultipartHandler;
   /** Verifies tokens; absent = every client is anonymous. */
   authenticator?: Authenticator;
+  /** Identical queries in flight share one execution (see the module header); default false. */
+  deduplicateRequests?: boolean;
 }
+
+/**
+ * Request headers that say how this client connected, not what it asked: requests that differ
+ * only in these still share one execution. Every other header (a token, a cookie, a trace id, the
+ * user agent) keeps requests apart, whether or not a header rule forwards it.
+ */
+const INBOUND_KEY_IGNORES = new Set([
+  'accept',
+  'accept-encoding',
+  'connection',
+  'content-length',
+  'host',
+  'keep-alive',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 /** A problem with the HTTP request itself: it never reached the engine. */
 class RequestError extends Error {
@@ -68,6 +94,7 @@ const streams = new WeakSet<FastifyRequest>();
 
 export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
   const { path, gateway, metrics } = options;
+  const inbound = options.deduplicateRequests ? new SingleFlight<string>() : undefined;
 
   // Our own JSON parser, so a malformed body is answered as a GraphQL error naming the problem.
   // text/plain (fastify's other default) is refused: it would let a cross-site form post GraphQL.
@@ -215,8 +242,24 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
         `Subscriptions need a streaming transport: a WebSocket on ${path} (graphql-transport-ws or graphql-ws), or this request with Accept: text/event-stream or multipart/mixed.`,
       );
 
-    const result = await prepared.execute(requestContext(request, reply, auth));
-    return sendResult(reply, 200, mediaType, result);
+    const ctx = requestContext(request, reply, auth);
+    if (!inbound || prepared.operationKind !== 'query')
+      return sendResult(reply, 200, mediaType, await prepared.execute(ctx));
+    let text: string;
+    try {
+      const joined = inbound.run(
+        inboundKey(params, request.headers),
+        async (signal) => JSON.stringify(await prepared.execute({ ...ctx, signal })),
+        ctx.signal,
+      );
+      if (joined.shared) metrics.httpRequestsDeduplicated.inc();
+      text = await joined.promise;
+    } catch (err) {
+      // Nobody is left to read an answer.
+      if (ctx.signal?.aborted) return sendErrors(reply, 200, mediaType, 'The request was cancelled.');
+      throw err;
+    }
+    return reply.code(200).type(`${mediaType}; charset=utf-8`).send(text);
   }
 };
 
@@ -265,6 +308,20 @@ function readParams(source: Record<string, unknown>, fromQueryString: boolean): 
     request[name] = value as Record<string, unknown>;
   }
   return request;
+}
+
+/** What makes two query requests the same request (see `INBOUND_KEY_IGNORES`). */
+function inboundKey(params: GraphQLRequest, headers: FastifyRequest['headers']): string {
+  const kept: [string, unknown][] = [];
+  for (const name of Object.keys(headers).sort())
+    if (!INBOUND_KEY_IGNORES.has(name)) kept.push([name, headers[name]]);
+  return JSON.stringify([
+    params.query,
+    params.operationName ?? null,
+    params.variables ?? null,
+    params.extensions ?? null,
+    kept,
+  ]);
 }
 
 function requestContext(

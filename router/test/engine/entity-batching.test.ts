@@ -149,7 +149,8 @@ beforeAll(async () => {
   ]);
   if (!composed.ok) throw new Error(JSON.stringify(composed.errors));
   batched = createGateway(composed.config);
-  unbatched = createGateway(composed.config, { entityBatching: false });
+  // As routers without batching do: one request per path, identical ones too.
+  unbatched = createGateway(composed.config, { entityBatching: false, deduplicateRequests: { all: false } });
 });
 
 afterAll(async () => {
