@@ -16,7 +16,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import WebSocket from 'ws';
 import { fmt, median, percentile, table } from '../stats.js';
 import { cursorIn, eventJson, sequenceOf, SUBJECT, subscribeFrame } from './graph.js';
-import { forkChild, type Child } from './ipc.js';
+import { forkChild, type Child } from '../common/ipc.js';
 import { sleep } from './load.js';
 import type { ServerStats } from './server.js';
 import { consuming, freshStream } from './stream.js';
