@@ -19,16 +19,23 @@
  * subscription. A crashed consumer (kafkajs gives up after its retries) is rebuilt with
  * exponential backoff, positions kept, whatever the cause.
  *
+ * Every message is delivered with its position (lane `<topic>:<partition>`, the partition offset:
+ * topics.ts), which client cursors are made of; a compaction tombstone (null value) moves the
+ * position on but is not delivered. A batch goes to the listeners `DELIVERY_CHUNK` messages per
+ * event-loop turn: a consumer that joined behind (a new replica whose join took seconds) fetches
+ * thousands at once, and handed over in one turn they would all wait unresolved in the engine at
+ * the same time and overflow its Groups' backlog (subscriptions.max_group_backlog).
+ *
  * Invariants: offsets are never committed; at most one consumer delivers at a time (a consumer
- * marked dead delivers nothing more); `close()` returns once every consumer, retired ones
- * included, has disconnected.
+ * marked dead delivers nothing more); messages of one partition reach listeners in offset order;
+ * `close()` returns once every consumer, retired ones included, has disconnected.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { messageOf } from '../provider.js';
-import { wanted, wantedTopics, type TopicState } from './topics.js';
+import { laneOf, wanted, wantedTopics, type TopicState } from './topics.js';
 
 /** What the consumer needs from the provider that tracks the topics. */
 export interface ConsumerHost {
@@ -75,6 +82,8 @@ const MAX_DEBOUNCE_PERIODS = 10;
 const IDLE_TOPIC_LIMIT = 64;
 /** Long-poll time of a fetch: bounds how long stopping the consumer for a rebuild waits. */
 const FETCH_MAX_WAIT_MS = 500;
+/** Messages handed to the listeners per event-loop turn (see onBatch's note in the header). */
+const DELIVERY_CHUNK = 128;
 
 export class SharedConsumer {
   private readonly debounceMs: number;
@@ -395,19 +404,31 @@ export class SharedConsumer {
     this.retryRebuild();
   }
 
-  private async onBatch(record: ConsumerRecord, { batch }: EachBatchPayload): Promise<void> {
+  private async onBatch(record: ConsumerRecord, { batch, isStale }: EachBatchPayload): Promise<void> {
     const state = this.host.topics.get(batch.topic);
     if (record.dead || record !== this.consumer || !state || state.listeners.size === 0) return;
+    const lane = laneOf(batch.topic, batch.partition);
+    let handed = 0;
     for (const message of batch.messages) {
+      if (++handed > DELIVERY_CHUNK) {
+        handed = 1;
+        await new Promise((resolve) => setImmediate(resolve));
+        // Meanwhile the topic may have been released, sought elsewhere or handed to another consumer.
+        if (isStale() || state.listeners.size === 0 || this.host.topics.get(batch.topic) !== state) return;
+      }
       if (record.dead) return;
       state.positions.set(batch.partition, (BigInt(message.offset) + 1n).toString());
       // A null value is a compaction tombstone, not an event.
       if (message.value === null) continue;
-      const data = message.value;
+      const delivered = {
+        subject: batch.topic,
+        data: message.value,
+        position: { lane, offset: Number(message.offset) },
+      };
       for (const listener of state.listeners) {
         if (!listener.open) continue;
         try {
-          listener.onMessage({ subject: batch.topic, data });
+          listener.onMessage(delivered);
         } catch (error) {
           this.host.logger?.error({ err: error, topic: batch.topic }, 'event handler failed');
         }

@@ -2,15 +2,18 @@
  * Turns a provider's router.yaml entry into the kafkajs client config: brokers, SASL
  * authentication, TLS (files read once, at start), the log bridge (log.ts) and a socket factory
  * that reports a broker closing a connection. The provider builds its clients from it; nothing here
- * touches the network.
+ * touches the network. Also the same settings for the client that replays (replay.ts,
+ * `@platformatic/kafka`), so both clients reach the brokers alike.
  *
  * Invariants: an unreadable TLS file is an error naming the setting and the path; sockets are
- * kafkajs' own (TCP keep-alive, SNI for host names), with only the loss report added.
+ * kafkajs' own (TCP keep-alive, SNI for host names), with only the loss report added; the replay
+ * client sends SNI only when every broker is named by host name.
  */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { ISocketFactory, KafkaConfig, SASLOptions } from 'kafkajs';
+import type { BaseOptions } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import type { KafkaProviderConfig } from '../../config/types.js';
 import { kafkajsLevel, kafkajsLogCreator } from './log.js';
@@ -40,6 +43,47 @@ export function kafkaClientConfig(config: KafkaProviderConfig, settings: ClientS
     logCreator: kafkajsLogCreator(settings.logger, settings.quiet),
     socketFactory: socketFactory(settings.onConnectionLost),
   };
+}
+
+/** The replay client's connection options (its timeouts and retries are replay.ts' business). */
+export type ReplayClientOptions = Pick<
+  BaseOptions,
+  'clientId' | 'bootstrapBrokers' | 'connectTimeout' | 'tls' | 'tlsServerName' | 'sasl'
+> & { clientId: string };
+
+export function replayClientOptions(
+  config: KafkaProviderConfig,
+  settings: Pick<ClientSettings, 'clientId' | 'connectTimeoutMs' | 'tls'>,
+): ReplayClientOptions {
+  const auth = config.authentication;
+  const tls = config.tls.enabled ? (settings.tls ?? tlsFromFiles(config.tls)) : undefined;
+  return {
+    clientId: settings.clientId,
+    bootstrapBrokers: [...config.brokers],
+    connectTimeout: settings.connectTimeoutMs,
+    ...(tls
+      ? {
+          tls: tls === true ? {} : tls,
+          tlsServerName: config.brokers.every((broker) => isIP(hostOf(broker)) === 0),
+        }
+      : {}),
+    ...(auth
+      ? {
+          sasl: {
+            mechanism: (
+              { plain: 'PLAIN', 'scram-sha-256': 'SCRAM-SHA-256', 'scram-sha-512': 'SCRAM-SHA-512' } as const
+            )[auth.mechanism],
+            username: auth.username,
+            password: auth.password,
+          },
+        }
+      : {}),
+  };
+}
+
+/** The host of `host:port` or `[v6]:port`. */
+function hostOf(broker: string): string {
+  return broker.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
 }
 
 function saslOptions(auth: NonNullable<KafkaProviderConfig['authentication']>): SASLOptions {

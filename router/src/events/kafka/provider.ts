@@ -3,13 +3,17 @@
  * replica, the router's own publish mutations go out through one shared producer.
  *
  * Broadcast, not work sharing: each provider instance consumes in a consumer group of its own
- * (`edfs-router-<instance>-<random>-<0|1>`), never commits offsets and never replays history: a topic
- * is read from the position it had when it was first subscribed. Replicas therefore never split
- * a topic between them, and a restarted router does not resume where its predecessor stopped.
+ * (`edfs-router-<instance>-<random>-<0|1>`) and never commits offsets: a topic is read live from
+ * the position it had when it was first subscribed. Replicas therefore never split a topic between
+ * them. Clients, not routers, resume: every message carries its position (lane
+ * `<topic>:<partition>`, the partition offset), each subscription says where it starts on every
+ * partition (`start`), and `replay` reads a subscription's partitions again from a client's
+ * cursor, on any replica.
  *
  * The parts: this file tracks the topics (topics.ts) and does publish; consumers.ts runs the one
- * consumer that reads every subscribed topic and replaces it when topics are added; health.ts
- * probes the brokers; options.ts turns router.yaml into the kafkajs client config.
+ * consumer that reads every subscribed topic and replaces it when topics are added; replay.ts
+ * (with replay-plan.ts) serves replays through a client of its own, without a consumer group;
+ * health.ts probes the brokers; options.ts turns router.yaml into both clients' options.
  *
  * Topics are never created by the router. A topic that does not exist yet is looked up every
  * `missingTopicPollMs` and joins the consumer once some producer created it; kept out of the
@@ -18,7 +22,10 @@
  * `subscribe` resolves once the subscription's start position is fixed (end offsets read, or the
  * topic found missing), not once the consumer has joined: every event written after it resolves
  * is delivered, just possibly after the next rebuild. A subscription that joins a topic another
- * subscription already reads starts at the shared position.
+ * subscription already reads starts at the shared position. Its `start` is, per partition, the
+ * offset before that position; partitions read from their beginning (a missing topic, a partition
+ * added since, one nothing was written to yet) have none: a replay reads those from their first
+ * retained offset too.
  *
  * Health: while the broker probe fails, `status()` is not ready and a subscribe is refused; when
  * it succeeds again after a failure, the outage is counted (`reconnects`, `onReconnect`).
@@ -37,6 +44,7 @@ import {
   type BrokerSubscription,
   type EventProvider,
   type ProviderStatus,
+  type ReplayRequest,
   type SubscribeSpec,
   withDeadline,
   withoutPrefix,
@@ -44,8 +52,9 @@ import {
 import { kafkaTopicProblem } from '../subjects.js';
 import { SharedConsumer } from './consumers.js';
 import { BrokerHealth } from './health.js';
-import { kafkaClientConfig } from './options.js';
-import type { Listener, TopicPhase, TopicState } from './topics.js';
+import { kafkaClientConfig, replayClientOptions } from './options.js';
+import { KafkaReplays } from './replay.js';
+import { startOffsets, type Listener, type TopicPhase, type TopicState } from './topics.js';
 
 export interface KafkaProviderOptions {
   logger?: Logger;
@@ -66,7 +75,7 @@ export interface KafkaProviderOptions {
   reconnectTimeWaitMs?: number;
   /** Deadline of one TCP/TLS connection attempt. Default 3000 ms. */
   connectTimeoutMs?: number;
-  /** Deadline of a subscribe's offset lookup and of a publish. Default 10000 ms. */
+  /** Deadline of a subscribe's offset lookup, of a publish and of each request of a replay. Default 10000 ms. */
   operationTimeoutMs?: number;
   /** Called each time the provider reaches the brokers again after losing them (a metric hook). */
   onReconnect?: () => void;
@@ -95,6 +104,7 @@ export class KafkaProvider implements EventProvider {
   private readonly missingPollMs: number;
   private readonly operationTimeoutMs: number;
   private readonly consumers: SharedConsumer;
+  private readonly replays: KafkaReplays;
   private readonly health: BrokerHealth;
 
   private readonly topicStates = new Map<string, TopicState>();
@@ -119,15 +129,27 @@ export class KafkaProvider implements EventProvider {
     });
     this.missingPollMs = options.missingTopicPollMs ?? DEFAULT_MISSING_POLL_MS;
     this.operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
-    const client = kafkaClientConfig(config, {
+    const settings = {
       clientId: options.clientId ?? `edfs-router-${config.id}`,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       tls: options.tls,
+    };
+    const client = kafkaClientConfig(config, {
+      ...settings,
       logger: this.logger,
       quiet: () => this.health.everReached && !this.health.reachable,
       onConnectionLost: () => this.health.probeSoon(),
     });
     this.kafka = new Kafka(client);
+    this.replays = new KafkaReplays(
+      {
+        providerId: this.id,
+        brokers: this.brokers,
+        logger: this.logger,
+        operationTimeoutMs: this.operationTimeoutMs,
+      },
+      replayClientOptions(config, settings),
+    );
     this.consumers = new SharedConsumer(
       {
         kafka: this.kafka,
@@ -260,7 +282,23 @@ export class KafkaProvider implements EventProvider {
       close: async () => {
         this.detach(listener, attached);
       },
+      start: startOffsets(attached),
     };
+  }
+
+  /** Kafka keeps every topic's messages (for its retention): any subscription can be replayed. */
+  resumable(spec: SubscribeSpec): boolean {
+    return spec.stream === undefined;
+  }
+
+  /** See replay.ts; refusals are CursorErrors, broker failures ProviderErrors. */
+  async replay(request: ReplayRequest): Promise<void> {
+    if (this.closing)
+      throw new ProviderError(
+        this.id,
+        `cannot replay topic ${request.spec.subjects.map((t) => `"${t}"`).join(', ')}: the provider is closed`,
+      );
+    await this.replays.replay(request);
   }
 
   async publish(topic: string, data: Uint8Array): Promise<void> {
@@ -306,6 +344,7 @@ export class KafkaProvider implements EventProvider {
     this.topicStates.clear();
     await Promise.all([
       this.consumers.close(),
+      this.replays.close(),
       this.health.close(),
       this.producer?.client.disconnect().catch(() => undefined),
       this.admin?.client.disconnect().catch(() => undefined),

@@ -13,8 +13,12 @@
  *
  * Invariant: a position is always the next offset to deliver, so seeking there after any join
  * loses and repeats nothing.
+ *
+ * Also the lanes of Kafka cursors (events/provider.ts `Position`): one per topic partition,
+ * `<topic>:<partition>`, its offsets the partition's. Topic names cannot contain ':', so the last
+ * ':' separates the two.
  */
-import type { BrokerMessage } from '../provider.js';
+import type { BrokerMessage, Offsets } from '../provider.js';
 
 export type TopicPhase = 'positioning' | 'missing' | 'wanted' | 'joining' | 'live' | 'idle';
 
@@ -51,4 +55,32 @@ export function wantedTopics(states: ReadonlyMap<string, TopicState>): Set<strin
   const names = new Set<string>();
   for (const state of states.values()) if (wanted(state)) names.add(state.name);
   return names;
+}
+
+/** The cursor lane of a topic partition. */
+export function laneOf(topic: string, partition: number): string {
+  return `${topic}:${partition}`;
+}
+
+/** A lane's topic and partition; undefined for text that is not a lane of ours. */
+export function parseLane(lane: string): { topic: string; partition: number } | undefined {
+  const colon = lane.lastIndexOf(':');
+  const partition = lane.slice(colon + 1);
+  if (colon <= 0 || !/^(0|[1-9][0-9]{0,9})$/.test(partition)) return undefined;
+  return { topic: lane.slice(0, colon), partition: Number(partition) };
+}
+
+/**
+ * Where a subscription of `states` starts (BrokerSubscription.start): per partition, the offset
+ * before the next one to deliver. Left out, and so read from their first retained offset by a
+ * replay, as live delivery reads them from their beginning: partitions without a position yet,
+ * and those whose next offset is 0 (nothing was ever written there; cursors hold no offset
+ * before 0).
+ */
+export function startOffsets(states: readonly TopicState[]): Offsets {
+  const start = new Map<string, number>();
+  for (const state of states)
+    for (const [partition, next] of state.positions)
+      if (next !== '0') start.set(laneOf(state.name, partition), Number(next) - 1);
+  return start;
 }
