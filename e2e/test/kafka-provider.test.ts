@@ -100,6 +100,29 @@ describe('against a plain broker', () => {
     ).toEqual([...sent].sort());
   });
 
+  it('each message carries its position (lane topic:partition, the partition offset); start names every partition written to', async () => {
+    const t = topic('positions');
+    await peer.createTopics([t], 3);
+    const p = provider({ brokers: broker.brokers });
+    const c = collector();
+    const sub = await p.subscribe({ subjects: [t] }, c.onMessage, c.onError);
+    expect(sub.start).toEqual(new Map()); // nothing written yet: every partition is read from its start
+    await peer.send(t, ...Array.from({ length: 12 }, (_, i) => `e${i}`));
+    await eventually(() => c.messages.length >= 12, '12 messages');
+    const offsets = new Map<string, number[]>();
+    for (const m of c.messages)
+      offsets.set(m.position!.lane, [...(offsets.get(m.position!.lane) ?? []), m.position!.offset]);
+    expect([...offsets.keys()].every((lane) => /:[012]$/.test(lane))).toBe(true);
+    for (const list of offsets.values()) expect(list).toEqual(list.map((_, i) => i));
+    // A second subscription on the topic starts where the first one is now.
+    const later = await p.subscribe(
+      { subjects: [t] },
+      () => undefined,
+      () => undefined,
+    );
+    expect(later.start).toEqual(new Map([...offsets].map(([lane, list]) => [lane, list.length - 1])));
+  });
+
   it('a subscription resolves before the consumer joined, and still misses nothing sent right after', async () => {
     const t = topic('early');
     const p = provider({ brokers: broker.brokers }, { resubscribeDebounceMs: 300 });
@@ -109,6 +132,31 @@ describe('against a plain broker', () => {
     await peer.send(t, 'sent-at-once');
     await eventually(() => c.messages.length === 1, 'the message');
     expect(c.texts()).toEqual([`${t}=sent-at-once`]);
+  });
+
+  it('a consumer that joins behind hands its backlog over a little per event-loop turn, in order', async () => {
+    const t = topic('behind');
+    const p = provider({ brokers: broker.brokers }, { resubscribeDebounceMs: 1500 });
+    const offsets: number[] = [];
+    const perTurn: number[] = [];
+    let thisTurn = 0;
+    await p.subscribe(
+      { subjects: [t] },
+      (m) => {
+        offsets.push(m.position!.offset);
+        if (thisTurn++ === 0)
+          setImmediate(() => {
+            perTurn.push(thisTurn);
+            thisTurn = 0;
+          });
+      },
+      () => undefined,
+    );
+    // Written before the consumer joins: its first fetch brings them all.
+    await peer.send(t, ...Array.from({ length: 2_000 }, (_, i) => `e${i}`));
+    await eventually(() => offsets.length === 2_000, '2000 messages', 20_000);
+    expect(offsets).toEqual(offsets.map((_, i) => i));
+    expect(Math.max(...perTurn)).toBeLessThanOrEqual(128);
   });
 
   it('two providers (two router replicas) each receive every message: no shared consumer group', async () => {
@@ -438,6 +486,19 @@ describe('unreachable brokers', () => {
 
 describe('SASL and TLS', () => {
   const user = { username: 'router', password: 'router-secret' };
+
+  /** Replays `t` from its start through the provider's replay client: `lane@offset=payload`. */
+  const replayed = async (p: KafkaProvider, t: string) => {
+    const messages: string[] = [];
+    await p.replay({
+      spec: { subjects: [t] },
+      after: new Map(),
+      maxMessages: 10,
+      signal: new AbortController().signal,
+      onMessage: (m) => void messages.push(`${m.position!.lane}@${m.position!.offset}=${decode(m.data)}`),
+    });
+    return messages;
+  };
   let broker: KafkaBroker;
   let peer: KafkaPeer;
 
@@ -452,7 +513,7 @@ describe('SASL and TLS', () => {
   });
 
   for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
-    it(`authenticates with SASL ${mechanism}, subscribes and publishes`, async () => {
+    it(`authenticates with SASL ${mechanism}: subscribes, publishes and replays`, async () => {
       const p = provider({ brokers: broker.saslBrokers!, authentication: { mechanism, ...user } });
       await p.connect();
       expect(p.status().ready).toBe(true);
@@ -462,6 +523,7 @@ describe('SASL and TLS', () => {
       await p.publish(t, encode(`via ${mechanism}`));
       await eventually(() => c.messages.length === 1, 'the round trip');
       expect(c.texts()).toEqual([`${t}=via ${mechanism}`]);
+      expect(await replayed(p, t)).toEqual([`${t}:0@0=via ${mechanism}`]);
     });
   }
 
@@ -475,7 +537,7 @@ describe('SASL and TLS', () => {
     expect(p.status().ready).toMatch(/authentication settings/);
   });
 
-  it('tls.enabled with tls.ca_file connects over TLS, trusting that CA', async () => {
+  it('tls.enabled with tls.ca_file connects over TLS, trusting that CA, live and for replays', async () => {
     const caFile = join(broker.dir, 'test-ca.pem');
     writeFileSync(caFile, broker.tlsCa!);
     const p = provider({ brokers: broker.tlsBrokers!, tls: { enabled: true, caFile } });
@@ -485,6 +547,7 @@ describe('SASL and TLS', () => {
     await p.subscribe({ subjects: [t] }, c.onMessage, c.onError);
     await peer.send(t, 'over tls');
     await eventually(() => c.messages.length === 1, 'the message');
+    expect(await replayed(p, t)).toEqual([`${t}:0@0=over tls`]);
   });
 
   it('tls.enabled verifies the certificate: a self-signed broker is refused, naming the tls settings', async () => {
