@@ -110,9 +110,11 @@ async function scenario(resume: boolean, browserClients: number): Promise<Scenar
 }
 
 describe('a rolling restart of two routers under 500 events/s to 500 subscribers', () => {
-  it('without cursors, clients lose the events published while they reconnect (the comparison)', async () => {
+  it('without cursors (the comparison, printed): no client gets an event twice', async () => {
+    // What clients lose here depends on how far behind the replica they reconnect to reads the
+    // topic (a replica behind hands a newcomer events from before it came): printed, not asserted.
     const outcome = (outcomes['Kafka, without resuming (no cursor kept)'] = await scenario(false, 0));
-    expect(outcome.clients.reduce((sum, c) => sum + c.missing, 0)).toBeGreaterThan(0);
+    expect(outcome.clients.filter((c) => c.duplicates > 0)).toEqual([]);
   }, 300_000);
 
   it('with cursors, every client gets every event exactly once, in order per partition', async () => {
