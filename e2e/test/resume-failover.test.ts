@@ -86,7 +86,8 @@ async function scenario(resume: boolean, browserClients: number): Promise<Scenar
       resume,
       rate: RATE,
       durationMs: DURATION_MS,
-      settleMs: 60_000,
+      // Without cursors clients never get everything: no need to wait long for them.
+      settleMs: resume ? 120_000 : 20_000,
       disrupt: async () => {
         await new Promise((r) => setTimeout(r, 2_000));
         // A terminating pod leaves the endpoints, then gets SIGTERM: its clients go to the other.
