@@ -70,7 +70,7 @@ function isOffsets(o: unknown): o is Record<string, number> {
 
 /** `json` (an execution result without extensions) with the cursor in its `extensions`. */
 export function withCursor(json: string, cursor: string): string {
-  return `${json.slice(0, -1)},"extensions":{"cursor":"${cursor}"}}`;
+  return withExtension(json, `"cursor":"${cursor}"`);
 }
 
 /** A frame made by `withCursor` with another cursor in place of `cursor`. */

@@ -96,9 +96,10 @@ export interface SpecialDelivery {
 
 /** The first result of a subscription whose events cannot be replayed says `"delivery":"at-most-once"`. */
 export const AT_MOST_ONCE_NOTICE: SpecialDelivery = {
-  take(member, frame, mark) {
+  take(member, frame) {
     member.special = undefined;
-    member.sink.next(mark ? frame : withExtension(frame, AT_MOST_ONCE), mark?.cursor);
+    // Only Triggers without cursors set this notice: their frames have no extensions yet.
+    member.sink.next(withExtension(frame, AT_MOST_ONCE));
   },
 };
 

@@ -63,11 +63,6 @@ export class Trigger {
     this.ready.catch((error: unknown) => this.fail(error as Error));
   }
 
-  /** The offsets of now, for a resuming client's catch-up to start after (a copy). */
-  get position(): Map<string, number> {
-    return new Map(this.offsets);
-  }
-
   private onMessage(message: BrokerMessage): void {
     const received = performance.now();
     const { metrics } = this.engine;
