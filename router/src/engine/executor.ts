@@ -70,6 +70,8 @@ export interface ExecuteOptions {
    * also by a group that asks after the request is done.
    */
   dedupe?: Map<string, Promise<SubgraphReply>>;
+  /** Called whenever a subgraph request of this execution has its answer (or its failure). */
+  onAnswer?: () => void;
   /** Sees the merged subgraph data before it is shaped (subscription filters read it). */
   onStore?: (store: Record<string, unknown>) => void;
   /** Gets the detail of failed fetches, which clients do not see. */
@@ -361,6 +363,21 @@ async function send(
   const subgraph = fetch.subgraph;
   const { signal } = options;
   if (signal?.aborted) return { error: fetchError(subgraph.name, 'the request was cancelled') };
+  if (!options.onAnswer) return request(fetch, variables, options);
+  try {
+    return await request(fetch, variables, options);
+  } finally {
+    options.onAnswer?.();
+  }
+}
+
+async function request(
+  fetch: Fetch,
+  variables: Record<string, unknown>,
+  options: ExecuteOptions,
+): Promise<{ response: SubgraphResponse } | { error: GraphQLFormattedError }> {
+  const subgraph = fetch.subgraph;
+  const { signal } = options;
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
     const headers = options.headers?.[subgraph.name];

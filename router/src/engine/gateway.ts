@@ -11,7 +11,8 @@
  *
  * Identical subgraph requests in flight are sent once (executor.ts, single-flight.ts): one table
  * per gateway, shared by every query and subscription event it executes, per subgraph as
- * `deduplicateRequests` says; never for mutations.
+ * `deduplicateRequests` says; never for mutations. A query whose subgraph requests would all be
+ * shared joins an identical execution in flight instead (shared-executions.ts).
  *
  * Field authorization (authorization.ts) picks the plan per client: the operation's own plan when
  * the client may load every field it selects, else a plan without the denied fields, cached by
@@ -44,6 +45,7 @@ import type { ExecutionConfigJson } from '../execution-config/types.js';
 import { authorizedPlan, denyFields, protectedFields, type ProtectedField } from './authorization.js';
 import { executePlan, type SubgraphFlights } from './executor.js';
 import { SingleFlight } from './single-flight.js';
+import { SharedExecutions } from './shared-executions.js';
 import type { Plan } from './plan.js';
 import { PlanError, planOperation } from './planner/index.js';
 import { SubgraphClient } from './subgraph-client.js';
@@ -172,16 +174,22 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
     onError: options.onSubgraphError,
   });
   const dedup = options.deduplicateRequests ?? { all: true };
+  const deduplicates = (subgraph: string) => dedup.subgraphs?.[subgraph] ?? dedup.all;
   const tables = new Map<string, SingleFlight<SubgraphReply>>();
   const flights: SubgraphFlights = {
     of(subgraph, url) {
-      if (!(dedup.subgraphs?.[subgraph] ?? dedup.all)) return undefined;
+      if (!deduplicates(subgraph)) return undefined;
       const id = `${subgraph}\n${url}`;
       let table = tables.get(id);
       if (!table) tables.set(id, (table = new SingleFlight<SubgraphReply>()));
       return table;
     },
   };
+  const shared = new SharedExecutions({
+    deduplicates,
+    onSubgraphRequest: options.onSubgraphRequest,
+    onSubgraphRequestDeduplicated: options.onSubgraphRequestDeduplicated,
+  });
   const headerRules = hasHeaderRules(options.headerRules) ? options.headerRules : undefined;
   const rejectUnauthorized = options.authorization?.rejectOperationIfUnauthorized ?? false;
   const planOptions = { batchEntities: options.entityBatching };
@@ -485,12 +493,26 @@ export function createGateway(executionConfig: unknown, options: GatewayOptions 
           });
           introspection = (result.data ?? {}) as Record<string, unknown>;
         }
-        return executePlan(
-          ready,
-          variables,
-          { ...executeOptions, headers: headersFor(ready, ctx), signal: ctx?.signal },
-          introspection,
-        );
+        const headers = headersFor(ready, ctx);
+        const signal = ctx?.signal;
+        if (!shared.shareable(ready))
+          return executePlan(ready, variables, { ...executeOptions, headers, signal }, introspection);
+        const key = headers
+          ? `${JSON.stringify(variables)}\n${JSON.stringify(headers)}`
+          : JSON.stringify(variables);
+        try {
+          return await shared.run(
+            ready,
+            key,
+            (run) => executePlan(ready, variables, { ...executeOptions, ...run, headers }),
+            signal,
+          );
+        } catch (err) {
+          if (!signal?.aborted) throw err;
+          // This client gave up while others still wait: its own answer says what a client of a
+          // cancelled execution gets (every fetch cancelled).
+          return executePlan(ready, variables, { ...executeOptions, headers, signal });
+        }
       },
     };
   }

@@ -28,6 +28,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import { UNAUTHENTICATED, type Authenticator } from '../auth/authenticator.js';
 import type { AuthContext, GraphQLRequest, RequestContext } from '../engine/types.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
+import { resultJson } from '../engine/result-json.js';
 import { SingleFlight } from '../engine/single-flight.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from '../engine/gateway-holder.js';
@@ -244,12 +245,12 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
 
     const ctx = requestContext(request, reply, auth);
     if (!inbound || prepared.operationKind !== 'query')
-      return sendResult(reply, 200, mediaType, await prepared.execute(ctx));
+      return sendText(reply, 200, mediaType, resultJson(await prepared.execute(ctx)));
     let text: string;
     try {
       const joined = inbound.run(
         inboundKey(params, request.headers),
-        async (signal) => JSON.stringify(await prepared.execute({ ...ctx, signal })),
+        async (signal) => resultJson(await prepared.execute({ ...ctx, signal })),
         ctx.signal,
       );
       if (joined.shared) metrics.httpRequestsDeduplicated.inc();
@@ -259,7 +260,7 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
       if (ctx.signal?.aborted) return sendErrors(reply, 200, mediaType, 'The request was cancelled.');
       throw err;
     }
-    return reply.code(200).type(`${mediaType}; charset=utf-8`).send(text);
+    return sendText(reply, 200, mediaType, text);
   }
 };
 
@@ -343,7 +344,16 @@ function sendResult(
   mediaType: ResponseMediaType,
   result: { data?: unknown; errors?: readonly GraphQLFormattedError[] },
 ): FastifyReply {
-  return reply.code(status).type(`${mediaType}; charset=utf-8`).send(JSON.stringify(result));
+  return sendText(reply, status, mediaType, JSON.stringify(result));
+}
+
+function sendText(
+  reply: FastifyReply,
+  status: number,
+  mediaType: ResponseMediaType,
+  json: string,
+): FastifyReply {
+  return reply.code(status).type(`${mediaType}; charset=utf-8`).send(json);
 }
 
 function sendErrors(

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { GatewayHolder } from '../engine/gateway-holder.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
+import { resultJson } from '../engine/result-json.js';
 import type { SubscriptionEngine } from './engine.js';
 import type { OperationService, ResultSink, Started } from './service.js';
 
@@ -33,7 +34,7 @@ export function createOperationService(
       prepared.execute(context).then(
         (result) => {
           if (stopped) return;
-          sink.next(JSON.stringify(result));
+          sink.next(resultJson(result));
           sink.complete();
         },
         (err: unknown) => {

@@ -271,6 +271,22 @@ describe('@requiresScopes: any one set of scopes, each in full', () => {
     expect(withEmail).toHaveLength(3);
     expect(received.billing).toHaveLength(6);
   });
+  it('identical queries in flight at once by clients with other rights each get their own answer', async () => {
+    const QUERY_ = '{ user(id: "1") { name email } }';
+    const allowed = { data: { user: { name: 'Ada', email: 'ada@example.com' } } };
+    const denied = (reason: string) => ({
+      data: { user: { name: 'Ada', email: null } },
+      errors: [unauthorized('User.email', reason, ['user', 'email'])],
+    });
+    const clients = [client('admin'), ANONYMOUS, client('read:email'), client('admin'), ANONYMOUS];
+    expect(await Promise.all(clients.map((ctx) => run(QUERY_, ctx)))).toEqual([
+      allowed,
+      denied('not authenticated'),
+      denied(EMAIL_SCOPES),
+      allowed,
+      denied('not authenticated'),
+    ]);
+  });
 });
 
 describe('authorization.reject_operation_if_unauthorized', () => {

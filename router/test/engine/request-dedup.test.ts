@@ -196,6 +196,28 @@ describe('identical subgraph requests in flight', () => {
     expect(ratings.received).toHaveLength(1);
   });
 
+  it('identical queries share one execution until its first answer; a query after that runs its own', async () => {
+    const g = gateway();
+    books.hold();
+    ratings.hold();
+    const early = [g.execute({ query: BOOK }), g.execute({ query: BOOK })];
+    await until('the second query joined the first', () => deduplicated.books === 1);
+    books.release();
+    await until('the execution to reach ratings', () => ratings.received.length === 1);
+    // The execution now holds books data fetched before this query came: it gets its own.
+    const late = g.execute({ query: BOOK });
+    await until('its books request sent', () => books.received.length === 2);
+    await until('its ratings request joined the one in flight', () => deduplicated.ratings === 2);
+    ratings.release();
+    const [a, b] = await Promise.all(early);
+    expect(a).toBe(b);
+    expect(a).toEqual(ANSWER);
+    expect(await late).toEqual(ANSWER);
+    expect(await late).not.toBe(a);
+    expect(ratings.received).toHaveLength(1);
+    expect(deduplicated).toEqual({ books: 1, ratings: 2 });
+  });
+
   it('each execution reading a shared answer gets its own copy, so what one merges into it no other sees', async () => {
     const client = new SubgraphClient();
     const reply = await client.request('books', books.url, JSON.stringify({ query: BOOK_ROOT }), 1000);
