@@ -1,7 +1,8 @@
 /**
  * `@edfs/router`: the whole router, to run one in-process (`startRouter`) or to build on its parts
- * (gateway, planner, metrics, logger). Loading it loads the brokers' and the HTTP server's
- * libraries; a program that only reads or writes `router.yaml` imports `@edfs/router/config`.
+ * (gateway, planner, metrics, logger). Loading it loads the HTTP server's libraries (a broker's
+ * client only once a provider of its kind is built); a program that only reads or writes
+ * `router.yaml` imports `@edfs/router/config`.
  */
 export { startRouter, runRouter } from './main.js';
 export type { RunningRouter, StartRouterOptions } from './main.js';

@@ -101,7 +101,7 @@ export async function startRouter(
   // Durable JetStream consumers are per router instance, so every replica sees every event. Port 0
   // (any free port) is not known yet: routers of one host must not share their consumers.
   const instanceId = `${hostname()}:${config.listenAddr.host}:${config.listenAddr.port || randomUUID()}`;
-  const providers = createProviders(config.events.providers, { logger, nats: { instanceId }, metrics });
+  const providers = await createProviders(config.events.providers, { logger, nats: { instanceId }, metrics });
   const makeGateway = gatewayFactory(config, metrics, logger, providerBus(providers, config.events.subjects));
   const configPath = config.executionConfig.file.path;
   let configText: string | undefined;

@@ -113,6 +113,8 @@ export interface LoadResult {
   seconds: number;
   /** Systems whose answer to the deep query differed from ours (dedup off), with the first difference. */
   mismatches: Record<string, string>;
+  /** Per system: resident memory once started and its answers checked, before any load. */
+  idleRssMb: Record<string, number>;
   rows: LoadRow[];
 }
 
@@ -171,6 +173,8 @@ export async function runLoadBench(): Promise<LoadResult> {
       ...gateways.map((g) => ({ label: g.label, url: g.url, pid: g.pid, direct: false })),
     ];
     const mismatches = await checkAnswers(gateways);
+    const idleRssMb: Record<string, number> = {};
+    for (const t of targets) idleRssMb[t.label] = (processTree(t.pid)?.rssBytes ?? NaN) / 2 ** 20;
     const subgraphRequests = async () => {
       let total = 0;
       for (const child of children.values())
@@ -210,6 +214,7 @@ export async function runLoadBench(): Promise<LoadResult> {
       windows: s.windows,
       seconds: s.seconds,
       mismatches,
+      idleRssMb,
       rows,
     };
     print(result);
@@ -386,5 +391,10 @@ function print(result: LoadResult): void {
   }
   console.log(
     "direct: the products subgraph alone answering its root list (CPU and memory are that subgraph process's).",
+  );
+  console.log(
+    `RSS before any load (started, answers checked): ${Object.entries(result.idleRssMb)
+      .map(([system, mb]) => `${system} ${mb.toFixed(0)} MB`)
+      .join(', ')}`,
   );
 }

@@ -7,15 +7,18 @@
  * at every scrape (the same `status()` /health/ready asks, so the two never disagree) and its
  * reconnects are counted.
  *
+ * A provider kind's client libraries are loaded only when router.yaml has a provider of that kind
+ * (kafkajs alone is about 12 MB of memory): a router without Kafka never loads them.
+ *
  * Invariants: nothing connects here (the caller decides when); ids are unique across all kinds,
  * because triggers and publish/request resolvers look providers up by id alone.
  */
 import type { Logger } from 'pino';
 import type { KafkaProviderConfig, NatsProviderConfig } from '../config/types.js';
 import type { RouterMetrics } from '../observability/metrics.js';
-import { KafkaProvider, type KafkaProviderOptions } from './kafka/index.js';
+import type { KafkaProviderOptions } from './kafka/index.js';
 import { isMemoryUrl, MemoryProvider } from './memory/index.js';
-import { NatsProvider, type NatsProviderOptions } from './nats/index.js';
+import type { NatsProviderOptions } from './nats/index.js';
 import type { EventProvider } from './provider.js';
 
 export interface ProvidersConfig {
@@ -38,10 +41,10 @@ export class ProvidersConfigError extends Error {
   override name = 'ProvidersConfigError';
 }
 
-export function createProviders(
+export async function createProviders(
   config: ProvidersConfig,
   options: CreateProvidersOptions = {},
-): Map<string, EventProvider> {
+): Promise<Map<string, EventProvider>> {
   const seen = new Map<string, string>();
   const claim = (id: string, where: string): void => {
     const previous = seen.get(id);
@@ -56,12 +59,18 @@ export function createProviders(
 
   const providers = new Map<string, EventProvider>();
   const metrics = options.metrics;
+  const kafka = config.kafka ?? [];
+  const { NatsProvider } = config.nats.some((p) => !isMemoryUrl(p.url))
+    ? await import('./nats/index.js')
+    : { NatsProvider: undefined };
+  const { KafkaProvider } =
+    kafka.length > 0 ? await import('./kafka/index.js') : { KafkaProvider: undefined };
   for (const provider of config.nats) {
     providers.set(
       provider.id,
       isMemoryUrl(provider.url)
         ? new MemoryProvider(provider, { logger: options.logger })
-        : new NatsProvider(provider, {
+        : new NatsProvider!(provider, {
             ...options.nats,
             logger: options.logger,
             ...(metrics
@@ -70,11 +79,11 @@ export function createProviders(
           }),
     );
   }
-  for (const provider of config.kafka ?? []) {
+  for (const provider of kafka) {
     const instanceId = options.kafka?.instanceId ?? options.nats?.instanceId;
     providers.set(
       provider.id,
-      new KafkaProvider(provider, {
+      new KafkaProvider!(provider, {
         ...options.kafka,
         ...(instanceId !== undefined ? { instanceId } : {}),
         logger: options.logger,

@@ -250,8 +250,8 @@ describe('status', () => {
 });
 
 describe('createProviders', () => {
-  it('gives memory:// URLs the in-process broker, other URLs a NATS client, Kafka its own; keyed by id', () => {
-    const providers = createProviders({
+  it('gives memory:// URLs the in-process broker, other URLs a NATS client, Kafka its own; keyed by id', async () => {
+    const providers = await createProviders({
       nats: [
         { id: 'default', url: 'memory://demo' },
         { id: 'remote', url: 'nats://127.0.0.1:4222' },
@@ -265,15 +265,15 @@ describe('createProviders', () => {
     expect(providers.get('remote')?.kind).toBe('nats');
   });
 
-  it('refuses a duplicate id, naming it and both places', () => {
-    expect(() =>
+  it('refuses a duplicate id, naming it and both places', async () => {
+    await expect(
       createProviders({
         nats: [
           { id: 'default', url: 'memory://a' },
           { id: 'default', url: 'memory://b' },
         ],
       }),
-    ).toThrow(
+    ).rejects.toThrow(
       'event provider id "default" is used twice (events.providers.nats[0] and events.providers.nats[1]); give each provider in events.providers a unique id',
     );
   });

@@ -146,7 +146,7 @@ describe('reconnects are counted', () => {
   it('createProviders wires NATS reconnects to router_events_provider_reconnects_total', async () => {
     fake = await startFakeNats();
     const metrics = createRouterMetrics({ processMetrics: false });
-    const providers = createProviders(
+    const providers = await createProviders(
       { nats: [{ id: 'chat', url: fake.url }] },
       { metrics, nats: { reconnectTimeWaitMs: 50 } },
     );

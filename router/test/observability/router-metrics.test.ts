@@ -75,7 +75,7 @@ describe('series at 0 before the first event', () => {
 describe('router_events_provider_connected', () => {
   it('follows the provider status: 0 while a NATS provider cannot reach its server, 1 for the in-process broker', async () => {
     const metrics = createRouterMetrics({ processMetrics: false });
-    const providers = createProviders(
+    const providers = await createProviders(
       {
         nats: [
           { id: 'down', url: 'nats://127.0.0.1:1' },

@@ -27,21 +27,15 @@
  * on without being delivered. What is read and what is refused is decided up front by
  * replay-plan.ts.
  *
+ * The library is loaded at the first replay, not with the router: it is hundreds of modules and
+ * about 30 MB of memory that a router which never replays from Kafka does not need.
+ *
  * Invariants: every refusal (CursorError) of a cursor comes before the first message; each lane's
  * messages are delivered in offset order, each once; nothing is delivered once the signal aborts,
  * and the replay then resolves without waiting for the broker; the client never joins a group
  * and never commits.
  */
-import {
-  Consumer,
-  FetchIsolationLevels,
-  ListOffsetTimestamps,
-  UnsupportedApiError,
-  UserError,
-  type GenericError,
-  type MultipleErrors,
-  type RecordsBatch,
-} from '@platformatic/kafka';
+import type { Consumer, GenericError, MultipleErrors, RecordsBatch } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import { CursorError, ProviderError, messageOf, withDeadline, type ReplayRequest } from '../provider.js';
 import type { ReplayClientOptions } from './options.js';
@@ -81,10 +75,14 @@ const MAX_STALLS = 5;
 const MAX_LEADER_RETRIES = 3;
 
 type Client = Consumer<Buffer, Buffer, Buffer, Buffer>;
+type Library = typeof import('@platformatic/kafka');
+let loading: Promise<Library> | undefined;
 type FetchResponse = Awaited<ReturnType<Client['fetch']>>;
 
 export class KafkaReplays {
   private client: Client | undefined;
+  /** The client library, once a replay has loaded it. */
+  private lib: Library | undefined;
   /** Watermark lookups not sent yet, by topic: replays of this turn join them. */
   private readonly lookups = new Map<string, Promise<TopicInfo | undefined>>();
   /** Fetches in flight, by what they ask for. */
@@ -97,6 +95,7 @@ export class KafkaReplays {
   ) {}
 
   async replay(request: ReplayRequest): Promise<void> {
+    this.lib ??= await this.guard('load the Kafka client', (loading ??= import('@platformatic/kafka')));
     const topics = [...new Set(request.spec.subjects)];
     const infos = new Map<string, TopicInfo | undefined>();
     await this.guard(
@@ -255,7 +254,7 @@ export class KafkaReplays {
           maxWaitTime: 0,
           minBytes: 0,
           maxBytes: FETCH_MAX_BYTES,
-          isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+          isolationLevel: this.lib!.FetchIsolationLevels.READ_COMMITTED,
           topics: [...topics.values()],
         }),
         `fetch from topic ${describeLanes(lanes)}`,
@@ -285,6 +284,7 @@ export class KafkaReplays {
 
   private async readTopic(topic: string): Promise<TopicInfo | undefined> {
     const client = this.connect();
+    const { FetchIsolationLevels, ListOffsetTimestamps, UserError } = this.lib!;
     let metadata;
     try {
       metadata = await this.deadline(
@@ -324,7 +324,7 @@ export class KafkaReplays {
 
   private connect(): Client {
     if (this.closed) throw new ProviderError(this.host.providerId, 'cannot replay: the provider is closed');
-    this.client ??= new Consumer({
+    this.client ??= new this.lib!.Consumer({
       ...this.options,
       // Required by the client's constructor; never joined: replays fetch without a group.
       groupId: `${this.options.clientId}-replay`,
@@ -359,7 +359,9 @@ export class KafkaReplays {
   private failure(what: string, error: unknown): Error {
     if (error instanceof CursorError || error instanceof ProviderError) return error;
     const hint =
-      error instanceof UnsupportedApiError ? ' (replaying needs Kafka 3.5 or later; live events do not)' : '';
+      this.lib && error instanceof this.lib.UnsupportedApiError
+        ? ' (replaying needs Kafka 3.5 or later; live events do not)'
+        : '';
     return new ProviderError(
       this.host.providerId,
       `cannot replay: ${what} failed: ${messageOf(error)}${hint} (${this.host.brokers.join(', ')})`,
