@@ -28,7 +28,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import { UNAUTHENTICATED, type Authenticator } from '../auth/authenticator.js';
 import type { AuthContext, GraphQLRequest, RequestContext } from '../engine/types.js';
 import { INTERNAL_ERROR } from '../engine/limits.js';
-import { resultJson } from '../engine/result-json.js';
+import { resultBody } from '../engine/result-json.js';
 import { SingleFlight } from '../engine/single-flight.js';
 import type { HttpOperationType, RouterMetrics } from '../observability/metrics.js';
 import type { GatewayHolder } from '../engine/gateway-holder.js';
@@ -95,7 +95,7 @@ const streams = new WeakSet<FastifyRequest>();
 
 export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
   const { path, gateway, metrics } = options;
-  const inbound = options.deduplicateRequests ? new SingleFlight<string>() : undefined;
+  const inbound = options.deduplicateRequests ? new SingleFlight<Buffer>() : undefined;
 
   // Our own JSON parser, so a malformed body is answered as a GraphQL error naming the problem.
   // text/plain (fastify's other default) is refused: it would let a cross-site form post GraphQL.
@@ -245,22 +245,22 @@ export const graphqlHttpPlugin: FastifyPluginAsync<GraphqlHttpOptions> = async (
 
     const ctx = requestContext(request, reply, auth);
     if (!inbound || prepared.operationKind !== 'query')
-      return sendText(reply, 200, mediaType, resultJson(await prepared.execute(ctx)));
-    let text: string;
+      return sendBody(reply, 200, mediaType, resultBody(await prepared.execute(ctx)));
+    let body: Buffer;
     try {
       const joined = inbound.run(
         inboundKey(params, request.headers),
-        async (signal) => resultJson(await prepared.execute({ ...ctx, signal })),
+        async (signal) => resultBody(await prepared.execute({ ...ctx, signal })),
         ctx.signal,
       );
       if (joined.shared) metrics.httpRequestsDeduplicated.inc();
-      text = await joined.promise;
+      body = await joined.promise;
     } catch (err) {
       // Nobody is left to read an answer.
       if (ctx.signal?.aborted) return sendErrors(reply, 200, mediaType, 'The request was cancelled.');
       throw err;
     }
-    return sendText(reply, 200, mediaType, text);
+    return sendBody(reply, 200, mediaType, body);
   }
 };
 
@@ -344,14 +344,14 @@ function sendResult(
   mediaType: ResponseMediaType,
   result: { data?: unknown; errors?: readonly GraphQLFormattedError[] },
 ): FastifyReply {
-  return sendText(reply, status, mediaType, JSON.stringify(result));
+  return sendBody(reply, status, mediaType, JSON.stringify(result));
 }
 
-function sendText(
+function sendBody(
   reply: FastifyReply,
   status: number,
   mediaType: ResponseMediaType,
-  json: string,
+  json: string | Buffer,
 ): FastifyReply {
   return reply.code(status).type(`${mediaType}; charset=utf-8`).send(json);
 }
