@@ -129,6 +129,7 @@ async function runFetch(
   }
   if (fetch.kind === 'root') {
     const sent = await send(fetch, vars, options);
+    options.onAnswer?.();
     if ('error' in sent) {
       addFailure(store, { keys: selectedKeys(fetch.sel), error: sent.error });
       return;
@@ -214,6 +215,7 @@ async function runEntityFetch(
     for (const g of byCall[c]!) for (const t of g.targets) addFailure(t.obj, failure);
   };
   const sent = await send(fetch, vars, options);
+  options.onAnswer?.();
   if ('error' in sent) {
     for (let c = 0; c < calls.length; c++) fail(c, sent.error);
     return;
@@ -363,21 +365,6 @@ async function send(
   const subgraph = fetch.subgraph;
   const { signal } = options;
   if (signal?.aborted) return { error: fetchError(subgraph.name, 'the request was cancelled') };
-  if (!options.onAnswer) return request(fetch, variables, options);
-  try {
-    return await request(fetch, variables, options);
-  } finally {
-    options.onAnswer?.();
-  }
-}
-
-async function request(
-  fetch: Fetch,
-  variables: Record<string, unknown>,
-  options: ExecuteOptions,
-): Promise<{ response: SubgraphResponse } | { error: GraphQLFormattedError }> {
-  const subgraph = fetch.subgraph;
-  const { signal } = options;
   try {
     const body = JSON.stringify({ query: fetch.query, variables });
     const headers = options.headers?.[subgraph.name];
