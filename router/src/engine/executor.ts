@@ -28,7 +28,7 @@ import {
   type SubgraphReply,
   type SubgraphResponse,
 } from './subgraph-client.js';
-import type { SingleFlight } from './single-flight.js';
+import type { Cancellation, SingleFlight } from './single-flight.js';
 import type { EventBus } from '../event-fields/bus.js';
 import { projectEvent } from '../event-fields/event-data.js';
 import { runPublish, runRequest } from '../event-fields/fetches.js';
@@ -55,7 +55,7 @@ export interface ExecuteOptions {
    * The client gave up: its execution stops waiting, fetches not yet sent fail, and a request it
    * alone was waiting for is cancelled. Ignored for mutations, which run to the end once started.
    */
-  signal?: AbortSignal;
+  signal?: Cancellation;
   /** Headers per subgraph for this request (the `headers` rules applied to the client's). */
   headers?: SubgraphHeaders;
   /** Brokers, for publish and request fields. */
@@ -369,7 +369,7 @@ async function send(
     const body = JSON.stringify({ query: fetch.query, variables });
     const headers = options.headers?.[subgraph.name];
     const flights = options.flights?.of(subgraph.name, subgraph.url);
-    const sendRequest = (cancel: AbortSignal | undefined) => {
+    const sendRequest = (cancel: Cancellation | undefined) => {
       options.onSubgraphRequest?.(subgraph.name);
       return options.client.request(subgraph.name, subgraph.url, body, subgraph.timeoutMs, headers, cancel);
     };

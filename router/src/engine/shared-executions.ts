@@ -24,7 +24,7 @@
  */
 import type { ExecutionResult } from './types.js';
 import type { Plan } from './plan.js';
-import { SingleFlight } from './single-flight.js';
+import { SingleFlight, type Cancellation } from './single-flight.js';
 
 /** What a shared execution did so far, for the metrics of those that join it. */
 interface Progress {
@@ -36,7 +36,7 @@ interface Progress {
 
 /** The hooks and signal the execution that runs for everyone is given. */
 export interface SharedRun {
-  signal: AbortSignal;
+  signal: Cancellation;
   onSubgraphRequest: (subgraph: string) => void;
   onSubgraphRequestDeduplicated: (subgraph: string) => void;
   onAnswer: () => void;
@@ -78,7 +78,7 @@ export class SharedExecutions {
     plan: Plan,
     key: string,
     execute: (run: SharedRun) => Promise<ExecutionResult>,
-    signal?: AbortSignal,
+    signal?: Cancellation,
   ): Promise<ExecutionResult> {
     let table = this.tables.get(plan);
     if (!table) this.tables.set(plan, (table = new SingleFlight(() => ({ requests: [], joiners: 0 }))));

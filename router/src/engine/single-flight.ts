@@ -17,11 +17,48 @@
  * - A run has a state of its own (`state`, made when it starts), which its work and every caller
  *   that joins it see: what it has done so far, for instance.
  *
+ * A run's work is told of cancellation through a `Cancellation`: the part of AbortSignal the
+ * router's subgraph client reads (so an AbortSignal is one too), made without an EventTarget. Node
+ * builds every AbortController's signal as an EventTarget, a few microseconds and a dozen objects
+ * each; a query runs one single-flight per subgraph request, and those that share nothing (most,
+ * under varied traffic) would pay that for a cancellation that almost never comes.
+ *
  * Why our own: the libraries that share promises by key (p-memoize, dataloader, the fetch
  * deduplication inside other gateways) either cache results past the flight, batch by tick, or
  * tie the shared request to the first caller's cancellation; none lets one waiter leave without
  * cancelling the rest, which a client closing its connection must not do to the others.
  */
+
+/** Cancellation as the work of a run and callers see it; an AbortSignal is one. */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** A run's cancellation: aborted once, when every caller has given up. */
+class RunCancellation implements Cancellation {
+  aborted = false;
+  reason: unknown = undefined;
+  private listeners: (() => void)[] | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.aborted) (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.listeners!.splice(i, 1);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    for (const listener of this.listeners?.splice(0) ?? []) listener();
+  }
+}
 
 /** One run, as its work and its callers see it. */
 export interface Run<S> {
@@ -35,7 +72,7 @@ interface Flight<T, S> extends Run<S> {
   promise: Promise<T>;
   /** Callers still waiting; each with a signal may leave, the rest never do. */
   waiters: number;
-  controller: AbortController;
+  cancellation: RunCancellation;
 }
 
 export interface Joined<T, S = undefined> {
@@ -58,8 +95,8 @@ export class SingleFlight<T, S = undefined> {
    */
   run(
     key: string,
-    work: (signal: AbortSignal, run: Run<S>) => Promise<T>,
-    signal?: AbortSignal,
+    work: (signal: Cancellation, run: Run<S>) => Promise<T>,
+    signal?: Cancellation,
   ): Joined<T, S> {
     if (signal?.aborted) {
       const idle: Run<S> = { state: this.state?.() as S, close() {} };
@@ -76,7 +113,7 @@ export class SingleFlight<T, S = undefined> {
         reject(signal.reason as Error);
         if (--joined.waiters > 0) return;
         joined.close();
-        joined.controller.abort(signal.reason);
+        joined.cancellation.abort(signal.reason);
       };
       signal.addEventListener('abort', leave, { once: true });
       joined.promise.then(
@@ -98,20 +135,20 @@ export class SingleFlight<T, S = undefined> {
     return this.flights.size;
   }
 
-  private start(key: string, work: (signal: AbortSignal, run: Run<S>) => Promise<T>): Flight<T, S> {
-    const controller = new AbortController();
+  private start(key: string, work: (signal: Cancellation, run: Run<S>) => Promise<T>): Flight<T, S> {
+    const cancellation = new RunCancellation();
     const flights = this.flights;
     const flight: Flight<T, S> = {
       promise: undefined as unknown as Promise<T>,
       waiters: 0,
-      controller,
+      cancellation,
       state: this.state?.() as S,
       close() {
         if (flights.get(key) === flight) flights.delete(key);
       },
     };
     this.flights.set(key, flight);
-    flight.promise = (async () => work(controller.signal, flight))();
+    flight.promise = (async () => work(cancellation, flight))();
     const settled = () => flight.close();
     flight.promise.then(settled, settled);
     return flight;

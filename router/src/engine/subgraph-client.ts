@@ -12,6 +12,7 @@
  */
 import { Pool } from 'undici';
 import type { GraphQLFormattedError } from 'graphql';
+import type { Cancellation } from './single-flight.js';
 
 export interface SubgraphResponse {
   data?: Record<string, unknown> | null;
@@ -147,7 +148,7 @@ export class SubgraphClient {
     body: string,
     timeoutMs: number,
     headers: Record<string, string> = {},
-    signal?: AbortSignal,
+    signal?: Cancellation,
   ): Promise<SubgraphResponse> {
     return (await this.request(subgraph, url, body, timeoutMs, headers, signal)).take();
   }
@@ -163,7 +164,7 @@ export class SubgraphClient {
     body: string,
     timeoutMs: number,
     headers: Record<string, string> = {},
-    signal?: AbortSignal,
+    signal?: Cancellation,
   ): Promise<SubgraphReply> {
     const failed = (kind: SubgraphErrorKind, reason: string, cause?: unknown): SubgraphFetchError => {
       if (signal?.aborted) return new SubgraphFetchError(subgraph, 'the request was cancelled', cause);

@@ -5,6 +5,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import type { EventSource, Plan } from './plan.js';
 import type { SubgraphHeaders } from './headers.js';
+import type { Cancellation } from './single-flight.js';
 
 export interface GraphQLRequest {
   query: string;
@@ -21,7 +22,8 @@ export interface ExecutionResult {
 /** Context of one client request, forwarded to subgraphs where relevant. */
 export interface RequestContext {
   headers?: Record<string, string | string[] | undefined>;
-  signal?: AbortSignal;
+  /** The client gave up (an AbortSignal, or a shared run's cheaper equivalent). */
+  signal?: Cancellation;
   /** The `connection_init` payload of a WebSocket client (graphql-transport-ws). */
   connectionParams?: Record<string, unknown>;
   /** Who the client is, once its token is verified; undefined for an anonymous client. */

@@ -4,14 +4,14 @@
  * the run is cancelled only when every caller has given up. Runs are settled by the test.
  */
 import { describe, expect, it } from '@jest/globals';
-import { SingleFlight } from '../../src/engine/single-flight.js';
+import { SingleFlight, type Cancellation } from '../../src/engine/single-flight.js';
 
 /** A run the test settles, and the signal it was given. */
 function held<T>() {
   let settle!: { resolve: (v: T) => void; reject: (e: Error) => void };
-  let signal!: AbortSignal;
+  let signal!: Cancellation;
   let runs = 0;
-  const work = (s: AbortSignal) => {
+  const work = (s: Cancellation) => {
     runs++;
     signal = s;
     return new Promise<T>((resolve, reject) => (settle = { resolve, reject }));
@@ -81,10 +81,16 @@ describe('SingleFlight', () => {
     const y = new AbortController();
     const a = flights.run('k', run.work, x.signal);
     const b = flights.run('k', run.work, y.signal);
+    const heard: unknown[] = [];
+    const removed = () => heard.push('removed listener');
+    run.signal.addEventListener('abort', () => heard.push(run.signal.reason), { once: true });
+    run.signal.addEventListener('abort', removed);
+    run.signal.removeEventListener('abort', removed);
     x.abort(new Error('x left'));
     expect(run.signal.aborted).toBe(false);
     y.abort(new Error('y left'));
     expect(run.signal.aborted).toBe(true);
+    expect(heard).toEqual([new Error('y left')]);
     await expect(a.promise).rejects.toThrow('x left');
     await expect(b.promise).rejects.toThrow('y left');
     // The cancelled run rejects with nobody waiting: no unhandled rejection.
