@@ -827,8 +827,19 @@ import_once() {
     return 0
   fi
   rm -f "$file"
-  "$@" >/dev/null
-  echo "$stamp" >"$file"
+  # containerd may fail an unpack whose parent snapshot another unpack of a shared layer is still
+  # committing ("failed to prepare extraction snapshot ... parent snapshot ... does not exist");
+  # the import is whole or nothing, so it is tried again, a few times.
+  local attempt err
+  for attempt in 1 2 3; do
+    if err="$("$@" 2>&1 >/dev/null)"; then
+      echo "$stamp" >"$file"
+      return 0
+    fi
+    [[ "$err" == *"snapshot"* && $attempt -lt 3 ]] || { echo "$err" >&2; return 1; }
+    log "importing $ref again (attempt $((attempt + 1))): ${err##*$'\n'}"
+    sleep 2
+  done
 }
 
 start_control_plane() {
