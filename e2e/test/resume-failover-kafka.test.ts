@@ -111,11 +111,12 @@ async function scenario(resume: boolean, browserClients: number): Promise<Scenar
 }
 
 describe('a rolling restart of two routers under 500 events/s to 500 subscribers', () => {
-  it('without cursors (the comparison, printed): no client gets an event twice', async () => {
-    // What clients lose here depends on how far behind the replica they reconnect to reads the
-    // topic (a replica behind hands a newcomer events from before it came): printed, not asserted.
+  it('without cursors (the comparison, printed): every client stays subscribed through the rollout', async () => {
+    // What clients lose or get twice here depends on where the replica they reconnect to reads
+    // the topic (one behind hands a newcomer events from before it came again, one ahead skips
+    // what came meanwhile): printed, not asserted. Only a cursor says where a client was.
     const outcome = (outcomes['Kafka, without resuming (no cursor kept)'] = await scenario(false, 0));
-    expect(outcome.clients.filter((c) => c.duplicates > 0)).toEqual([]);
+    expect(outcome.clients.filter((c) => c.errors.length > 0 || c.received === 0)).toEqual([]);
   }, 300_000);
 
   it('with cursors, every client gets every event exactly once, in order per partition', async () => {
